@@ -1,0 +1,105 @@
+/**
+ * The source-connector port: what kbsync needs from a user's database, whatever the engine.
+ * Adapters (postgres/, mysql/, sqlite/) hide their driver; nothing here names a driver type.
+ *
+ * Values that must survive a round trip exactly (the watermark: filter value and primary key)
+ * travel as strings in the source's own text form, never through a JavaScript Date or number
+ * that would round microseconds or big integers (SEMANTICS.md, "Incremental read").
+ */
+
+export type SourceEngine = 'postgres' | 'mysql' | 'sqlite';
+
+/** Broad family of a column's type; decides how a watermark value is bound and compared. */
+export type ColumnKind =
+  | 'timestamptz' // timestamp with time zone
+  | 'timestamp' // timestamp without time zone, MySQL DATETIME/TIMESTAMP
+  | 'date'
+  | 'integer'
+  | 'numeric' // decimal / float
+  | 'text'
+  | 'boolean'
+  | 'other';
+
+export interface ColumnInfo {
+  name: string;
+  /** The engine's own type name, e.g. "timestamp with time zone", "datetime(6)", "INTEGER". */
+  type: string;
+  kind: ColumnKind;
+  nullable: boolean;
+}
+
+export interface TableRef {
+  /** Postgres schema (default "public"); null for MySQL and SQLite. */
+  schema: string | null;
+  name: string;
+}
+
+export interface TableInfo extends TableRef {
+  columns: ColumnInfo[];
+  /** Primary-key column names in key order; empty when the table has none. */
+  primaryKey: string[];
+  /** Unique constraints whose columns are all NOT NULL (document identity when there is no PK). */
+  uniqueKeys: string[][];
+}
+
+/** A position in keyset order on (filter column, key columns). */
+export interface KeysetPosition {
+  filter: string;
+  key: string[];
+}
+
+export interface ReadBatchRequest {
+  table: TableRef;
+  /** Columns to return (content and metadata columns); key and filter columns are always read. */
+  columns: string[];
+  filterColumn: string;
+  keyColumns: string[];
+  /** Where to start: strictly after a position, at or after a filter value (lookback), or the beginning. */
+  from: { after: KeysetPosition } | { atLeast: string } | null;
+  /** Inclusive upper bound, fixed at the start of a run so a run under constant inserts still ends. */
+  until: KeysetPosition | null;
+  limit: number;
+}
+
+export interface SourceRow {
+  /** Position of this row; rows come sorted by it. */
+  position: KeysetPosition;
+  /** Requested column values as the driver returned them (Date, string, number, bigint, Buffer, null). */
+  values: Record<string, unknown>;
+}
+
+export interface SourceConnector {
+  readonly engine: SourceEngine;
+  /** Throws with the driver's reason when the database cannot be reached. */
+  ping(): Promise<void>;
+  listTables(): Promise<TableInfo[]>;
+  /** Exact-name lookup; null when the table does not exist. */
+  describeTable(ref: TableRef): Promise<TableInfo | null>;
+  /** Rows with a non-NULL filter value, in keyset order on (filter, key...), at most `limit`. */
+  readBatch(req: ReadBatchRequest): Promise<SourceRow[]>;
+  /** The greatest position (non-NULL filter), or null for an empty table. */
+  maxPosition(table: TableRef, filterColumn: string, keyColumns: string[]): Promise<KeysetPosition | null>;
+  /** How many rows have a NULL filter value (they are reported as skipped). */
+  countNullFilter(table: TableRef, filterColumn: string): Promise<number>;
+  /**
+   * The filter value `seconds` before `value`, computed by the source in its own type
+   * (for lookback). Null when the column kind has no notion of time distance (text, boolean).
+   * Integer and numeric columns subtract `seconds` as a plain number.
+   */
+  lookbackFrom(table: TableRef, filterColumn: string, value: string, seconds: number): Promise<string | null>;
+  close(): Promise<void>;
+}
+
+/** Connection parameters as registered (API.md, "Databases"). */
+export type ConnectionParameters =
+  | { url: string }
+  | {
+      host?: string;
+      port?: number;
+      user?: string;
+      password?: string;
+      database?: string;
+      schema?: string;
+      ssl?: boolean;
+    }
+  | { path: string };
