@@ -1,0 +1,63 @@
+/** How records look over HTTP: snake_case, RFC 3339 UTC times, no secrets. */
+import { formatTime, formatTimeOrNull } from '../core/time.js';
+import type { JobRecord, RunRecord, Watermark } from '../store/port.js';
+
+const watermark = (w: Watermark | null) => (w === null ? null : { filter_value: w.filter, key: w.key });
+
+export function presentJob(job: JobRecord): Record<string, unknown> {
+  return {
+    job_id: job.id,
+    job_name: job.name,
+    status: job.status,
+    created_at: formatTime(job.createdAt),
+    next_run: job.status === 'scheduled' ? formatTimeOrNull(job.nextRunMs) : null,
+    source_table: job.sourceTable,
+    kb_name: job.kbName,
+    content_columns: job.contentColumns,
+    metadata_columns: job.metadataColumns,
+    filter_column: job.filterColumn,
+    key_columns: job.keyColumns,
+    interval: job.interval,
+    start_time: formatTime(job.startMs),
+    end_time: formatTime(job.endMs),
+    backfill: job.backfill,
+    lookback: job.lookbackSeconds,
+    batch_size: job.batchSize,
+    updated_at: formatTime(job.updatedAt),
+    status_reason: job.statusReason,
+    last_run: job.lastRun
+      ? {
+          run_id: job.lastRun.id,
+          trigger: job.lastRun.trigger,
+          status: job.lastRun.status,
+          started_at: formatTime(job.lastRun.startedAt),
+          finished_at: formatTimeOrNull(job.lastRun.finishedAt),
+          error: job.lastRun.error,
+        }
+      : null,
+    watermark: watermark(job.watermark),
+    totals: job.totals,
+  };
+}
+
+export function presentRun(run: RunRecord): Record<string, unknown> {
+  return {
+    run_id: run.id,
+    job_id: run.jobId,
+    trigger: run.trigger,
+    status: run.status,
+    started_at: formatTime(run.startedAt),
+    finished_at: formatTimeOrNull(run.finishedAt),
+    duration_ms: run.finishedAt === null ? null : run.finishedAt - run.startedAt,
+    rows_read: run.rowsRead,
+    documents_added: run.documentsAdded,
+    documents_updated: run.documentsUpdated,
+    documents_unchanged: run.documentsUnchanged,
+    rows_skipped: run.rowsSkipped,
+    rows_failed: run.rowsFailed,
+    chunks_written: run.chunksWritten,
+    watermark_start: watermark(run.watermarkStart),
+    watermark_end: watermark(run.watermarkEnd),
+    error: run.error,
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * Request bodies as zod schemas: one definition validates requests, types the services and
+ * generates the OpenAPI document (z.toJSONSchema). Only shape and type live here; rules that need
+ * the world (does the table exist?) live in the services.
+ */
+import { z } from 'zod';
+
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const JOB_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/** Names used before a dot in `database.table`, and knowledge-base names. */
+export const resourceName = (field: string) =>
+  z
+    .string()
+    .min(1, `${field} must not be empty`)
+    .max(63, `${field} must be at most 63 characters`)
+    .regex(NAME_RE, `${field} may contain only letters, digits and _, and must not start with a digit`);
+
+const nonEmpty = (field: string, max = 256) =>
+  z.string().min(1, `${field} must not be empty`).max(max, `${field} must be at most ${max} characters`);
+
+const columnList = (field: string, min: number) =>
+  z
+    .array(nonEmpty(`${field} entries`, 256))
+    .min(min, `${field} must list at least ${min} column`)
+    .max(200, `${field} must list at most 200 columns`);
+
+export const jobFields = {
+  job_name: z
+    .string()
+    .min(1, 'job_name must not be empty')
+    .max(128, 'job_name must be at most 128 characters')
+    .regex(JOB_NAME_RE, 'job_name may contain only letters, digits, _, . and -'),
+  source_table: nonEmpty('source_table', 512).describe('database.table, or database.schema.table for PostgreSQL'),
+  kb_name: nonEmpty('kb_name', 63),
+  content_columns: columnList('content_columns', 1),
+  filter_column: nonEmpty('filter_column'),
+  interval: nonEmpty('interval', 64).describe('N MINUTES | N HOURS | N DAYS | HOURLY | DAILY | WEEKLY'),
+  start_time: nonEmpty('start_time', 64).describe('ISO 8601; without an offset it is UTC'),
+  end_time: nonEmpty('end_time', 64).describe('ISO 8601; at most 30 days after start_time'),
+  backfill: z.boolean().describe('true (default): the first run syncs existing rows; false: start from the current maximum'),
+  lookback: z
+    .union([z.number().int().min(0), nonEmpty('lookback', 64)])
+    .describe('Window re-read each run for late rows: seconds, or "5 MINUTES"; 0 disables. Default 300 s for time columns, else 0'),
+  metadata_columns: columnList('metadata_columns', 0),
+  batch_size: z
+    .number()
+    .int('batch_size must be a whole number')
+    .min(1, 'batch_size must be at least 1')
+    .max(10_000, 'batch_size must be at most 10000')
+    .describe('Rows read and written per checkpoint (default 500)'),
+};
+
+export const CreateJobBody = z.strictObject({
+  job_name: jobFields.job_name,
+  source_table: jobFields.source_table,
+  kb_name: jobFields.kb_name,
+  content_columns: jobFields.content_columns,
+  filter_column: jobFields.filter_column,
+  interval: jobFields.interval,
+  start_time: jobFields.start_time,
+  end_time: jobFields.end_time,
+  backfill: jobFields.backfill.optional(),
+  lookback: jobFields.lookback.optional(),
+  metadata_columns: jobFields.metadata_columns.optional(),
+  batch_size: jobFields.batch_size.optional(),
+});
+export type CreateJobInput = z.infer<typeof CreateJobBody>;
+
+export const PatchJobBody = z.strictObject({
+  interval: jobFields.interval.optional(),
+  start_time: jobFields.start_time.optional(),
+  end_time: jobFields.end_time.optional(),
+  content_columns: jobFields.content_columns.optional(),
+  filter_column: jobFields.filter_column.optional(),
+  metadata_columns: jobFields.metadata_columns.optional(),
+  lookback: jobFields.lookback.optional(),
+  batch_size: jobFields.batch_size.optional(),
+});
+export type PatchJobInput = z.infer<typeof PatchJobBody>;
+
+const port = z.number().int('port must be a whole number').min(1, 'port must be 1-65535').max(65535, 'port must be 1-65535');
+
+export const CreateDatabaseBody = z.strictObject({
+  name: resourceName('name'),
+  engine: z.enum(['postgres', 'mysql', 'sqlite'], { error: 'engine must be one of postgres, mysql, sqlite' }),
+  parameters: z.strictObject({
+    url: nonEmpty('parameters.url', 2048).optional(),
+    host: nonEmpty('parameters.host').optional(),
+    port: port.optional(),
+    user: nonEmpty('parameters.user').optional(),
+    password: z.string().max(1024, 'parameters.password is too long').optional(),
+    database: nonEmpty('parameters.database').optional(),
+    schema: nonEmpty('parameters.schema', 63).optional(),
+    ssl: z.boolean().optional(),
+    path: nonEmpty('parameters.path', 4096).optional(),
+  }),
+});
+export type CreateDatabaseInput = z.infer<typeof CreateDatabaseBody>;
+
+export const CreateKnowledgeBaseBody = z.strictObject({
+  kb_name: resourceName('kb_name'),
+  description: z.string().max(2000, 'description must be at most 2000 characters').optional(),
+  embedding: z
+    .strictObject({
+      provider: z.enum(['local', 'openai'], { error: 'embedding.provider must be local or openai' }),
+      model: nonEmpty('embedding.model', 200).optional(),
+      dimensions: z.number().int().min(1).max(8192).optional(),
+      base_url: nonEmpty('embedding.base_url', 2048).optional(),
+      api_key: nonEmpty('embedding.api_key', 4096).optional(),
+    })
+    .optional(),
+  chunking: z
+    .strictObject({
+      chunk_size: z.number().int().min(50, 'chunking.chunk_size must be at least 50').max(8000, 'chunking.chunk_size must be at most 8000'),
+      chunk_overlap: z.number().int().min(0, 'chunking.chunk_overlap must be at least 0'),
+    })
+    .optional(),
+});
+export type CreateKnowledgeBaseInput = z.infer<typeof CreateKnowledgeBaseBody>;
+
+/** Query strings of list routes (strings from the URL). */
+export const ListJobsQuery = z.strictObject({
+  status: z.enum(['scheduled', 'running', 'paused', 'completed', 'failed']).optional(),
+  kb_name: z.string().optional(),
+  limit: z.coerce.number().int().min(1, 'limit must be 1-200').max(200, 'limit must be 1-200').optional(),
+  cursor: z.string().max(200).optional(),
+});
+
+export const PageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1, 'limit must be 1-200').max(200, 'limit must be 1-200').optional(),
+  cursor: z.string().max(200).optional(),
+});

@@ -1,0 +1,186 @@
+/**
+ * Databases: the sources a job reads (`database` in `database.table`). Connections are tested
+ * before they are saved; passwords are stored encrypted and never returned.
+ */
+import { AppError, conflict, notFound, problemsToError, type Problem } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import { formatTime } from '../core/time.js';
+import { CreateDatabaseBody } from '../core/schemas.js';
+import { issuesToProblems } from '../core/validation.js';
+import type { SecretBox } from '../secrets/crypto.js';
+import type { ConnectionParameters, SourceConnector, SourceEngine, TableInfo } from '../sources/port.js';
+import type { ControlStore, DatabaseRecord } from '../store/port.js';
+
+export type ConnectorFactory = (engine: SourceEngine, params: ConnectionParameters) => SourceConnector;
+
+const MASK = '****';
+
+/** Splits a connection URL's password out so the stored URL holds none. */
+function splitUrlSecret(url: string): { url: string; password: string | null } | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return null;
+  }
+  const password = parsed.password ? decodeURIComponent(parsed.password) : null;
+  parsed.password = '';
+  return { url: parsed.toString(), password };
+}
+
+function withUrlPassword(url: string, password: string): string {
+  const parsed = new URL(url);
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
+}
+
+export class DatabaseService {
+  constructor(
+    private readonly store: ControlStore,
+    private readonly secrets: SecretBox,
+    private readonly connect: ConnectorFactory,
+  ) {}
+
+  async create(accountId: string, body: unknown): Promise<DatabaseRecord> {
+    const parsed = CreateDatabaseBody.safeParse(body);
+    if (!parsed.success) throw problemsToError(issuesToProblems(parsed.error.issues), 'Invalid database configuration');
+    const { name, engine, parameters } = parsed.data;
+
+    const problems: Problem[] = [];
+    const bad = (detail: string) => problems.push({ code: 'INVALID_REQUEST', detail });
+    const stored: Record<string, unknown> = {};
+    let password: string | null = null;
+    if (engine === 'sqlite') {
+      if (!parameters.path) bad('parameters.path is required for engine sqlite');
+      for (const k of Object.keys(parameters)) if (k !== 'path') bad(`parameters.${k} does not apply to engine sqlite`);
+      stored.path = parameters.path;
+    } else if (parameters.url !== undefined) {
+      const split = splitUrlSecret(parameters.url);
+      const scheme = engine === 'postgres' ? /^postgres(ql)?:$/ : /^(mysql|mariadb):$/;
+      if (!split || !scheme.test(new URL(split.url).protocol)) {
+        bad(`parameters.url must be a ${engine === 'postgres' ? 'postgres://' : 'mysql://'} URL`);
+      } else {
+        stored.url = split.url;
+        password = split.password;
+      }
+      for (const k of Object.keys(parameters)) {
+        if (k !== 'url' && k !== 'schema' && k !== 'ssl') bad(`parameters.${k} cannot be combined with parameters.url`);
+      }
+      if (parameters.schema !== undefined) stored.schema = parameters.schema;
+      if (parameters.ssl !== undefined) stored.ssl = parameters.ssl;
+    } else {
+      if (!parameters.host) bad(`parameters.host (or parameters.url) is required for engine ${engine}`);
+      if (!parameters.database) bad(`parameters.database is required for engine ${engine}`);
+      if (parameters.path !== undefined) bad(`parameters.path applies only to engine sqlite`);
+      if (parameters.schema !== undefined && engine !== 'postgres') bad('parameters.schema applies only to engine postgres');
+      for (const k of ['host', 'port', 'user', 'database', 'schema', 'ssl'] as const) {
+        if (parameters[k] !== undefined) stored[k] = parameters[k];
+      }
+      password = parameters.password ?? null;
+    }
+    if (problems.length > 0) throw problemsToError(problems, 'Invalid database configuration');
+
+    const record: DatabaseRecord = {
+      id: newId('db'),
+      accountId,
+      name,
+      engine,
+      parameters: stored,
+      secret: password === null ? null : this.secrets.encrypt(password),
+      createdAt: Date.now(),
+    };
+    if (await this.store.getDatabase(accountId, name)) throw duplicate(name);
+    await this.test(record);
+    if ((await this.store.insertDatabase(record)) === 'duplicate') throw duplicate(name);
+    return record;
+  }
+
+  async get(accountId: string, name: string): Promise<DatabaseRecord> {
+    const record = await this.store.getDatabase(accountId, name);
+    if (!record) throw notFound('database', name);
+    return record;
+  }
+
+  list(accountId: string): Promise<DatabaseRecord[]> {
+    return this.store.listDatabases(accountId);
+  }
+
+  async delete(accountId: string, name: string): Promise<void> {
+    await this.get(accountId, name);
+    const users = await this.store.countJobsUsingDatabase(accountId, name);
+    if (users > 0) {
+      throw conflict('Database is in use', [`database '${name}' is used by ${users} job(s); delete them first`]);
+    }
+    await this.store.deleteDatabase(accountId, name);
+  }
+
+  async tables(accountId: string, name: string): Promise<TableInfo[]> {
+    const record = await this.get(accountId, name);
+    return this.withConnector(record, async (c) => {
+      try {
+        return await c.listTables();
+      } catch (err) {
+        throw connectionFailed(name, err);
+      }
+    });
+  }
+
+  /** Opens a connector with the decrypted secret, runs `fn`, always closes it. */
+  async withConnector<T>(record: DatabaseRecord, fn: (c: SourceConnector) => Promise<T>): Promise<T> {
+    const connector = this.connect(record.engine, this.connectionParameters(record));
+    try {
+      return await fn(connector);
+    } finally {
+      await connector.close().catch(() => undefined);
+    }
+  }
+
+  /** The parameters a driver needs, secret included. Never log or return the result. */
+  connectionParameters(record: DatabaseRecord): ConnectionParameters {
+    const params = { ...record.parameters } as Record<string, unknown>;
+    const password = record.secret === null ? undefined : this.secrets.decrypt(record.secret);
+    if (password !== undefined) {
+      if (typeof params.url === 'string') params.url = withUrlPassword(params.url, password);
+      else params.password = password;
+    }
+    return params as ConnectionParameters;
+  }
+
+  /** The record as the API shows it: secrets masked. */
+  static present(record: DatabaseRecord): Record<string, unknown> {
+    const parameters = { ...record.parameters };
+    if (record.secret !== null) {
+      if (typeof parameters.url === 'string') parameters.url = withUrlPassword(parameters.url, MASK);
+      else parameters.password = MASK;
+    }
+    return {
+      name: record.name,
+      engine: record.engine,
+      parameters,
+      created_at: formatTime(record.createdAt),
+    };
+  }
+
+  private async test(record: DatabaseRecord): Promise<void> {
+    await this.withConnector(record, async (c) => {
+      try {
+        await c.ping();
+      } catch (err) {
+        const password = record.secret === null ? null : this.secrets.decrypt(record.secret);
+        throw connectionFailed(record.name, err, password);
+      }
+    });
+  }
+}
+
+const duplicate = (name: string) =>
+  new AppError('DUPLICATE_DATABASE', 'Database already exists', [`a database named '${name}' already exists`]);
+
+/** The driver's reason, without anything that could carry a secret beyond what the driver said. */
+export function connectionFailed(name: string, err: unknown, secret: string | null = null): AppError {
+  let reason = err instanceof Error ? err.message : String(err);
+  if (secret) reason = reason.split(secret).join('****');
+  return new AppError('CONNECTION_FAILED', 'Could not connect to the database', [`database '${name}': ${reason}`], {
+    cause: err,
+  });
+}

@@ -1,0 +1,338 @@
+/**
+ * Jobs: create, inspect, change, pause, resume, delete, and their run history (API.md, "Jobs").
+ * Validation collects every problem before answering (core/errors.ts problemsToError).
+ */
+import type { Clock } from '../core/clock.js';
+import { AppError, conflict, notFound, problemsToError, type Problem } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import { parseDurationSeconds } from '../core/interval.js';
+import { checkSchedule, checkWindow, placeOnGrid } from '../core/job-rules.js';
+import { CreateJobBody, PatchJobBody } from '../core/schemas.js';
+import { fieldsWithIssues, issuesToProblems } from '../core/validation.js';
+import type { DatabaseService } from '../databases/service.js';
+import type { KnowledgeBaseRegistry } from '../kb/registry.js';
+import type { ColumnInfo } from '../sources/port.js';
+import { EMPTY_TOTALS, type ControlStore, type JobListQuery, type JobRecord, type Page, type RunRecord } from '../store/port.js';
+import { checkColumn, checkFilterColumn, resolveSourceTable, TIME_KINDS, type ResolvedSource } from './resolve-source.js';
+
+export const DEFAULT_BATCH_SIZE = 500;
+export const DEFAULT_TIME_LOOKBACK_SECONDS = 300;
+
+const INVALID_JOB = 'Invalid job configuration';
+
+export interface JobServiceOptions {
+  maxActiveJobs: number;
+}
+
+/** Run-now is delegated to the scheduler; until it is attached, the route answers 501. */
+export interface RunTrigger {
+  runNow(job: JobRecord): Promise<RunRecord>;
+}
+
+export class JobService {
+  private runner: RunTrigger | null = null;
+  private readonly listeners: Array<() => void> = [];
+
+  constructor(
+    private readonly store: ControlStore,
+    private readonly databases: DatabaseService,
+    private readonly kbs: KnowledgeBaseRegistry,
+    private readonly clock: Clock,
+    private readonly options: JobServiceOptions,
+  ) {}
+
+  /** The scheduler subscribes to wake up when jobs change. */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  attachRunner(runner: RunTrigger): void {
+    this.runner = runner;
+  }
+
+  async create(accountId: string, body: unknown): Promise<{ job: JobRecord; warnings: string[] }> {
+    const input = asObject(body);
+    const parsed = CreateJobBody.safeParse(input);
+    const problems: Problem[] = parsed.success ? [] : issuesToProblems(parsed.error.issues);
+    const broken = parsed.success ? new Set<string>() : fieldsWithIssues(parsed.error.issues);
+    const ok = (field: string) => field in input && !broken.has(field);
+    const str = (field: string) => (ok(field) ? (input[field] as string) : undefined);
+
+    const schedule = checkSchedule(
+      { interval: str('interval'), start_time: str('start_time'), end_time: str('end_time') },
+      problems,
+    );
+    if (schedule.startMs !== undefined && schedule.endMs !== undefined) {
+      checkWindow(schedule.startMs, schedule.endMs, problems);
+    }
+
+    if (ok('kb_name')) {
+      const kbName = input.kb_name as string;
+      const kb = await this.store.getKnowledgeBase(accountId, kbName);
+      if (!kb) {
+        problems.push({ code: 'INVALID_KB', detail: `knowledge base '${kbName}' does not exist (see POST /knowledge_bases/create)` });
+      }
+    }
+
+    const sourceTable = str('source_table');
+    const source = sourceTable ? await resolveSourceTable(this.databases, accountId, sourceTable, problems) : null;
+    let columns: CheckedColumns | null = null;
+    if (source && sourceTable) {
+      columns = checkColumns(source, sourceTable, {
+        content: ok('content_columns') ? (input.content_columns as string[]) : undefined,
+        metadata: ok('metadata_columns') ? (input.metadata_columns as string[]) : undefined,
+        filter: str('filter_column'),
+        lookback: ok('lookback') ? (input.lookback as string | number) : undefined,
+      }, problems);
+    }
+
+    if (problems.length > 0 || !parsed.success || !source || !columns) throw problemsToError(problems, INVALID_JOB);
+    const data = parsed.data;
+    const now = this.clock.now();
+    const grid = { startMs: schedule.startMs!, endMs: schedule.endMs!, intervalMs: schedule.interval!.ms };
+    const placement = placeOnGrid(grid, now);
+    const job: JobRecord = {
+      id: newId('job', now),
+      accountId,
+      name: data.job_name,
+      databaseName: source.database.name,
+      tableSchema: source.table.schema,
+      tableName: source.table.name,
+      sourceTable: data.source_table,
+      kbName: data.kb_name,
+      contentColumns: data.content_columns,
+      metadataColumns: data.metadata_columns ?? [],
+      filterColumn: data.filter_column,
+      keyColumns: source.keyColumns,
+      interval: schedule.interval!.normalized,
+      intervalMs: grid.intervalMs,
+      startMs: grid.startMs,
+      endMs: grid.endMs,
+      backfill: data.backfill ?? true,
+      lookbackSeconds: columns.lookbackSeconds,
+      batchSize: data.batch_size ?? DEFAULT_BATCH_SIZE,
+      status: placement.status,
+      statusReason: null,
+      nextRunMs: placement.nextRunMs,
+      watermark: null,
+      totals: { ...EMPTY_TOTALS },
+      lastRun: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const outcome = await this.store.insertJob(job, this.options.maxActiveJobs);
+    if (!outcome.ok && outcome.reason === 'duplicate') throw duplicateJob(job.name);
+    if (!outcome.ok) {
+      throw this.limitError();
+    }
+    this.changed();
+    return { job, warnings: placement.warning ? [placement.warning] : [] };
+  }
+
+  async get(accountId: string, idOrName: string): Promise<JobRecord> {
+    const job = await this.store.getJob(accountId, idOrName);
+    if (!job) throw notFound('job', idOrName);
+    return job;
+  }
+
+  list(accountId: string, query: JobListQuery): Promise<Page<JobRecord>> {
+    return this.store.listJobs(accountId, query);
+  }
+
+  async patch(accountId: string, idOrName: string, body: unknown): Promise<{ job: JobRecord; warnings: string[] }> {
+    const job = await this.get(accountId, idOrName);
+    const input = asObject(body);
+    const parsed = PatchJobBody.safeParse(input);
+    const problems: Problem[] = parsed.success ? [] : issuesToProblems(parsed.error.issues);
+    const broken = parsed.success ? new Set<string>() : fieldsWithIssues(parsed.error.issues);
+    const ok = (field: string) => field in input && !broken.has(field);
+    const str = (field: string) => (ok(field) ? (input[field] as string) : undefined);
+    if (Object.keys(input).length === 0) {
+      problems.push({ code: 'INVALID_REQUEST', detail: 'body must change at least one field' });
+    }
+
+    const schedule = checkSchedule(
+      { interval: str('interval'), start_time: str('start_time'), end_time: str('end_time') },
+      problems,
+    );
+    const startMs = schedule.startMs ?? job.startMs;
+    const endMs = schedule.endMs ?? job.endMs;
+    if ((str('start_time') === undefined || schedule.startMs !== undefined) && (str('end_time') === undefined || schedule.endMs !== undefined)) {
+      checkWindow(startMs, endMs, problems);
+    }
+
+    const touchesColumns = ['content_columns', 'metadata_columns', 'filter_column', 'lookback'].some(ok);
+    let columns: CheckedColumns | null = null;
+    if (touchesColumns) {
+      const source = await resolveSourceTable(this.databases, accountId, job.sourceTable, problems);
+      if (source) {
+        columns = checkColumns(source, job.sourceTable, {
+          content: ok('content_columns') ? (input.content_columns as string[]) : job.contentColumns,
+          metadata: ok('metadata_columns') ? (input.metadata_columns as string[]) : job.metadataColumns,
+          filter: str('filter_column') ?? job.filterColumn,
+          lookback: ok('lookback') ? (input.lookback as string | number) : undefined,
+        }, problems);
+      }
+    }
+    if (problems.length > 0 || !parsed.success || (touchesColumns && !columns)) throw problemsToError(problems, INVALID_JOB);
+
+    const data = parsed.data;
+    const now = this.clock.now();
+    const next: JobRecord = { ...job, startMs, endMs, updatedAt: now };
+    if (schedule.interval) {
+      next.interval = schedule.interval.normalized;
+      next.intervalMs = schedule.interval.ms;
+    }
+    if (data.content_columns) next.contentColumns = data.content_columns;
+    if (data.metadata_columns) next.metadataColumns = data.metadata_columns;
+    if (data.batch_size !== undefined) next.batchSize = data.batch_size;
+    if (columns) {
+      next.lookbackSeconds = columns.lookbackSeconds;
+      if (data.filter_column !== undefined && data.filter_column !== job.filterColumn) {
+        // A watermark is a position in the old column's order; it means nothing in the new one.
+        next.filterColumn = data.filter_column;
+        next.watermark = null;
+      }
+    }
+    const warnings: string[] = [];
+    if (job.status === 'scheduled' || job.status === 'completed') {
+      const placement = placeOnGrid({ startMs, endMs, intervalMs: next.intervalMs }, now);
+      next.status = placement.status;
+      next.nextRunMs = placement.nextRunMs;
+      if (placement.warning) warnings.push(placement.warning);
+      if (job.status === 'completed' && placement.status === 'scheduled') {
+        if ((await this.store.countActiveJobs(accountId)) >= this.options.maxActiveJobs) throw this.limitError();
+      }
+    }
+    if (!(await this.store.updateJob(next))) throw notFound('job', idOrName);
+    this.changed();
+    return { job: next, warnings };
+  }
+
+  async pause(accountId: string, idOrName: string): Promise<JobRecord> {
+    const job = await this.get(accountId, idOrName);
+    if (job.status === 'paused') return job;
+    if (job.status !== 'scheduled' && job.status !== 'running') {
+      throw conflict('Job cannot be paused', [`job '${job.name}' is ${job.status}; only scheduled or running jobs can be paused`]);
+    }
+    const next: JobRecord = { ...job, status: 'paused', nextRunMs: null, updatedAt: this.clock.now() };
+    if (!(await this.store.updateJob(next))) throw notFound('job', idOrName);
+    this.changed();
+    return next;
+  }
+
+  async resume(accountId: string, idOrName: string): Promise<{ job: JobRecord; warnings: string[] }> {
+    const job = await this.get(accountId, idOrName);
+    if (job.status === 'scheduled' || job.status === 'running') return { job, warnings: [] };
+    if (job.status === 'completed') {
+      throw conflict('Job cannot be resumed', [`job '${job.name}' is completed; extend end_time with PATCH to run it again`]);
+    }
+    const now = this.clock.now();
+    const placement = placeOnGrid({ startMs: job.startMs, endMs: job.endMs, intervalMs: job.intervalMs }, now);
+    const next: JobRecord = {
+      ...job,
+      status: placement.status,
+      statusReason: null,
+      nextRunMs: placement.nextRunMs,
+      updatedAt: now,
+    };
+    if (!(await this.store.updateJob(next))) throw notFound('job', idOrName);
+    this.changed();
+    return { job: next, warnings: placement.warning ? [placement.warning] : [] };
+  }
+
+  async delete(accountId: string, idOrName: string): Promise<JobRecord> {
+    const job = await this.get(accountId, idOrName);
+    await this.store.deleteJob(job.id);
+    this.changed();
+    return job;
+  }
+
+  async runNow(accountId: string, idOrName: string): Promise<RunRecord> {
+    const job = await this.get(accountId, idOrName);
+    if (!this.runner) {
+      throw new AppError('NOT_IMPLEMENTED', 'Run-now is not available yet', ['the sync engine is not part of this build']);
+    }
+    return this.runner.runNow(job);
+  }
+
+  async runs(accountId: string, idOrName: string, page: { limit: number; cursor: string | null }): Promise<Page<RunRecord>> {
+    const job = await this.get(accountId, idOrName);
+    return this.store.listRuns(job.id, page);
+  }
+
+  async run(accountId: string, idOrName: string, runId: string): Promise<RunRecord> {
+    const job = await this.get(accountId, idOrName);
+    const run = await this.store.getRun(job.id, runId);
+    if (!run) throw notFound('run', runId);
+    return run;
+  }
+
+  private limitError(): AppError {
+    return new AppError('JOB_LIMIT_EXCEEDED', 'Too many active jobs', [
+      `the account already has ${this.options.maxActiveJobs} active jobs (scheduled, running or paused); delete one or wait for one to complete`,
+    ]);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+}
+
+interface CheckedColumns {
+  filter: ColumnInfo;
+  lookbackSeconds: number;
+}
+
+function checkColumns(
+  source: ResolvedSource,
+  sourceTable: string,
+  input: { content?: string[]; metadata?: string[]; filter?: string; lookback?: string | number },
+  problems: Problem[],
+): CheckedColumns | null {
+  const before = problems.length;
+  for (const [field, list] of [
+    ['content_columns', input.content],
+    ['metadata_columns', input.metadata],
+  ] as const) {
+    if (!list) continue;
+    const seen = new Set<string>();
+    for (const name of list) {
+      if (seen.has(name)) problems.push({ code: 'INVALID_REQUEST', detail: `${field} lists '${name}' twice` });
+      seen.add(name);
+      checkColumn(source.table, sourceTable, field, name, problems);
+    }
+  }
+  const filter = input.filter === undefined ? undefined : checkFilterColumn(source.table, sourceTable, input.filter, problems);
+  let lookbackSeconds = 0;
+  if (filter) {
+    const isTime = TIME_KINDS.includes(filter.kind);
+    if (input.lookback === undefined) {
+      lookbackSeconds = isTime ? DEFAULT_TIME_LOOKBACK_SECONDS : 0;
+    } else {
+      const seconds = parseDurationSeconds(input.lookback);
+      if (seconds === null) {
+        problems.push({
+          code: 'INVALID_REQUEST',
+          detail: `lookback must be a number of seconds or a duration like '5 MINUTES', got '${input.lookback}'`,
+        });
+      } else if (seconds > 0 && filter.kind === 'text') {
+        problems.push({ code: 'INVALID_REQUEST', detail: `lookback needs a time or number filter_column; '${filter.name}' is text` });
+      } else {
+        lookbackSeconds = seconds;
+      }
+    }
+  }
+  if (problems.length > before || !filter) return null;
+  return { filter, lookbackSeconds };
+}
+
+function asObject(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new AppError('INVALID_REQUEST', INVALID_JOB, ['body must be a JSON object']);
+  }
+  return body as Record<string, unknown>;
+}
+
+const duplicateJob = (name: string) =>
+  new AppError('DUPLICATE_JOB', 'Job already exists', [`a job named '${name}' already exists`]);

@@ -1,0 +1,185 @@
+/**
+ * The control-store port: databases, knowledge bases, jobs and runs of each account.
+ * Adapters: sqlite/ (embedded default) and, later, postgres/. No driver type leaks through here.
+ * Times are epoch milliseconds; secrets arrive already encrypted (secrets/crypto.ts).
+ */
+import type { SourceEngine } from '../sources/port.js';
+
+export interface DatabaseRecord {
+  id: string;
+  accountId: string;
+  name: string;
+  engine: SourceEngine;
+  /** Connection parameters without secrets (password removed, url password masked out). */
+  parameters: Record<string, unknown>;
+  /** Encrypted secret parts (password), or null. */
+  secret: string | null;
+  createdAt: number;
+}
+
+export interface KnowledgeBaseRecord {
+  id: string;
+  accountId: string;
+  name: string;
+  description: string | null;
+  /** Embedding config without the API key. */
+  embedding: { provider: 'local' | 'openai'; model: string | null; dimensions: number | null; base_url: string | null };
+  /** Encrypted API key, or null. */
+  secret: string | null;
+  chunking: { chunk_size: number; chunk_overlap: number };
+  createdAt: number;
+}
+
+export type JobStatus = 'scheduled' | 'running' | 'paused' | 'completed' | 'failed';
+export const ACTIVE_JOB_STATUSES: readonly JobStatus[] = ['scheduled', 'running', 'paused'];
+
+export interface JobTotals {
+  rows_read: number;
+  documents_added: number;
+  documents_updated: number;
+  documents_unchanged: number;
+  rows_skipped: number;
+  rows_failed: number;
+  chunks_written: number;
+  runs_succeeded: number;
+  runs_failed: number;
+}
+
+export const EMPTY_TOTALS: JobTotals = Object.freeze({
+  rows_read: 0,
+  documents_added: 0,
+  documents_updated: 0,
+  documents_unchanged: 0,
+  rows_skipped: 0,
+  rows_failed: 0,
+  chunks_written: 0,
+  runs_succeeded: 0,
+  runs_failed: 0,
+});
+
+/** Keyset position in the source's own text form (sources/port.ts KeysetPosition). */
+export interface Watermark {
+  filter: string;
+  key: string[];
+}
+
+export interface JobRecord {
+  id: string;
+  accountId: string;
+  name: string;
+  databaseName: string;
+  /** Postgres schema or null. */
+  tableSchema: string | null;
+  tableName: string;
+  /** As the user wrote it ("orders_db.orders"). */
+  sourceTable: string;
+  kbName: string;
+  contentColumns: string[];
+  metadataColumns: string[];
+  filterColumn: string;
+  keyColumns: string[];
+  interval: string;
+  intervalMs: number;
+  startMs: number;
+  endMs: number;
+  backfill: boolean;
+  lookbackSeconds: number;
+  batchSize: number;
+  status: JobStatus;
+  /** Why a job is `failed` (something to fix). */
+  statusReason: string | null;
+  nextRunMs: number | null;
+  watermark: Watermark | null;
+  totals: JobTotals;
+  lastRun: RunSummary | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What a job shows of its latest run. */
+export interface RunSummary {
+  id: string;
+  trigger: RunTrigger;
+  status: RunStatus;
+  startedAt: number;
+  finishedAt: number | null;
+  error: { code: string; message: string } | null;
+}
+
+export type RunTrigger = 'schedule' | 'manual' | 'catch_up';
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface RunRecord {
+  id: string;
+  jobId: string;
+  trigger: RunTrigger;
+  status: RunStatus;
+  startedAt: number;
+  finishedAt: number | null;
+  rowsRead: number;
+  documentsAdded: number;
+  documentsUpdated: number;
+  documentsUnchanged: number;
+  rowsSkipped: number;
+  rowsFailed: number;
+  chunksWritten: number;
+  watermarkStart: Watermark | null;
+  watermarkEnd: Watermark | null;
+  error: { code: string; message: string } | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque cursor for the next page, or null at the end. */
+  next: string | null;
+}
+
+export interface JobListQuery {
+  status?: JobStatus;
+  kbName?: string;
+  limit: number;
+  cursor: string | null;
+}
+
+export type CreateJobOutcome = { ok: true } | { ok: false; reason: 'duplicate' | 'limit' };
+
+export interface ControlStore {
+  insertDatabase(record: DatabaseRecord): Promise<'ok' | 'duplicate'>;
+  getDatabase(accountId: string, name: string): Promise<DatabaseRecord | null>;
+  listDatabases(accountId: string): Promise<DatabaseRecord[]>;
+  deleteDatabase(accountId: string, name: string): Promise<boolean>;
+
+  insertKnowledgeBase(record: KnowledgeBaseRecord): Promise<'ok' | 'duplicate'>;
+  getKnowledgeBase(accountId: string, name: string): Promise<KnowledgeBaseRecord | null>;
+  listKnowledgeBases(accountId: string): Promise<KnowledgeBaseRecord[]>;
+  deleteKnowledgeBase(accountId: string, name: string): Promise<boolean>;
+
+  /** Inserts unless the name is taken or the account already has `maxActive` active jobs, atomically. */
+  insertJob(record: JobRecord, maxActive: number): Promise<CreateJobOutcome>;
+  /** By id, else by name, within the account. */
+  getJob(accountId: string, idOrName: string): Promise<JobRecord | null>;
+  getJobById(id: string): Promise<JobRecord | null>;
+  listJobs(accountId: string, query: JobListQuery): Promise<Page<JobRecord>>;
+  /** Replaces the stored job with `record` (matched by id); false when it no longer exists. */
+  updateJob(record: JobRecord): Promise<boolean>;
+  deleteJob(id: string): Promise<boolean>;
+  /** Jobs that count against the limit: scheduled, running or paused. */
+  countActiveJobs(accountId: string): Promise<number>;
+  countJobsUsingDatabase(accountId: string, databaseName: string): Promise<number>;
+  countJobsUsingKnowledgeBase(accountId: string, kbName: string): Promise<number>;
+  /** Jobs due for a run at `now` (status scheduled, next_run ≤ now), across accounts. */
+  listDueJobs(now: number, limit: number): Promise<JobRecord[]>;
+  /** Earliest next_run of a scheduled job, or null. */
+  nextDueTime(): Promise<number | null>;
+
+  insertRun(record: RunRecord): Promise<void>;
+  updateRun(record: RunRecord): Promise<void>;
+  getRun(jobId: string, runId: string): Promise<RunRecord | null>;
+  listRuns(jobId: string, page: { limit: number; cursor: string | null }): Promise<Page<RunRecord>>;
+  /** Runs left `running` by a process that died (for recovery at start-up). */
+  listRunningRuns(): Promise<RunRecord[]>;
+
+  /** Store reachable (for /health). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

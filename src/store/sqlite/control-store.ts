@@ -1,0 +1,271 @@
+/**
+ * SQLite adapter of the control store. Each entity is a row with the columns queries need plus a
+ * JSON body with the whole record, so adding a field needs no migration.
+ */
+import type Database from 'better-sqlite3';
+import type {
+  ControlStore,
+  CreateJobOutcome,
+  DatabaseRecord,
+  JobListQuery,
+  JobRecord,
+  KnowledgeBaseRecord,
+  Page,
+  RunRecord,
+} from '../port.js';
+import { applyMigrations } from './migrations.js';
+
+const isUniqueViolation = (err: unknown): boolean =>
+  err instanceof Error && (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+
+const parse = <T>(row: { body: string } | undefined): T | null => (row ? (JSON.parse(row.body) as T) : null);
+
+export class SqliteControlStore implements ControlStore {
+  private readonly db: Database.Database;
+  private readonly ownsDb: boolean;
+
+  constructor(db: Database.Database, options: { ownsDb?: boolean } = {}) {
+    this.db = db;
+    this.ownsDb = options.ownsDb ?? false;
+    applyMigrations(db);
+  }
+
+  // --- databases ---------------------------------------------------------------------------
+
+  async insertDatabase(record: DatabaseRecord): Promise<'ok' | 'duplicate'> {
+    return this.insertNamed('databases', record);
+  }
+
+  async getDatabase(accountId: string, name: string): Promise<DatabaseRecord | null> {
+    return this.getNamed('databases', accountId, name);
+  }
+
+  async listDatabases(accountId: string): Promise<DatabaseRecord[]> {
+    return this.listNamed('databases', accountId);
+  }
+
+  async deleteDatabase(accountId: string, name: string): Promise<boolean> {
+    return this.deleteNamed('databases', accountId, name);
+  }
+
+  // --- knowledge bases ---------------------------------------------------------------------
+
+  async insertKnowledgeBase(record: KnowledgeBaseRecord): Promise<'ok' | 'duplicate'> {
+    return this.insertNamed('knowledge_bases', record);
+  }
+
+  async getKnowledgeBase(accountId: string, name: string): Promise<KnowledgeBaseRecord | null> {
+    return this.getNamed('knowledge_bases', accountId, name);
+  }
+
+  async listKnowledgeBases(accountId: string): Promise<KnowledgeBaseRecord[]> {
+    return this.listNamed('knowledge_bases', accountId);
+  }
+
+  async deleteKnowledgeBase(accountId: string, name: string): Promise<boolean> {
+    return this.deleteNamed('knowledge_bases', accountId, name);
+  }
+
+  // --- jobs --------------------------------------------------------------------------------
+
+  async insertJob(record: JobRecord, maxActive: number): Promise<CreateJobOutcome> {
+    // better-sqlite3 transactions are synchronous, so the count and the insert cannot interleave
+    // with another request; IMMEDIATE also excludes other processes on the same file.
+    const tx = this.db.transaction((): CreateJobOutcome => {
+      const taken = this.db
+        .prepare('SELECT 1 FROM jobs WHERE account_id = ? AND name = ?')
+        .get(record.accountId, record.name);
+      if (taken) return { ok: false, reason: 'duplicate' };
+      if (record.status === 'scheduled' || record.status === 'running' || record.status === 'paused') {
+        if (this.activeCount(record.accountId) >= maxActive) return { ok: false, reason: 'limit' };
+      }
+      this.db
+        .prepare(
+          `INSERT INTO jobs (id, account_id, name, status, kb_name, database_name, next_run_ms, body)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(...this.jobColumns(record));
+      return { ok: true };
+    });
+    try {
+      return tx.immediate();
+    } catch (err) {
+      if (isUniqueViolation(err)) return { ok: false, reason: 'duplicate' };
+      throw err;
+    }
+  }
+
+  async getJob(accountId: string, idOrName: string): Promise<JobRecord | null> {
+    const row = this.db
+      .prepare('SELECT body FROM jobs WHERE account_id = ? AND (id = ? OR name = ?) ORDER BY (id = ?) DESC LIMIT 1')
+      .get(accountId, idOrName, idOrName, idOrName) as { body: string } | undefined;
+    return parse<JobRecord>(row);
+  }
+
+  async getJobById(id: string): Promise<JobRecord | null> {
+    return parse<JobRecord>(this.db.prepare('SELECT body FROM jobs WHERE id = ?').get(id) as { body: string } | undefined);
+  }
+
+  async listJobs(accountId: string, query: JobListQuery): Promise<Page<JobRecord>> {
+    const where = ['account_id = ?'];
+    const params: unknown[] = [accountId];
+    if (query.status) {
+      where.push('status = ?');
+      params.push(query.status);
+    }
+    if (query.kbName) {
+      where.push('kb_name = ?');
+      params.push(query.kbName);
+    }
+    if (query.cursor) {
+      where.push('id > ?');
+      params.push(query.cursor);
+    }
+    const rows = this.db
+      .prepare(`SELECT body FROM jobs WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`)
+      .all(...params, query.limit + 1) as { body: string }[];
+    const items = rows.slice(0, query.limit).map((r) => JSON.parse(r.body) as JobRecord);
+    return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  async updateJob(record: JobRecord): Promise<boolean> {
+    const [id, , name, status, kbName, databaseName, nextRun, body] = this.jobColumns(record);
+    const result = this.db
+      .prepare(
+        'UPDATE jobs SET name = ?, status = ?, kb_name = ?, database_name = ?, next_run_ms = ?, body = ? WHERE id = ?',
+      )
+      .run(name, status, kbName, databaseName, nextRun, body, id);
+    return result.changes > 0;
+  }
+
+  async deleteJob(id: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
+  }
+
+  async countActiveJobs(accountId: string): Promise<number> {
+    return this.activeCount(accountId);
+  }
+
+  private activeCount(accountId: string): number {
+    const row = this.db
+      .prepare("SELECT COUNT(*) AS n FROM jobs WHERE account_id = ? AND status IN ('scheduled', 'running', 'paused')")
+      .get(accountId) as { n: number };
+    return row.n;
+  }
+
+  async countJobsUsingDatabase(accountId: string, databaseName: string): Promise<number> {
+    return (
+      this.db
+        .prepare('SELECT COUNT(*) AS n FROM jobs WHERE account_id = ? AND database_name = ?')
+        .get(accountId, databaseName) as { n: number }
+    ).n;
+  }
+
+  async countJobsUsingKnowledgeBase(accountId: string, kbName: string): Promise<number> {
+    return (
+      this.db.prepare('SELECT COUNT(*) AS n FROM jobs WHERE account_id = ? AND kb_name = ?').get(accountId, kbName) as {
+        n: number;
+      }
+    ).n;
+  }
+
+  async listDueJobs(now: number, limit: number): Promise<JobRecord[]> {
+    const rows = this.db
+      .prepare(
+        "SELECT body FROM jobs WHERE status = 'scheduled' AND next_run_ms IS NOT NULL AND next_run_ms <= ? ORDER BY next_run_ms, id LIMIT ?",
+      )
+      .all(now, limit) as { body: string }[];
+    return rows.map((r) => JSON.parse(r.body) as JobRecord);
+  }
+
+  async nextDueTime(): Promise<number | null> {
+    const row = this.db
+      .prepare("SELECT MIN(next_run_ms) AS t FROM jobs WHERE status = 'scheduled' AND next_run_ms IS NOT NULL")
+      .get() as { t: number | null };
+    return row.t;
+  }
+
+  // --- runs --------------------------------------------------------------------------------
+
+  async insertRun(record: RunRecord): Promise<void> {
+    this.db
+      .prepare('INSERT INTO runs (id, job_id, status, body) VALUES (?, ?, ?, ?)')
+      .run(record.id, record.jobId, record.status, JSON.stringify(record));
+  }
+
+  async updateRun(record: RunRecord): Promise<void> {
+    this.db
+      .prepare('UPDATE runs SET status = ?, body = ? WHERE id = ?')
+      .run(record.status, JSON.stringify(record), record.id);
+  }
+
+  async getRun(jobId: string, runId: string): Promise<RunRecord | null> {
+    return parse<RunRecord>(
+      this.db.prepare('SELECT body FROM runs WHERE job_id = ? AND id = ?').get(jobId, runId) as
+        | { body: string }
+        | undefined,
+    );
+  }
+
+  async listRuns(jobId: string, page: { limit: number; cursor: string | null }): Promise<Page<RunRecord>> {
+    const rows = (
+      page.cursor
+        ? this.db
+            .prepare('SELECT body FROM runs WHERE job_id = ? AND id < ? ORDER BY id DESC LIMIT ?')
+            .all(jobId, page.cursor, page.limit + 1)
+        : this.db.prepare('SELECT body FROM runs WHERE job_id = ? ORDER BY id DESC LIMIT ?').all(jobId, page.limit + 1)
+    ) as { body: string }[];
+    const items = rows.slice(0, page.limit).map((r) => JSON.parse(r.body) as RunRecord);
+    return { items, next: rows.length > page.limit ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  async listRunningRuns(): Promise<RunRecord[]> {
+    const rows = this.db.prepare("SELECT body FROM runs WHERE status = 'running'").all() as { body: string }[];
+    return rows.map((r) => JSON.parse(r.body) as RunRecord);
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDb && this.db.open) this.db.close();
+  }
+
+  // --- helpers -----------------------------------------------------------------------------
+
+  private jobColumns(r: JobRecord) {
+    return [r.id, r.accountId, r.name, r.status, r.kbName, r.databaseName, r.nextRunMs, JSON.stringify(r)] as const;
+  }
+
+  private insertNamed(table: 'databases' | 'knowledge_bases', record: { id: string; accountId: string; name: string }) {
+    try {
+      this.db
+        .prepare(`INSERT INTO ${table} (id, account_id, name, body) VALUES (?, ?, ?, ?)`)
+        .run(record.id, record.accountId, record.name, JSON.stringify(record));
+      return 'ok' as const;
+    } catch (err) {
+      if (isUniqueViolation(err)) return 'duplicate' as const;
+      throw err;
+    }
+  }
+
+  private getNamed<T>(table: 'databases' | 'knowledge_bases', accountId: string, name: string): T | null {
+    return parse<T>(
+      this.db.prepare(`SELECT body FROM ${table} WHERE account_id = ? AND name = ?`).get(accountId, name) as
+        | { body: string }
+        | undefined,
+    );
+  }
+
+  private listNamed<T>(table: 'databases' | 'knowledge_bases', accountId: string): T[] {
+    const rows = this.db.prepare(`SELECT body FROM ${table} WHERE account_id = ? ORDER BY name`).all(accountId) as {
+      body: string;
+    }[];
+    return rows.map((r) => JSON.parse(r.body) as T);
+  }
+
+  private deleteNamed(table: 'databases' | 'knowledge_bases', accountId: string, name: string): boolean {
+    return this.db.prepare(`DELETE FROM ${table} WHERE account_id = ? AND name = ?`).run(accountId, name).changes > 0;
+  }
+}
