@@ -42,7 +42,7 @@ export class DatabaseService {
   ) {}
 
   async create(accountId: string, body: unknown): Promise<DatabaseRecord> {
-    const parsed = CreateDatabaseBody.safeParse(body);
+    const parsed = CreateDatabaseBody.safeParse(body, { reportInput: true });
     if (!parsed.success) throw problemsToError(issuesToProblems(parsed.error.issues), 'Invalid database configuration');
     const { name, engine, parameters } = parsed.data;
 

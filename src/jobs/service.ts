@@ -52,7 +52,7 @@ export class JobService {
 
   async create(accountId: string, body: unknown): Promise<{ job: JobRecord; warnings: string[] }> {
     const input = asObject(body);
-    const parsed = CreateJobBody.safeParse(input);
+    const parsed = CreateJobBody.safeParse(input, { reportInput: true });
     const problems: Problem[] = parsed.success ? [] : issuesToProblems(parsed.error.issues);
     const broken = parsed.success ? new Set<string>() : fieldsWithIssues(parsed.error.issues);
     const ok = (field: string) => field in input && !broken.has(field);
@@ -115,6 +115,7 @@ export class JobService {
       statusReason: null,
       nextRunMs: placement.nextRunMs,
       watermark: null,
+      started: false,
       totals: { ...EMPTY_TOTALS },
       lastRun: null,
       createdAt: now,
@@ -142,7 +143,7 @@ export class JobService {
   async patch(accountId: string, idOrName: string, body: unknown): Promise<{ job: JobRecord; warnings: string[] }> {
     const job = await this.get(accountId, idOrName);
     const input = asObject(body);
-    const parsed = PatchJobBody.safeParse(input);
+    const parsed = PatchJobBody.safeParse(input, { reportInput: true });
     const problems: Problem[] = parsed.success ? [] : issuesToProblems(parsed.error.issues);
     const broken = parsed.success ? new Set<string>() : fieldsWithIssues(parsed.error.issues);
     const ok = (field: string) => field in input && !broken.has(field);
@@ -175,70 +176,87 @@ export class JobService {
       }
     }
     if (problems.length > 0 || !parsed.success || (touchesColumns && !columns)) throw problemsToError(problems, INVALID_JOB);
+    // Re-activating a completed job (a later end_time) must respect the active-job limit.
+    const reactivationBlocked =
+      job.status === 'completed' && (await this.store.countActiveJobs(accountId)) >= this.options.maxActiveJobs;
 
     const data = parsed.data;
     const now = this.clock.now();
-    const next: JobRecord = { ...job, startMs, endMs, updatedAt: now };
-    if (schedule.interval) {
-      next.interval = schedule.interval.normalized;
-      next.intervalMs = schedule.interval.ms;
-    }
-    if (data.content_columns) next.contentColumns = data.content_columns;
-    if (data.metadata_columns) next.metadataColumns = data.metadata_columns;
-    if (data.batch_size !== undefined) next.batchSize = data.batch_size;
-    if (columns) {
-      next.lookbackSeconds = columns.lookbackSeconds;
-      if (data.filter_column !== undefined && data.filter_column !== job.filterColumn) {
-        // A watermark is a position in the old column's order; it means nothing in the new one.
-        next.filterColumn = data.filter_column;
-        next.watermark = null;
-      }
-    }
     const warnings: string[] = [];
-    if (job.status === 'scheduled' || job.status === 'completed') {
-      const placement = placeOnGrid({ startMs, endMs, intervalMs: next.intervalMs }, now);
-      next.status = placement.status;
-      next.nextRunMs = placement.nextRunMs;
-      if (placement.warning) warnings.push(placement.warning);
-      if (job.status === 'completed' && placement.status === 'scheduled') {
-        if ((await this.store.countActiveJobs(accountId)) >= this.options.maxActiveJobs) throw this.limitError();
+    let limitHit = false;
+    const stored = await this.store.mutateJob(job.id, (current) => {
+      const next: JobRecord = { ...current, startMs, endMs, updatedAt: now };
+      if (schedule.interval) {
+        next.interval = schedule.interval.normalized;
+        next.intervalMs = schedule.interval.ms;
       }
-    }
-    if (!(await this.store.updateJob(next))) throw notFound('job', idOrName);
+      if (data.content_columns) next.contentColumns = data.content_columns;
+      if (data.metadata_columns) next.metadataColumns = data.metadata_columns;
+      if (data.batch_size !== undefined) next.batchSize = data.batch_size;
+      if (columns) {
+        next.lookbackSeconds = columns.lookbackSeconds;
+        if (data.filter_column !== undefined && data.filter_column !== current.filterColumn) {
+          // A watermark is a position in the old column's order; it means nothing in the new one.
+          next.filterColumn = data.filter_column;
+          next.watermark = null;
+          next.started = false;
+        }
+      }
+      if (current.status === 'scheduled' || current.status === 'completed') {
+        const placement = placeOnGrid({ startMs, endMs, intervalMs: next.intervalMs }, now);
+        next.status = placement.status;
+        next.nextRunMs = placement.nextRunMs;
+        if (placement.warning) warnings.push(placement.warning);
+        if (current.status === 'completed' && placement.status === 'scheduled' && reactivationBlocked) {
+          limitHit = true;
+          return null;
+        }
+      }
+      return next;
+    });
+    if (!stored) throw notFound('job', idOrName);
+    if (limitHit) throw this.limitError();
     this.changed();
-    return { job: next, warnings };
+    return { job: stored, warnings };
   }
 
   async pause(accountId: string, idOrName: string): Promise<JobRecord> {
     const job = await this.get(accountId, idOrName);
-    if (job.status === 'paused') return job;
-    if (job.status !== 'scheduled' && job.status !== 'running') {
-      throw conflict('Job cannot be paused', [`job '${job.name}' is ${job.status}; only scheduled or running jobs can be paused`]);
-    }
-    const next: JobRecord = { ...job, status: 'paused', nextRunMs: null, updatedAt: this.clock.now() };
-    if (!(await this.store.updateJob(next))) throw notFound('job', idOrName);
+    let refusal: string | null = null;
+    const stored = await this.store.mutateJob(job.id, (current) => {
+      if (current.status === 'paused') return null;
+      if (current.status !== 'scheduled' && current.status !== 'running') {
+        refusal = `job '${current.name}' is ${current.status}; only scheduled or running jobs can be paused`;
+        return null;
+      }
+      // A running run notices the pause at its next batch boundary and stops there.
+      return { ...current, status: 'paused', nextRunMs: null, updatedAt: this.clock.now() };
+    });
+    if (!stored) throw notFound('job', idOrName);
+    if (refusal) throw conflict('Job cannot be paused', [refusal]);
     this.changed();
-    return next;
+    return stored;
   }
 
   async resume(accountId: string, idOrName: string): Promise<{ job: JobRecord; warnings: string[] }> {
     const job = await this.get(accountId, idOrName);
-    if (job.status === 'scheduled' || job.status === 'running') return { job, warnings: [] };
-    if (job.status === 'completed') {
-      throw conflict('Job cannot be resumed', [`job '${job.name}' is completed; extend end_time with PATCH to run it again`]);
-    }
     const now = this.clock.now();
-    const placement = placeOnGrid({ startMs: job.startMs, endMs: job.endMs, intervalMs: job.intervalMs }, now);
-    const next: JobRecord = {
-      ...job,
-      status: placement.status,
-      statusReason: null,
-      nextRunMs: placement.nextRunMs,
-      updatedAt: now,
-    };
-    if (!(await this.store.updateJob(next))) throw notFound('job', idOrName);
+    let refusal: string | null = null;
+    let warning: string | null = null;
+    const stored = await this.store.mutateJob(job.id, (current) => {
+      if (current.status === 'scheduled' || current.status === 'running') return null;
+      if (current.status === 'completed') {
+        refusal = `job '${current.name}' is completed; extend end_time with PATCH to run it again`;
+        return null;
+      }
+      const placement = placeOnGrid({ startMs: current.startMs, endMs: current.endMs, intervalMs: current.intervalMs }, now);
+      warning = placement.warning;
+      return { ...current, status: placement.status, statusReason: null, nextRunMs: placement.nextRunMs, updatedAt: now };
+    });
+    if (!stored) throw notFound('job', idOrName);
+    if (refusal) throw conflict('Job cannot be resumed', [refusal]);
     this.changed();
-    return { job: next, warnings: placement.warning ? [placement.warning] : [] };
+    return { job: stored, warnings: warning ? [warning] : [] };
   }
 
   async delete(accountId: string, idOrName: string): Promise<JobRecord> {

@@ -90,6 +90,8 @@ export interface JobRecord {
   statusReason: string | null;
   nextRunMs: number | null;
   watermark: Watermark | null;
+  /** False until the first run has placed the watermark (matters for backfill: false). */
+  started: boolean;
   totals: JobTotals;
   lastRun: RunSummary | null;
   createdAt: number;
@@ -162,6 +164,12 @@ export interface ControlStore {
   listJobs(accountId: string, query: JobListQuery): Promise<Page<JobRecord>>;
   /** Replaces the stored job with `record` (matched by id); false when it no longer exists. */
   updateJob(record: JobRecord): Promise<boolean>;
+  /**
+   * Atomic read-modify-write of one job: `change` sees the stored record and returns the new one
+   * (or null to leave it). Returns the record as stored afterwards, or null when the job is gone.
+   * Every writer that could race (API, scheduler, sync run) goes through this.
+   */
+  mutateJob(id: string, change: (job: JobRecord) => JobRecord | null): Promise<JobRecord | null>;
   deleteJob(id: string): Promise<boolean>;
   /** Jobs that count against the limit: scheduled, running or paused. */
   countActiveJobs(accountId: string): Promise<number>;

@@ -138,6 +138,27 @@ export class SqliteControlStore implements ControlStore {
     return result.changes > 0;
   }
 
+  async mutateJob(id: string, change: (job: JobRecord) => JobRecord | null): Promise<JobRecord | null> {
+    // Synchronous transaction: nothing else in this process runs between the read and the write,
+    // and IMMEDIATE keeps other processes out.
+    const tx = this.db.transaction((): JobRecord | null => {
+      const current = parse<JobRecord>(
+        this.db.prepare('SELECT body FROM jobs WHERE id = ?').get(id) as { body: string } | undefined,
+      );
+      if (!current) return null;
+      const next = change(current);
+      if (next === null) return current;
+      const [, , name, status, kbName, databaseName, nextRun, body] = this.jobColumns(next);
+      this.db
+        .prepare(
+          'UPDATE jobs SET name = ?, status = ?, kb_name = ?, database_name = ?, next_run_ms = ?, body = ? WHERE id = ?',
+        )
+        .run(name, status, kbName, databaseName, nextRun, body, id);
+      return next;
+    });
+    return tx.immediate();
+  }
+
   async deleteJob(id: string): Promise<boolean> {
     return this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
   }

@@ -1,0 +1,248 @@
+/**
+ * The scheduler (SEMANTICS.md, "Schedule"): sleeps until the next due tick or a change to the
+ * jobs, then starts due runs. One job never runs twice at once; a tick that passes during a run
+ * is coalesced into one run right after; ticks missed while the service was down collapse into
+ * one `catch_up` run at start-up; after the last tick the job is `completed`.
+ */
+import type { Logger } from 'pino';
+import { AppError, conflict } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import { firstTickAfter } from '../core/schedule.js';
+import type { ControlStore, JobRecord, JobStatus, RunRecord, RunTrigger } from '../store/port.js';
+import { PermanentSyncError, RunCancelled } from '../sync/errors.js';
+import { executeSync, type SyncDeps } from '../sync/run-sync.js';
+
+export interface SchedulerOptions {
+  /** Runs this process executes at once. */
+  maxConcurrentRuns: number;
+}
+
+interface ActiveRun {
+  run: RunRecord;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+const gridOf = (job: JobRecord) => ({ startMs: job.startMs, endMs: job.endMs, intervalMs: job.intervalMs });
+
+export class Scheduler {
+  private readonly active = new Map<string, ActiveRun>();
+  private cancelTimer: (() => void) | null = null;
+  private stopped = true;
+  private ticking = false;
+  private tickAgain = false;
+  private catchUp = new Set<string>();
+
+  constructor(
+    private readonly store: ControlStore,
+    private readonly sync: SyncDeps,
+    private readonly logger: Logger,
+    private readonly options: SchedulerOptions,
+  ) {}
+
+  private get clock() {
+    return this.sync.clock;
+  }
+
+  /** Recovers what a previous process left behind, then starts ticking. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    const now = this.clock.now();
+    for (const run of await this.store.listRunningRuns()) {
+      if (this.active.has(run.jobId)) continue;
+      // The process that ran it died; its checkpoints are durable, the rest is redone.
+      await this.store.updateRun({
+        ...run,
+        status: 'failed',
+        finishedAt: now,
+        error: { code: 'INTERRUPTED', message: 'the service stopped during this run; the next run resumes from the last checkpoint' },
+      });
+      await this.store.mutateJob(run.jobId, (job) =>
+        job.status === 'running' ? { ...job, status: 'scheduled', nextRunMs: now, updatedAt: now } : null,
+      );
+    }
+    for (const job of await this.store.listDueJobs(now, 10_000)) this.catchUp.add(job.id);
+    await this.tick();
+  }
+
+  /** Stops ticking, asks running runs to stop at their next batch boundary, waits for them. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.cancelTimer?.();
+    this.cancelTimer = null;
+    for (const a of this.active.values()) a.abort.abort();
+    await Promise.all([...this.active.values()].map((a) => a.done));
+  }
+
+  /** Something changed (job created, patched, paused, resumed, deleted): look again. */
+  wake(): void {
+    if (!this.stopped) void this.tick();
+  }
+
+  isRunning(jobId: string): boolean {
+    return this.active.has(jobId);
+  }
+
+  /** Resolves when no run is in progress and no tick is being processed (tests, shutdown). */
+  async whenIdle(): Promise<void> {
+    while (this.active.size > 0 || this.ticking) {
+      await Promise.all([...this.active.values()].map((a) => a.done));
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  /** POST /jobs/{job}/run: a manual run now; 409 while one is in progress. */
+  async runNow(job: JobRecord): Promise<RunRecord> {
+    if (this.active.has(job.id) || job.status === 'running') {
+      throw conflict('Job is already running', [`job '${job.name}' has a run in progress; wait for it to finish`]);
+    }
+    const started = await this.claim(job.id, 'manual');
+    if (!started) throw conflict('Job is already running', [`job '${job.name}' has a run in progress`]);
+    return started;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    this.ticking = true;
+    try {
+      do {
+        this.tickAgain = false;
+        if (this.stopped) return;
+        const now = this.clock.now();
+        const free = this.options.maxConcurrentRuns - this.active.size;
+        if (free > 0) {
+          const due = await this.store.listDueJobs(now, free + this.active.size);
+          for (const job of due) {
+            if (this.active.size >= this.options.maxConcurrentRuns) break;
+            if (this.active.has(job.id)) continue;
+            const trigger: RunTrigger = this.catchUp.delete(job.id) ? 'catch_up' : 'schedule';
+            await this.claim(job.id, trigger);
+          }
+        }
+        await this.arm();
+      } while (this.tickAgain && !this.stopped);
+    } catch (err) {
+      this.logger.error({ err }, 'scheduler tick failed');
+      this.cancelTimer?.();
+      this.cancelTimer = this.clock.setTimer(5_000, () => void this.tick());
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** Sleeps until the earliest due tick (no polling of every job). */
+  private async arm(): Promise<void> {
+    this.cancelTimer?.();
+    this.cancelTimer = null;
+    if (this.stopped || this.active.size >= this.options.maxConcurrentRuns) return; // a finishing run ticks again
+    const next = await this.store.nextDueTime();
+    if (next === null) return;
+    this.cancelTimer = this.clock.setTimer(Math.max(0, next - this.clock.now()), () => void this.tick());
+  }
+
+  /**
+   * Atomically moves the job to `running` (only if it is in a state this trigger may start from),
+   * records the run and starts it. Scheduled triggers move next_run to the first tick after now,
+   * so ticks passing during the run collapse into at most one run right after it.
+   */
+  private async claim(jobId: string, trigger: RunTrigger): Promise<RunRecord | null> {
+    const now = this.clock.now();
+    let before: JobStatus | null = null;
+    const job = await this.store.mutateJob(jobId, (current) => {
+      if (current.status === 'running') return null;
+      if (trigger !== 'manual' && (current.status !== 'scheduled' || current.nextRunMs === null || current.nextRunMs > now)) return null;
+      before = current.status;
+      const nextRunMs = trigger === 'manual' ? current.nextRunMs : firstTickAfter(gridOf(current), now);
+      return { ...current, status: 'running', nextRunMs, updatedAt: now };
+    });
+    if (!job || before === null) return null;
+    const run: RunRecord = {
+      id: newId('run', now),
+      jobId,
+      trigger,
+      status: 'running',
+      startedAt: now,
+      finishedAt: null,
+      rowsRead: 0,
+      documentsAdded: 0,
+      documentsUpdated: 0,
+      documentsUnchanged: 0,
+      rowsSkipped: 0,
+      rowsFailed: 0,
+      chunksWritten: 0,
+      watermarkStart: job.watermark,
+      watermarkEnd: job.watermark,
+      error: null,
+    };
+    await this.store.insertRun(run);
+    await this.store.mutateJob(jobId, (current) => ({ ...current, lastRun: summary(run) }));
+    const abort = new AbortController();
+    const active: ActiveRun = { run, abort, done: Promise.resolve() };
+    active.done = this.execute(job, run, before, abort.signal);
+    this.active.set(jobId, active);
+    this.logger.info({ job: job.name, run: run.id, trigger }, 'run started');
+    return run;
+  }
+
+  private async execute(job: JobRecord, run: RunRecord, statusBefore: JobStatus, signal: AbortSignal): Promise<void> {
+    // Let claim() register the run before any of its work (and its completion) happens.
+    await Promise.resolve();
+    let outcome: { status: RunRecord['status']; error: RunRecord['error']; permanent: boolean };
+    try {
+      await executeSync(this.sync, job.id, run, (progress) => this.store.updateRun(progress), signal);
+      outcome = { status: 'succeeded', error: null, permanent: false };
+    } catch (err) {
+      if (err instanceof RunCancelled) {
+        outcome = { status: 'cancelled', error: { code: 'CANCELLED', message: err.message }, permanent: false };
+      } else if (err instanceof PermanentSyncError) {
+        outcome = { status: 'failed', error: { code: err.code, message: err.message }, permanent: true };
+      } else {
+        const message = err instanceof AppError ? `${err.message}: ${err.details.join('; ')}` : err instanceof Error ? err.message : String(err);
+        outcome = { status: 'failed', error: { code: 'SYNC_FAILED', message }, permanent: false };
+      }
+    }
+    const now = this.clock.now();
+    const finished: RunRecord = { ...run, status: outcome.status, error: outcome.error, finishedAt: now };
+    try {
+      await this.store.updateRun(finished);
+      await this.store.mutateJob(job.id, (current) => {
+        const totals = { ...current.totals };
+        if (outcome.status === 'succeeded') totals.runs_succeeded += 1;
+        if (outcome.status === 'failed') totals.runs_failed += 1;
+        totals.rows_skipped = finished.rowsSkipped;
+        const next: JobRecord = { ...current, totals, lastRun: summary(finished), updatedAt: now };
+        if (current.status !== 'running') return next; // paused meanwhile: keep it paused
+        if (outcome.permanent) {
+          return { ...next, status: 'failed', statusReason: outcome.error?.message ?? null, nextRunMs: null };
+        }
+        if (signal.aborted && outcome.status === 'cancelled') {
+          // Service shutdown: due again at once, so the next start finishes what is left.
+          return { ...next, status: 'scheduled', nextRunMs: Math.min(current.nextRunMs ?? now, now) };
+        }
+        if (run.trigger === 'manual' && statusBefore !== 'scheduled') return { ...next, status: statusBefore };
+        return current.nextRunMs === null
+          ? { ...next, status: 'completed', nextRunMs: null }
+          : { ...next, status: 'scheduled' };
+      });
+    } catch (err) {
+      this.logger.error({ err, run: run.id }, 'could not record the end of a run');
+    }
+    this.active.delete(job.id);
+    this.logger.info({ job: job.name, run: run.id, status: outcome.status, rows: run.rowsRead, error: outcome.error?.message }, 'run finished');
+    if (!this.stopped) void this.tick();
+  }
+}
+
+function summary(run: RunRecord) {
+  return {
+    id: run.id,
+    trigger: run.trigger,
+    status: run.status,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    error: run.error,
+  };
+}

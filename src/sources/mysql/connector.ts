@@ -1,0 +1,249 @@
+/** SourceConnector for MySQL and MariaDB, through a small mysql2 pool created on first use. */
+import { createPool, type PoolOptions } from 'mysql2';
+import type { Pool } from 'mysql2/promise';
+import { AppError } from '../../core/errors.js';
+import type {
+  ConnectionParameters,
+  KeysetPosition,
+  ReadBatchRequest,
+  SourceConnector,
+  SourceRow,
+  TableInfo,
+  TableRef,
+} from '../port.js';
+import {
+  buildKeysetQuery,
+  buildMaxPositionQuery,
+  ceilUnits,
+  checkSeconds,
+  connectionError,
+  publicInfo,
+  subtractInteger,
+  TableCache,
+  toPosition,
+  toSourceRows,
+  validateReadRequest,
+} from '../shared.js';
+import { introspect, type MysqlQuery } from './introspect.js';
+import { type MysqlColumnExtra, mysqlDialect, quoteIdent } from './sql.js';
+
+export { quoteIdent };
+
+export type MysqlParameters = Exclude<ConnectionParameters, { path: string }>;
+
+export class MysqlConnector implements SourceConnector {
+  readonly engine = 'mysql' as const;
+  private pool: Pool | null = null;
+  private closed = false;
+  private readonly options: PoolOptions;
+  private readonly tables = new TableCache<MysqlColumnExtra>((ref) => this.loadTable(ref));
+
+  constructor(params: MysqlParameters) {
+    const target = 'url' in params ? parseMysqlUrl(params.url) : params;
+    this.options = {
+      host: target.host ?? 'localhost',
+      port: target.port ?? 3306,
+      user: target.user,
+      password: target.password,
+      database: target.database,
+      ssl: target.ssl ? {} : undefined,
+      connectionLimit: 4,
+      maxIdle: 4,
+      idleTimeout: 10_000,
+      connectTimeout: 5_000,
+      charset: 'utf8mb4',
+      // DATETIME(6) as a Date would lose microseconds and be read in this process's time zone.
+      dateStrings: true,
+      // BIGINT and DECIMAL beyond 2^53 come back as strings instead of rounded numbers.
+      supportBigNumbers: true,
+    };
+  }
+
+  private getPool(): Pool {
+    if (this.closed) throw new Error('MySQL source connector is closed');
+    if (this.pool === null) {
+      const pool = createPool(this.options);
+      // TIMESTAMP is converted to the session zone on output; UTC keeps a watermark's text the
+      // same on every connection. mysql2 runs a connection's commands in order, so this SET
+      // completes before the first query on the new connection.
+      pool.on('connection', (conn) => {
+        conn.query("SET time_zone = '+00:00'", () => {});
+      });
+      this.pool = pool.promise();
+    }
+    return this.pool;
+  }
+
+  private readonly query: MysqlQuery = async <R>(sql: string, values: unknown[]) => {
+    const [rows] = await this.getPool().execute(sql, values as never[]);
+    return rows as R[];
+  };
+
+  private async queryArrays(sql: string, values: unknown[]): Promise<unknown[][]> {
+    const [rows] = await this.getPool().execute({ sql, rowsAsArray: true }, values as never[]);
+    return rows as unknown[][];
+  }
+
+  private async loadTable(ref: TableRef) {
+    if (!(await this.isCurrentDatabase(ref.schema))) return null;
+    const [table] = await introspect(this.query, ref.name);
+    return table ?? null;
+  }
+
+  /** A ref's schema is null, or the connected database's own name. */
+  private async isCurrentDatabase(schema: string | null): Promise<boolean> {
+    if (schema === null) return true;
+    const rows = await this.query<{ db: string | null }>('SELECT DATABASE() AS db', []);
+    return rows[0]?.db === schema;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      const conn = await this.getPool().getConnection();
+      try {
+        await conn.ping();
+      } finally {
+        conn.release();
+      }
+    } catch (err) {
+      throw connectionError(err, [this.options.password]);
+    }
+  }
+
+  async listTables(): Promise<TableInfo[]> {
+    const tables = await introspect(this.query);
+    return tables.map((t) => publicInfo(t)!);
+  }
+
+  async describeTable(ref: TableRef): Promise<TableInfo | null> {
+    return publicInfo(await this.tables.fresh(ref));
+  }
+
+  async readBatch(req: ReadBatchRequest): Promise<SourceRow[]> {
+    validateReadRequest(req);
+    const table = await this.tables.require(req.table, [...req.columns, req.filterColumn, ...req.keyColumns]);
+    const q = buildKeysetQuery(mysqlDialect, table, req);
+    const rows = await this.queryArrays(q.sql, q.params);
+    return toSourceRows(rows, q.valueColumns, req.keyColumns.length, mysqlDialect.toText);
+  }
+
+  async maxPosition(
+    table: TableRef,
+    filterColumn: string,
+    keyColumns: string[],
+  ): Promise<KeysetPosition | null> {
+    const t = await this.tables.require(table, [filterColumn, ...keyColumns]);
+    const q = buildMaxPositionQuery(mysqlDialect, t, filterColumn, keyColumns);
+    const rows = await this.queryArrays(q.sql, q.params);
+    return toPosition(rows[0], mysqlDialect.toText);
+  }
+
+  async countNullFilter(table: TableRef, filterColumn: string): Promise<number> {
+    const t = await this.tables.require(table, [filterColumn]);
+    const rows = await this.queryArrays(
+      `SELECT COUNT(*) FROM ${mysqlDialect.table(t.info)} WHERE ${quoteIdent(filterColumn)} IS NULL`,
+      [],
+    );
+    return Number(rows[0]?.[0] ?? 0);
+  }
+
+  async lookbackFrom(
+    table: TableRef,
+    filterColumn: string,
+    value: string,
+    seconds: number,
+  ): Promise<string | null> {
+    checkSeconds(seconds);
+    const t = await this.tables.require(table, [filterColumn]);
+    const { info, extra } = t.columns.get(filterColumn)!;
+    let sql: string;
+    let params: unknown[];
+    switch (info.kind) {
+      case 'timestamp': {
+        // Subtract whole units of the column's precision (rounded up, so the window is never
+        // shorter) and read it back at that precision: the result has the column's text form.
+        const fsp = Math.min(Math.max(extra.fsp, 0), 6);
+        const unit = 10 ** (6 - fsp);
+        const micros = ceilUnits(seconds, unit / 1e6) * BigInt(unit);
+        sql = `SELECT CAST(CAST(DATE_SUB(CAST(? AS DATETIME(6)), INTERVAL ? MICROSECOND) AS DATETIME(${fsp})) AS CHAR)`;
+        params = [value, micros.toString()];
+        break;
+      }
+      case 'date':
+        sql = 'SELECT CAST(DATE_SUB(CAST(? AS DATE), INTERVAL ? DAY) AS CHAR)';
+        params = [value, ceilUnits(seconds, 86_400).toString()];
+        break;
+      case 'integer':
+        return subtractInteger(value, seconds);
+      case 'numeric':
+        if (extra.dataType === 'decimal') {
+          // Seconds rounded up to the column's scale keep the result exact in DECIMAL.
+          const scale = extra.scale;
+          const digits = Math.min(scale, 9);
+          const secs = Number.isInteger(seconds)
+            ? String(seconds)
+            : (Number(ceilUnits(seconds, 10 ** -digits)) / 10 ** digits).toFixed(digits);
+          sql = `SELECT CAST(CAST(? AS DECIMAL(65, ${scale})) - CAST(? AS DECIMAL(65, ${scale})) AS CHAR)`;
+          params = [value, secs];
+        } else {
+          sql = 'SELECT CAST(CAST(? AS DOUBLE) - CAST(? AS DOUBLE) AS CHAR)';
+          params = [value, String(seconds)];
+        }
+        break;
+      default:
+        return null;
+    }
+    const rows = await this.queryArrays(sql, params);
+    const result = rows[0]?.[0];
+    if (result === null || result === undefined) {
+      throw new AppError(
+        'INVALID_REQUEST',
+        `lookback: ${JSON.stringify(value)} is not a valid ${info.type} value`,
+      );
+    }
+    return mysqlDialect.toText(result);
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    this.closed = true;
+    this.tables.clear();
+    if (pool !== null) await pool.end();
+  }
+}
+
+interface MysqlTarget {
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  ssl?: boolean;
+}
+
+/** `mysql://user:pass@host:port/db?ssl=true` (also `mariadb://`). */
+export function parseMysqlUrl(url: string): MysqlTarget {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new AppError('INVALID_REQUEST', 'MySQL connection URL is not a valid URL');
+  }
+  if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') {
+    throw new AppError(
+      'INVALID_REQUEST',
+      `MySQL connection URL must start with mysql://, not ${u.protocol}//`,
+    );
+  }
+  const db = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  const ssl = u.searchParams.get('ssl') ?? u.searchParams.get('sslmode');
+  return {
+    host: u.hostname === '' ? undefined : u.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: u.port === '' ? undefined : Number(u.port),
+    user: u.username === '' ? undefined : decodeURIComponent(u.username),
+    password: u.password === '' ? undefined : decodeURIComponent(u.password),
+    database: db === '' ? undefined : db,
+    ssl: ssl !== null && !['false', '0', 'disable', 'disabled'].includes(ssl.toLowerCase()),
+  };
+}

@@ -1,0 +1,299 @@
+/**
+ * Pieces every source adapter shares: request validation, the identifier check against the
+ * introspected table, the keyset query shape, a short-lived table cache and driver-error
+ * messages. Nothing here knows a driver.
+ */
+import { AppError } from '../core/errors.js';
+import type { ColumnInfo, KeysetPosition, ReadBatchRequest, SourceRow, TableInfo, TableRef } from './port.js';
+
+/** Introspected column plus what an adapter needs to bind a value of it (a cast, an affinity). */
+export interface ResolvedColumn<Extra> {
+  info: ColumnInfo;
+  extra: Extra;
+}
+
+/** Introspected table as adapters keep it: the port's TableInfo plus per-column dialect data. */
+export interface ResolvedTable<Extra> {
+  info: TableInfo;
+  columns: Map<string, ResolvedColumn<Extra>>;
+}
+
+export function displayTable(ref: TableRef): string {
+  return ref.schema === null
+    ? JSON.stringify(ref.name)
+    : `${JSON.stringify(ref.schema)}.${JSON.stringify(ref.name)}`;
+}
+
+/**
+ * Caches introspection so a run does not re-read the catalog for every batch. An entry lives
+ * `ttlMs`; a miss on a table or column re-reads once before failing, so a column added after the
+ * cache was filled is still found.
+ */
+export class TableCache<Extra> {
+  private readonly entries = new Map<string, { at: number; table: ResolvedTable<Extra> | null }>();
+
+  constructor(
+    private readonly load: (ref: TableRef) => Promise<ResolvedTable<Extra> | null>,
+    private readonly ttlMs = 60_000,
+  ) {}
+
+  /** Loads fresh (no cache) and remembers the result. */
+  async fresh(ref: TableRef): Promise<ResolvedTable<Extra> | null> {
+    const table = await this.load(ref);
+    this.entries.set(cacheKey(ref), { at: Date.now(), table });
+    return table;
+  }
+
+  /** The table with every named column checked against it; throws a clear error otherwise. */
+  async require(ref: TableRef, columnNames: readonly string[]): Promise<ResolvedTable<Extra>> {
+    const hit = this.entries.get(cacheKey(ref));
+    const cached = hit !== undefined && Date.now() - hit.at < this.ttlMs;
+    let table = cached ? hit.table : await this.fresh(ref);
+    if (cached && (table === null || columnNames.some((c) => !table!.columns.has(c)))) {
+      table = await this.fresh(ref);
+    }
+    if (table === null) {
+      throw new AppError('INVALID_TABLE', `Table ${displayTable(ref)} does not exist`, [
+        `table ${displayTable(ref)} was not found in the source database`,
+      ]);
+    }
+    const unknown = columnNames.filter((c) => !table.columns.has(c));
+    if (unknown.length > 0) {
+      const list = unknown.map((c) => JSON.stringify(c)).join(', ');
+      throw new AppError('INVALID_TABLE', `Unknown column ${list} in table ${displayTable(ref)}`, [
+        ...unknown.map((c) => `column ${JSON.stringify(c)} does not exist in table ${displayTable(ref)}`),
+      ]);
+    }
+    return table;
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+function cacheKey(ref: TableRef): string {
+  return JSON.stringify([ref.schema, ref.name]);
+}
+
+/** Throws unless the request is well formed (positions match the key, the limit is sane). */
+export function validateReadRequest(req: ReadBatchRequest): void {
+  if (!Number.isSafeInteger(req.limit) || req.limit < 1) {
+    throw new AppError(
+      'INVALID_REQUEST',
+      `readBatch limit must be a positive integer, got ${String(req.limit)}`,
+    );
+  }
+  if (new Set(req.keyColumns).size !== req.keyColumns.length) {
+    throw new AppError('INVALID_REQUEST', 'readBatch key columns must be distinct');
+  }
+  if (req.from !== null && 'after' in req.from) checkPosition(req.from.after, req.keyColumns, 'from.after');
+  if (req.from !== null && 'atLeast' in req.from && typeof req.from.atLeast !== 'string') {
+    throw new AppError('INVALID_REQUEST', 'readBatch from.atLeast must be a string');
+  }
+  if (req.until !== null) checkPosition(req.until, req.keyColumns, 'until');
+}
+
+function checkPosition(pos: KeysetPosition, keyColumns: readonly string[], what: string): void {
+  if (
+    typeof pos.filter !== 'string' ||
+    !Array.isArray(pos.key) ||
+    pos.key.some((k) => typeof k !== 'string')
+  ) {
+    throw new AppError('INVALID_REQUEST', `readBatch ${what} must hold string values`);
+  }
+  if (pos.key.length !== keyColumns.length) {
+    throw new AppError(
+      'INVALID_REQUEST',
+      `readBatch ${what} has ${pos.key.length} key values but there are ${keyColumns.length} key columns`,
+    );
+  }
+}
+
+/** How one dialect spells the pieces of a keyset query. */
+export interface KeysetDialect<Extra> {
+  quote(name: string): string;
+  /** The qualified, quoted table name. */
+  table(ref: TableRef): string;
+  /** Expression for the text form of `expr` (a column of `column`'s type); `toText` finishes it. */
+  textOf(expr: string, column: ResolvedColumn<Extra>): string;
+  toText(value: unknown): string;
+  /** Binds `value` (a text form) for comparison with `column`; returns the placeholder expression. */
+  bind(column: ResolvedColumn<Extra>, value: string, params: unknown[]): string;
+  /**
+   * Whether to repeat the bound on the leading column alone (`f >= x AND (f, k) > (x, k0)`).
+   * MySQL/MariaDB only turn row-constructor comparisons into an index range through it.
+   */
+  boundLeadingColumn: boolean;
+  /** `LIMIT` clause for a validated positive integer. */
+  limit(n: number, params: unknown[]): string;
+}
+
+/**
+ * Every column reference is qualified with this alias: a bare name in ORDER BY means an output
+ * column first (PostgreSQL, SQLite), and `ts` and `ts::text` would both be outputs named `ts`.
+ * An alias is a plain identifier, so no user name can be mistaken for it once qualified.
+ */
+const SOURCE_ALIAS = 'kbsync_src';
+
+export interface KeysetQuery {
+  sql: string;
+  params: unknown[];
+  /** Names of the value columns, in select-list order, before the position columns. */
+  valueColumns: string[];
+}
+
+/**
+ * `SELECT values..., text(f), text(k)... FROM t WHERE f IS NOT NULL AND (f, k...) > (...)
+ * ORDER BY f, k... LIMIT n`: the shape a (filter, key...) index answers without sorting.
+ */
+export function buildKeysetQuery<Extra>(
+  d: KeysetDialect<Extra>,
+  table: ResolvedTable<Extra>,
+  req: ReadBatchRequest,
+): KeysetQuery {
+  const col = (name: string): ResolvedColumn<Extra> => table.columns.get(name)!;
+  const order = [req.filterColumn, ...req.keyColumns];
+  const valueColumns = [...new Set([...req.columns, ...order])];
+  const params: unknown[] = [];
+  const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
+  const select = [...valueColumns.map(ref), ...order.map((c) => d.textOf(ref(c), col(c)))];
+  const f = ref(req.filterColumn);
+  const rowOf = (names: string[]): string => `(${names.map(ref).join(', ')})`;
+  const where = [`${f} IS NOT NULL`];
+
+  const compareRow = (op: '>' | '<=', pos: KeysetPosition): void => {
+    const values = [pos.filter, ...pos.key];
+    if (d.boundLeadingColumn && order.length > 1) {
+      where.push(`${f} ${op === '>' ? '>=' : '<='} ${d.bind(col(req.filterColumn), pos.filter, params)}`);
+    }
+    const bound = order.map((name, i) => d.bind(col(name), values[i]!, params));
+    where.push(`${rowOf(order)} ${op} (${bound.join(', ')})`);
+  };
+
+  if (req.from !== null && 'after' in req.from) compareRow('>', req.from.after);
+  else if (req.from !== null)
+    where.push(`${f} >= ${d.bind(col(req.filterColumn), req.from.atLeast, params)}`);
+  if (req.until !== null) compareRow('<=', req.until);
+
+  const sql =
+    `SELECT ${select.join(', ')} FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} WHERE ${where.join(' AND ')} ` +
+    `ORDER BY ${order.map(ref).join(', ')} ${d.limit(req.limit, params)}`;
+  return { sql, params, valueColumns };
+}
+
+/** Turns array rows of a keyset query into SourceRows. */
+export function toSourceRows(
+  rows: unknown[][],
+  valueColumns: string[],
+  keyCount: number,
+  toText: (v: unknown) => string,
+  toValue: (v: unknown) => unknown = (v) => v,
+): SourceRow[] {
+  const n = valueColumns.length;
+  return rows.map((row) => {
+    const values: Record<string, unknown> = {};
+    valueColumns.forEach((name, i) => {
+      values[name] = toValue(row[i]);
+    });
+    return {
+      position: {
+        filter: toText(row[n]),
+        key: Array.from({ length: keyCount }, (_, i) => toText(row[n + 1 + i])),
+      },
+      values,
+    };
+  });
+}
+
+/** `SELECT text(f), text(k)... ORDER BY f DESC, k DESC LIMIT 1`: the last position. */
+export function buildMaxPositionQuery<Extra>(
+  d: KeysetDialect<Extra>,
+  table: ResolvedTable<Extra>,
+  filterColumn: string,
+  keyColumns: string[],
+): { sql: string; params: unknown[] } {
+  const order = [filterColumn, ...keyColumns];
+  const params: unknown[] = [];
+  const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
+  const sql =
+    `SELECT ${order.map((c) => d.textOf(ref(c), table.columns.get(c)!)).join(', ')} ` +
+    `FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} WHERE ${ref(filterColumn)} IS NOT NULL ` +
+    `ORDER BY ${order.map((c) => `${ref(c)} DESC`).join(', ')} ${d.limit(1, params)}`;
+  return { sql, params };
+}
+
+export function toPosition(
+  row: unknown[] | undefined,
+  toText: (v: unknown) => string,
+): KeysetPosition | null {
+  if (row === undefined) return null;
+  return { filter: toText(row[0]), key: row.slice(1).map(toText) };
+}
+
+export function checkSeconds(seconds: number): void {
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new AppError(
+      'INVALID_REQUEST',
+      `lookback seconds must be a finite number >= 0, got ${String(seconds)}`,
+    );
+  }
+}
+
+/** Whole units (days, microseconds, ...) covering `seconds`, rounded up so a window is never shorter. */
+export function ceilUnits(seconds: number, unitSeconds: number): bigint {
+  // Sub-second units multiply by an exact power of ten (300 s * 1e6 is exact, 300 / 1e-6 is not);
+  // the relative epsilon keeps 0.1 * 1000 (= 100.00000000000001) from becoming 101.
+  const x = unitSeconds < 1 ? seconds * Math.round(1 / unitSeconds) : seconds / unitSeconds;
+  return BigInt(Math.ceil(x - Math.max(1, Math.abs(x)) * 1e-12));
+}
+
+/** Integer filter minus seconds, exact for integers beyond 2^53. */
+export function subtractInteger(value: string, seconds: number): string {
+  const v = value.trim();
+  if (!/^[+-]?\d+$/.test(v)) {
+    throw new AppError('INVALID_REQUEST', `lookback: ${JSON.stringify(value)} is not an integer`);
+  }
+  return (BigInt(v) - ceilUnits(seconds, 1)).toString();
+}
+
+/**
+ * The driver's reason, readable and without the password: Node's AggregateError (a connect to
+ * every address of a host failed) has an empty message, so its inner errors are used.
+ */
+export function driverReason(err: unknown, secrets: (string | undefined)[] = []): string {
+  let reason = '';
+  if (err instanceof Error) {
+    reason = err.message;
+    const inner = (err as { errors?: unknown }).errors;
+    if (reason === '' && Array.isArray(inner)) {
+      reason = [...new Set(inner.map((e) => (e instanceof Error ? e.message : String(e))))].join('; ');
+    }
+    if (reason === '') reason = (err as { code?: unknown }).code?.toString() ?? err.name;
+  } else {
+    reason = String(err);
+  }
+  // Credentials in a URL-looking fragment, then any literal occurrence of a known secret.
+  reason = reason.replace(/(\/\/[^/:@\s]*:)[^@\s]*@/g, '$1***@');
+  for (const s of secrets) {
+    if (s !== undefined && s.length >= 3) reason = reason.split(s).join('***');
+  }
+  return reason === '' ? 'unknown connection error' : reason;
+}
+
+export function connectionError(err: unknown, secrets: (string | undefined)[]): AppError {
+  return new AppError('CONNECTION_FAILED', driverReason(err, secrets), [], { cause: err });
+}
+
+/** Strips adapter-only data so callers see exactly the port's TableInfo. */
+export function publicInfo<Extra>(table: ResolvedTable<Extra> | null): TableInfo | null {
+  if (table === null) return null;
+  const { schema, name, columns, primaryKey, uniqueKeys } = table.info;
+  return {
+    schema,
+    name,
+    columns: columns.map((c) => ({ ...c })),
+    primaryKey: [...primaryKey],
+    uniqueKeys: uniqueKeys.map((k) => [...k]),
+  };
+}
