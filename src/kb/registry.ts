@@ -33,7 +33,7 @@ export class KnowledgeBaseRegistry {
   }
 
   async create(accountId: string, body: unknown): Promise<KnowledgeBaseRecord> {
-    const parsed = CreateKnowledgeBaseBody.safeParse(body);
+    const parsed = CreateKnowledgeBaseBody.safeParse(body, { reportInput: true });
     if (!parsed.success) {
       throw problemsToError(issuesToProblems(parsed.error.issues), 'Invalid knowledge base configuration');
     }
