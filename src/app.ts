@@ -1,6 +1,6 @@
 /**
- * The composition root: builds the store, services and server from the configuration. The one
- * place where backends are chosen.
+ * The composition root: builds the stores, services, scheduler and server from the
+ * configuration. The one place where backends are chosen.
  */
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -9,13 +9,19 @@ import { buildServer } from './api/server.js';
 import type { Config } from './config.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { type ConnectorFactory, DatabaseService } from './databases/service.js';
+import { createEmbeddingProvider } from './embeddings/factory.js';
+import type { EmbeddingConfig, EmbeddingProvider } from './embeddings/port.js';
+import { Scheduler } from './jobs/scheduler.js';
 import { JobService } from './jobs/service.js';
+import { KnowledgeBaseEngine, type ProviderFactory } from './kb/engine.js';
 import { KnowledgeBaseRegistry } from './kb/registry.js';
 import { SecretBox } from './secrets/crypto.js';
 import { createSourceConnector } from './sources/factory.js';
 import type { ControlStore } from './store/port.js';
 import { SqliteControlStore } from './store/sqlite/control-store.js';
 import { openSqliteFile } from './store/sqlite/open.js';
+import { SqliteVectorStore } from './store/sqlite/vector-store.js';
+import type { SyncDeps } from './sync/run-sync.js';
 import { VERSION } from './version.js';
 
 export interface Services {
@@ -24,13 +30,19 @@ export interface Services {
   store: ControlStore;
   databases: DatabaseService;
   kbs: KnowledgeBaseRegistry;
+  engine: KnowledgeBaseEngine;
   jobs: JobService;
+  scheduler: Scheduler;
 }
 
 export interface AppOptions {
   clock?: Clock;
   connectorFactory?: ConnectorFactory;
+  /** Embedding providers by configuration (tests pass a fast deterministic one). */
+  providerFactory?: ProviderFactory;
   logger?: Logger;
+  /** Sync-run tuning (tests shorten the retry backoff). */
+  sync?: Partial<Pick<SyncDeps, 'readAttempts' | 'retryBaseMs'>>;
 }
 
 export interface App {
@@ -38,7 +50,7 @@ export interface App {
   services: Services;
   server: FastifyInstance;
   logger: Logger;
-  /** Starts listening on config.host:config.port; returns the address. */
+  /** Starts the scheduler (when configured) and listens on config.host:config.port. */
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -51,16 +63,59 @@ export function createLogger(config: Readonly<Config>): Logger {
   });
 }
 
+/**
+ * One local model pool for the whole process, however many knowledge bases use it: each worker
+ * holds a copy of the model, so a pool per knowledge base would multiply memory.
+ */
+function defaultProviderFactory(config: Readonly<Config>): { factory: ProviderFactory; close(): Promise<void> } {
+  let local: EmbeddingProvider | null = null;
+  const factory = (embedding: EmbeddingConfig): EmbeddingProvider => {
+    if (embedding.provider !== 'local') return createEmbeddingProvider(embedding);
+    local ??= createEmbeddingProvider(embedding, {
+      local: config.localEmbeddingThreads > 0 ? { threads: config.localEmbeddingThreads } : {},
+    });
+    const shared = local;
+    return {
+      id: shared.id,
+      dimensions: () => shared.dimensions(),
+      embed: (texts, options) => shared.embed(texts, options),
+      close: async () => undefined, // closed once, with the app
+      // No probe: the local model needs no credentials, and loading it at creation would only delay the answer.
+    };
+  };
+  return { factory, close: async () => void (await local?.close()) };
+}
+
 export async function createApp(config: Readonly<Config>, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config);
   const clock = options.clock ?? systemClock;
   const db = openSqliteFile(path.join(config.dataDir, 'kbsync.db'));
   const store = new SqliteControlStore(db, { ownsDb: true });
+  const vectors = new SqliteVectorStore(db);
   const secrets = config.secretKey ? SecretBox.fromSetting(config.secretKey) : SecretBox.fromDataDir(config.dataDir);
   const databases = new DatabaseService(store, secrets, options.connectorFactory ?? createSourceConnector);
   const kbs = new KnowledgeBaseRegistry(store, secrets);
+  const providers = options.providerFactory ? { factory: options.providerFactory, close: async () => undefined } : defaultProviderFactory(config);
+  const engine = new KnowledgeBaseEngine(store, vectors, kbs, providers.factory, { maxDocumentChars: config.maxDocumentChars });
+  kbs.setHooks(engine.hooks());
   const jobs = new JobService(store, databases, kbs, clock, { maxActiveJobs: config.maxActiveJobs });
-  const services: Services = { version: VERSION, clock, store, databases, kbs, jobs };
+  const scheduler = new Scheduler(
+    store,
+    {
+      store,
+      databases,
+      sink: engine,
+      clock,
+      readAttempts: options.sync?.readAttempts ?? 4,
+      retryBaseMs: options.sync?.retryBaseMs ?? 1000,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    },
+    logger,
+    { maxConcurrentRuns: config.maxConcurrentRuns },
+  );
+  jobs.attachRunner(scheduler);
+  jobs.onChange(() => scheduler.wake());
+  const services: Services = { version: VERSION, clock, store, databases, kbs, engine, jobs, scheduler };
   const server = await buildServer(config, services, logger);
 
   return {
@@ -69,10 +124,16 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
     server,
     logger,
     async listen() {
-      return server.listen({ host: config.host, port: config.port });
+      const address = await server.listen({ host: config.host, port: config.port });
+      if (config.scheduler) await scheduler.start();
+      return address;
     },
     async close() {
       await server.close();
+      // Also when the scheduler never ticked: manual runs may be in flight.
+      await scheduler.stop();
+      await engine.close();
+      await providers.close();
       await store.close();
     },
   };

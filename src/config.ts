@@ -18,6 +18,12 @@ export interface Config {
   bodyLimitBytes: number;
   /** Run the scheduler in this process. */
   scheduler: boolean;
+  /** Sync runs this process executes at once. */
+  maxConcurrentRuns: number;
+  /** Longest document content accepted through the documents API, in characters. */
+  maxDocumentChars: number;
+  /** Worker threads of the local embedding model; 0 = one per core. */
+  localEmbeddingThreads: number;
 }
 
 interface OptionSpec {
@@ -44,6 +50,17 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'KBSYNC_MAX_ACTIVE_JOBS', default: '100', describe: 'Active (scheduled, running, paused) jobs per account.' },
   { env: 'KBSYNC_BODY_LIMIT', default: '1048576', describe: 'Largest accepted request body, in bytes.' },
   { env: 'KBSYNC_SCHEDULER', default: 'on', describe: 'on: this process runs due jobs; off: API only.' },
+  { env: 'KBSYNC_MAX_CONCURRENT_RUNS', default: '2', describe: 'Sync runs this process executes at once.' },
+  {
+    env: 'KBSYNC_MAX_DOCUMENT_CHARS',
+    default: '1000000',
+    describe: 'Longest document content accepted by POST /knowledge_bases/{kb}/documents, in characters.',
+  },
+  {
+    env: 'KBSYNC_LOCAL_EMBEDDING_THREADS',
+    default: '0',
+    describe: 'Worker threads of the local embedding model (each holds a copy, ~100 MB); 0 = one per core.',
+  },
 ];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -89,6 +106,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxActiveJobs: intOption(env, 'KBSYNC_MAX_ACTIVE_JOBS', '100', 1, 1_000_000),
     bodyLimitBytes: intOption(env, 'KBSYNC_BODY_LIMIT', '1048576', 1024, 1024 * 1024 * 1024),
     scheduler: boolOption(env, 'KBSYNC_SCHEDULER', 'on'),
+    maxConcurrentRuns: intOption(env, 'KBSYNC_MAX_CONCURRENT_RUNS', '2', 1, 64),
+    maxDocumentChars: intOption(env, 'KBSYNC_MAX_DOCUMENT_CHARS', '1000000', 1000, 100_000_000),
+    localEmbeddingThreads: intOption(env, 'KBSYNC_LOCAL_EMBEDDING_THREADS', '0', 0, 64),
     ...overrides,
   };
   return Object.freeze(config);

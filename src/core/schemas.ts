@@ -131,3 +131,42 @@ export const PageQuery = z.strictObject({
   limit: z.coerce.number().int().min(1, 'limit must be 1-200').max(200, 'limit must be 1-200').optional(),
   cursor: z.string().max(200).optional(),
 });
+
+const metadataScalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+export const UpsertDocumentsBody = z.strictObject({
+  documents: z
+    .array(
+      z.strictObject({
+        id: z.string().min(1, 'document id must not be empty').max(512, 'document id must be at most 512 characters'),
+        content: z.string(),
+        metadata: z.record(z.string().max(64), metadataScalar).optional(),
+      }),
+    )
+    .min(1, 'documents must hold at least 1 document')
+    .max(1000, 'documents must hold at most 1000 documents per request'),
+});
+export type UpsertDocumentsInput = z.infer<typeof UpsertDocumentsBody>;
+
+const rangeBound = z.union([z.string(), z.number()]);
+export const QueryBody = z.strictObject({
+  query: z.string().trim().min(1, 'query must not be empty').max(10_000, 'query must be at most 10000 characters'),
+  top_k: z
+    .number()
+    .int('top_k must be a whole number')
+    .min(1, 'top_k must be between 1 and 100')
+    .max(100, 'top_k must be between 1 and 100')
+    .optional(),
+  min_relevance: z.number().min(0, 'min_relevance must be between 0 and 1').max(1, 'min_relevance must be between 0 and 1').optional(),
+  mode: z.enum(['semantic', 'keyword', 'hybrid'], { error: 'mode must be semantic, keyword or hybrid' }).optional(),
+  filter: z
+    .record(
+      z.string(),
+      z.union([
+        metadataScalar,
+        z.strictObject({ in: z.array(metadataScalar).max(1000).optional(), gte: rangeBound.optional(), lte: rangeBound.optional() }),
+      ]),
+    )
+    .optional(),
+});
+export type QueryInput = z.infer<typeof QueryBody>;

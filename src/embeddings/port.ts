@@ -11,6 +11,21 @@ export interface EmbeddingProvider {
   embed(texts: string[], options?: { signal?: AbortSignal }): Promise<Float32Array[]>;
   /** Releases workers, sockets. */
   close(): Promise<void>;
+  /**
+   * Optional (added after the first version of the port, so older fakes stay valid): one tiny
+   * embedding that proves the provider works end to end (model loads, credentials and model name
+   * are accepted) and learns the vector length. Called when a knowledge base is created.
+   */
+  probe?(options?: { signal?: AbortSignal }): Promise<ProbeResult>;
+}
+
+/** What `probe()` learned. */
+export interface ProbeResult {
+  dimensions: number;
+  /** The model that answered, when the provider reports it. */
+  model?: string;
+  /** Round trip of the probe, including a model load or connection set-up. */
+  latencyMs: number;
 }
 
 /** Embedding configuration of a knowledge base (API.md, "Knowledge bases"). */

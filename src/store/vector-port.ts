@@ -54,6 +54,11 @@ export interface VectorStore {
   getContentHashes(kbId: string, ids: string[]): Promise<Map<string, string>>;
   /** Replaces each document and all its chunks; the whole call is one transaction. */
   upsertDocuments(kbId: string, docs: DocumentInput[]): Promise<void>;
+  /**
+   * Replaces only the metadata and stored hash of existing documents whose content (and so their
+   * chunks and vectors) did not change; one transaction. Returns how many documents it changed.
+   */
+  updateMetadata(kbId: string, items: Array<{ id: string; contentHash: string; metadata: Metadata }>): Promise<number>;
   deleteDocument(kbId: string, id: string): Promise<boolean>;
   listDocuments(
     kbId: string,

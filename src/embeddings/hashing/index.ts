@@ -1,0 +1,1 @@
+export { HashingEmbeddingProvider, type HashingEmbeddingOptions } from './provider.js';

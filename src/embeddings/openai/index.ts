@@ -1,0 +1,1 @@
+export { OPENAI_DEFAULTS, OpenAIEmbeddingProvider, type OpenAIEmbeddingOptions } from './provider.js';

@@ -1,0 +1,244 @@
+/**
+ * The knowledge-base engine: chunking, embedding, storage and search behind the registry.
+ * The sync run writes through `upsertDocuments` (its DocumentSink); the API uses the rest.
+ */
+import { splitText } from '../core/chunking.js';
+import type { RowDocument } from '../core/documents.js';
+import { AppError, problemsToError } from '../core/errors.js';
+import { contentHash } from '../core/hash.js';
+import { QueryBody, UpsertDocumentsBody } from '../core/schemas.js';
+import { issuesToProblems } from '../core/validation.js';
+import { EmbeddingProviderError } from '../embeddings/errors.js';
+import type { EmbeddingConfig, EmbeddingProvider } from '../embeddings/port.js';
+import type { ControlStore, KnowledgeBaseRecord } from '../store/port.js';
+import type { DocumentInput, Metadata, MetadataFilter, SearchHit, StoredDocument, VectorStore } from '../store/vector-port.js';
+import type { DocumentSink, UpsertCounts } from '../sync/run-sync.js';
+import type { KnowledgeBaseHooks, KnowledgeBaseRegistry } from './registry.js';
+import { fuse, keywordRelevance, semanticRelevance } from './relevance.js';
+
+export type ProviderFactory = (config: EmbeddingConfig) => EmbeddingProvider;
+
+export interface EngineOptions {
+  /** Longest document content accepted through the API, in characters. */
+  maxDocumentChars: number;
+}
+
+export interface QueryResult {
+  document_id: string;
+  chunk_id: string;
+  content: string;
+  metadata: Metadata;
+  relevance: number;
+}
+
+/**
+ * The stored hash covers content and metadata separately ("<content>.<metadata>"), so a row whose
+ * metadata moved (its updated_at) but whose text did not is updated without re-embedding.
+ */
+function documentHash(content: string, metadata: Metadata): { full: string; content: string } {
+  const c = contentHash(content);
+  const keys = Object.keys(metadata).sort();
+  const m = contentHash(JSON.stringify(keys.map((k) => [k, metadata[k]])));
+  return { full: `${c}.${m}`, content: c };
+}
+
+export class KnowledgeBaseEngine implements DocumentSink {
+  private readonly providers = new Map<string, EmbeddingProvider>();
+
+  constructor(
+    private readonly store: ControlStore,
+    private readonly vectors: VectorStore,
+    private readonly registry: KnowledgeBaseRegistry,
+    private readonly makeProvider: ProviderFactory,
+    private readonly options: EngineOptions,
+  ) {}
+
+  /** The registry's lifecycle hooks: probe the provider and create the collection; drop it on delete. */
+  hooks(): KnowledgeBaseHooks {
+    return {
+      beforeCreate: async (record, apiKey) => {
+        const provider = this.makeProvider(this.embeddingConfig(record, apiKey));
+        let dimensions: number;
+        try {
+          // A remote provider is probed now, so a wrong URL, model or key is reported at creation.
+          dimensions = provider.probe ? (await provider.probe()).dimensions : await provider.dimensions();
+        } catch (err) {
+          await provider.close().catch(() => undefined);
+          if (err instanceof AppError) throw err;
+          const reason = err instanceof Error ? err.message : String(err);
+          throw new AppError('CONNECTION_FAILED', 'The embedding provider did not answer', [`embedding provider: ${reason}`], { cause: err });
+        }
+        this.providers.set(record.id, provider);
+        await this.vectors.createCollection(record.id, dimensions);
+      },
+      afterDelete: async (record) => {
+        await this.vectors.dropCollection(record.id);
+        const provider = this.providers.get(record.id);
+        this.providers.delete(record.id);
+        await provider?.close().catch(() => undefined);
+      },
+    };
+  }
+
+  async counts(record: KnowledgeBaseRecord): Promise<{ documents: number; chunks: number }> {
+    return this.vectors.counts(record.id);
+  }
+
+  /** The sync run's sink: one batch, atomic; unchanged content is not re-embedded. */
+  async upsertDocuments(kb: KnowledgeBaseRecord, docs: RowDocument[], signal?: AbortSignal): Promise<UpsertCounts> {
+    const counts: UpsertCounts = { added: 0, updated: 0, unchanged: 0, chunksWritten: 0 };
+    if (docs.length === 0) return counts;
+    const stored = await this.vectors.getContentHashes(kb.id, docs.map((d) => d.id));
+    const toEmbed: Array<{ doc: RowDocument; hash: string; isNew: boolean }> = [];
+    const metadataOnly: Array<{ id: string; contentHash: string; metadata: Metadata }> = [];
+    for (const doc of docs) {
+      const hash = documentHash(doc.content, doc.metadata);
+      const previous = stored.get(doc.id);
+      if (previous === hash.full) counts.unchanged++;
+      else if (previous !== undefined && previous.split('.')[0] === hash.content) {
+        metadataOnly.push({ id: doc.id, contentHash: hash.full, metadata: doc.metadata });
+      } else toEmbed.push({ doc, hash: hash.full, isNew: previous === undefined });
+    }
+
+    const inputs: DocumentInput[] = [];
+    if (toEmbed.length > 0) {
+      const chunked = toEmbed.map(({ doc }) =>
+        splitText(doc.content, { chunkSize: kb.chunking.chunk_size, chunkOverlap: kb.chunking.chunk_overlap }),
+      );
+      const texts = chunked.flat().map((c) => c.text);
+      const vectors = texts.length === 0 ? [] : await this.provider(kb).embed(texts, signal ? { signal } : undefined);
+      let next = 0;
+      toEmbed.forEach(({ doc, hash, isNew }, i) => {
+        const chunks = chunked[i]!.map((c) => ({ index: c.index, text: c.text, embedding: vectors[next++]! }));
+        inputs.push({ id: doc.id, content: doc.content, contentHash: hash, metadata: doc.metadata, chunks });
+        counts.chunksWritten += chunks.length;
+        if (isNew) counts.added++;
+        else counts.updated++;
+      });
+    }
+    // Both writes are idempotent: a crash between them leaves rows that the next run finds changed.
+    if (inputs.length > 0) await this.vectors.upsertDocuments(kb.id, inputs);
+    if (metadataOnly.length > 0) counts.updated += await this.vectors.updateMetadata(kb.id, metadataOnly);
+    return counts;
+  }
+
+  /** POST /knowledge_bases/{kb}/documents */
+  async upsertFromApi(accountId: string, kbName: string, body: unknown): Promise<UpsertCounts> {
+    const kb = await this.registry.get(accountId, kbName);
+    const parsed = UpsertDocumentsBody.safeParse(body, { reportInput: true });
+    if (!parsed.success) throw problemsToError(issuesToProblems(parsed.error.issues), 'Invalid documents');
+    const details: string[] = [];
+    const seen = new Set<string>();
+    parsed.data.documents.forEach((d, i) => {
+      if (seen.has(d.id)) details.push(`documents[${i}].id '${d.id}' appears twice in this request`);
+      seen.add(d.id);
+      if (d.content.length > this.options.maxDocumentChars) {
+        details.push(
+          `documents[${i}].content has ${d.content.length} characters; the limit is ${this.options.maxDocumentChars} (KBSYNC_MAX_DOCUMENT_CHARS)`,
+        );
+      }
+    });
+    if (details.length > 0) throw new AppError('INVALID_REQUEST', 'Invalid documents', details);
+    const docs = parsed.data.documents.map((d) => ({ id: d.id, content: d.content, metadata: (d.metadata ?? {}) as Metadata }));
+    try {
+      return await this.upsertDocuments(kb, docs);
+    } catch (err) {
+      throw providerFailure(err);
+    }
+  }
+
+  async listDocuments(accountId: string, kbName: string, page: { limit: number; cursor: string | null }) {
+    const kb = await this.registry.get(accountId, kbName);
+    const result = await this.vectors.listDocuments(kb.id, { limit: page.limit, after: page.cursor });
+    return { documents: result.documents.map(presentDocument), next_cursor: result.next };
+  }
+
+  async deleteDocument(accountId: string, kbName: string, id: string): Promise<void> {
+    const kb = await this.registry.get(accountId, kbName);
+    if (!(await this.vectors.deleteDocument(kb.id, id))) {
+      throw new AppError('NOT_FOUND', 'document not found', [`document '${id}' does not exist in knowledge base '${kbName}'`]);
+    }
+  }
+
+  /** POST /knowledge_bases/{kb}/query: semantic (default), keyword or hybrid (reciprocal-rank fusion). */
+  async query(accountId: string, kbName: string, body: unknown): Promise<{ results: QueryResult[]; mode: string }> {
+    const kb = await this.registry.get(accountId, kbName);
+    const parsed = QueryBody.safeParse(body, { reportInput: true });
+    if (!parsed.success) throw problemsToError(issuesToProblems(parsed.error.issues), 'Invalid query');
+    const { query, top_k: topK = 10, min_relevance: minRelevance = 0, mode = 'semantic' } = parsed.data;
+    const filter = parsed.data.filter as MetadataFilter | undefined;
+    // Fusion needs more than top_k candidates from each side to rank well.
+    const depth = mode === 'hybrid' ? Math.min(Math.max(topK * 4, 40), 400) : topK;
+    const semantic = async () => {
+      let vector: Float32Array;
+      try {
+        [vector] = (await this.provider(kb).embed([query])) as [Float32Array];
+      } catch (err) {
+        throw providerFailure(err);
+      }
+      return this.vectors.searchVector(kb.id, vector, { topK: depth, ...(filter ? { filter } : {}) });
+    };
+    const keyword = () => this.vectors.searchKeyword(kb.id, query, { topK: depth, ...(filter ? { filter } : {}) });
+
+    let scored: Array<{ hit: SearchHit; relevance: number }>;
+    if (mode === 'semantic') scored = (await semantic()).map((hit) => ({ hit, relevance: semanticRelevance(hit.score) }));
+    else if (mode === 'keyword') scored = (await keyword()).map((hit) => ({ hit, relevance: keywordRelevance(hit.score) }));
+    else scored = fuse(await semantic(), await keyword());
+
+    const results = scored
+      .filter((s) => s.relevance >= minRelevance)
+      .sort((a, b) => b.relevance - a.relevance)
+      .slice(0, topK)
+      .map(({ hit, relevance }) => ({
+        document_id: hit.documentId,
+        chunk_id: hit.chunkId,
+        content: hit.content,
+        metadata: hit.metadata,
+        relevance: Math.round(relevance * 1e6) / 1e6,
+      }));
+    return { results, mode };
+  }
+
+  async close(): Promise<void> {
+    const all = [...new Set(this.providers.values())];
+    this.providers.clear();
+    await Promise.all(all.map((p) => p.close().catch(() => undefined)));
+  }
+
+  private provider(kb: KnowledgeBaseRecord): EmbeddingProvider {
+    let provider = this.providers.get(kb.id);
+    if (!provider) {
+      provider = this.makeProvider(this.embeddingConfig(kb, this.registry.apiKey(kb)));
+      this.providers.set(kb.id, provider);
+    }
+    return provider;
+  }
+
+  private embeddingConfig(kb: KnowledgeBaseRecord, apiKey: string | null): EmbeddingConfig {
+    const e = kb.embedding;
+    return {
+      provider: e.provider,
+      ...(e.model !== null ? { model: e.model } : {}),
+      ...(e.dimensions !== null ? { dimensions: e.dimensions } : {}),
+      ...(e.base_url !== null ? { base_url: e.base_url } : {}),
+      ...(apiKey !== null ? { api_key: apiKey } : {}),
+    };
+  }
+}
+
+function presentDocument(d: StoredDocument) {
+  return { id: d.id, content: d.content, metadata: d.metadata, chunk_count: d.chunkCount, updated_at: d.updatedAt };
+}
+
+/** A provider that refuses or cannot be reached is the caller's configuration problem, not a 500. */
+function providerFailure(err: unknown): unknown {
+  if (err instanceof EmbeddingProviderError) {
+    return new AppError(
+      'CONNECTION_FAILED',
+      'The embedding provider failed',
+      [err.message],
+      { cause: err, status: err.retryable ? 503 : 400 },
+    );
+  }
+  return err;
+}

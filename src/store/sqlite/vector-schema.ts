@@ -1,0 +1,85 @@
+/**
+ * Tables of the SQLite vector store. They live in the same file as the control store, so every
+ * name starts with `kb_`.
+ *
+ * - kb_collections: one row per knowledge base. Its integer id (AUTOINCREMENT, so never reused
+ *   after a drop) names the per-collection virtual tables; the kbId string only ever travels as a
+ *   bound parameter.
+ * - kb_documents / kb_chunks: plain tables shared by all collections. A chunk's INTEGER PRIMARY KEY
+ *   is the rowid of its vector and of its keyword-index row. `content` is the last column of
+ *   kb_documents on purpose: a filter scan reads `metadata`, and SQLite reaches a column only by
+ *   walking past the ones before it, overflow pages of long content included.
+ * - kb_vec_<n>: a sqlite-vec vec0 table per collection, `float[dims] distance_metric=cosine`. Per
+ *   collection rather than per dimension because each KB has its own dimensions anyway, a KNN scan
+ *   then reads only that KB's vectors, and dropping a KB is a DROP TABLE instead of a large DELETE.
+ * - kb_fts_<n>: an FTS5 table per collection, so BM25's document frequencies are those of the KB
+ *   being searched, not of every KB in the file. Contentless (`content=''`) because the text already
+ *   lives in kb_chunks; `contentless_delete=1` (SQLite >= 3.43) allows plain DELETE by rowid.
+ */
+import type Database from 'better-sqlite3';
+
+/** sqlite-vec caps vec0 columns at 8192 dimensions. */
+export const MAX_DIMENSIONS = 8192;
+
+export const BASE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS kb_collections (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kb_id TEXT NOT NULL UNIQUE,
+  dimensions INTEGER NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kb_documents (
+  collection_id INTEGER NOT NULL,
+  doc_id TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  chunk_count INTEGER NOT NULL,
+  updated_at TEXT NOT NULL,
+  content TEXT NOT NULL,
+  UNIQUE (collection_id, doc_id)
+);
+CREATE TABLE IF NOT EXISTS kb_chunks (
+  id INTEGER PRIMARY KEY,
+  collection_id INTEGER NOT NULL,
+  doc_id TEXT NOT NULL,
+  chunk_index INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  UNIQUE (collection_id, doc_id, chunk_index)
+);
+`;
+
+export interface CollectionTables {
+  vectors: string;
+  keywords: string;
+}
+
+/** Table names come from the registry's integer id only; anything else is a bug, so throw. */
+export function collectionTables(collectionId: number): CollectionTables {
+  if (!Number.isSafeInteger(collectionId) || collectionId <= 0) {
+    throw new Error(`invalid collection id: ${String(collectionId)}`);
+  }
+  return { vectors: `kb_vec_${collectionId}`, keywords: `kb_fts_${collectionId}` };
+}
+
+export function createCollectionTables(
+  db: Database.Database,
+  collectionId: number,
+  dimensions: number,
+): void {
+  if (!Number.isSafeInteger(dimensions) || dimensions < 1 || dimensions > MAX_DIMENSIONS) {
+    throw new RangeError(`dimensions must be an integer from 1 to ${MAX_DIMENSIONS}, got ${dimensions}`);
+  }
+  const t = collectionTables(collectionId);
+  db.exec(
+    `CREATE VIRTUAL TABLE IF NOT EXISTS ${t.vectors} USING vec0(embedding float[${dimensions}] distance_metric=cosine)`,
+  );
+  db.exec(
+    `CREATE VIRTUAL TABLE IF NOT EXISTS ${t.keywords} USING fts5(text, content='', contentless_delete=1, tokenize="unicode61 remove_diacritics 2")`,
+  );
+}
+
+export function dropCollectionTables(db: Database.Database, collectionId: number): void {
+  const t = collectionTables(collectionId);
+  db.exec(`DROP TABLE IF EXISTS ${t.vectors}`);
+  db.exec(`DROP TABLE IF EXISTS ${t.keywords}`);
+}
