@@ -50,6 +50,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'KBSYNC_MAX_ACTIVE_JOBS', default: '100', describe: 'Active (scheduled, running, paused) jobs per account.' },
   { env: 'KBSYNC_BODY_LIMIT', default: '1048576', describe: 'Largest accepted request body, in bytes.' },
   { env: 'KBSYNC_SCHEDULER', default: 'on', describe: 'on: this process runs due jobs; off: API only.' },
+  {
+    env: 'KBSYNC_INSECURE_BIND',
+    default: 'off',
+    describe: 'on: allow a non-loopback HOST although the API has no authentication yet.',
+  },
   { env: 'KBSYNC_MAX_CONCURRENT_RUNS', default: '2', describe: 'Sync runs this process executes at once.' },
   {
     env: 'KBSYNC_MAX_DOCUMENT_CHARS',
@@ -89,6 +94,14 @@ function boolOption(env: NodeJS.ProcessEnv, name: string, fallback: string): boo
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Readonly<Config> {
   const host = (env.HOST ?? '127.0.0.1').trim();
   if (host === '') throw new ConfigError('HOST is empty: set HOST to an address such as 127.0.0.1.');
+  // There are no API keys yet (API.md "Accounts and keys"): serving beyond this machine would
+  // hand every database and knowledge base to anyone who can reach the port.
+  const loopback = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/i.test(host);
+  if (!loopback && !boolOption(env, 'KBSYNC_INSECURE_BIND', 'off')) {
+    throw new ConfigError(
+      `HOST=${host} is not a loopback address and kbsync has no authentication yet: set HOST=127.0.0.1 (and put an authenticating proxy in front), or set KBSYNC_INSECURE_BIND=on to accept the risk.`,
+    );
+  }
   const logLevel = (env.LOG_LEVEL ?? 'info').trim().toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL=${JSON.stringify(logLevel)} is not valid: set LOG_LEVEL to one of ${LOG_LEVELS.join(', ')}.`);

@@ -50,4 +50,9 @@ describe('config', () => {
     assert.throws(() => loadConfig({ KBSYNC_SECRET_KEY: 'short' }), /KBSYNC_SECRET_KEY/);
     assert.throws(() => loadConfig({ KBSYNC_SCHEDULER: 'maybe' }), /set KBSYNC_SCHEDULER to on or off/);
   });
+  it('refuses a non-loopback address unless told the risk is accepted (no authentication yet)', () => {
+    assert.throws(() => loadConfig({ HOST: '0.0.0.0' }), /no authentication yet: set HOST=127\.0\.0\.1/);
+    assert.equal(loadConfig({ HOST: '0.0.0.0', KBSYNC_INSECURE_BIND: 'on' }).host, '0.0.0.0');
+    assert.equal(loadConfig({ HOST: 'localhost' }).host, 'localhost');
+  });
 });
