@@ -15,6 +15,7 @@ import { Scheduler } from './jobs/scheduler.js';
 import { JobService } from './jobs/service.js';
 import { KnowledgeBaseEngine, type ProviderFactory } from './kb/engine.js';
 import { KnowledgeBaseRegistry } from './kb/registry.js';
+import { Metrics } from './metrics.js';
 import { SecretBox } from './secrets/crypto.js';
 import { createSourceConnector } from './sources/factory.js';
 import type { ControlStore } from './store/port.js';
@@ -33,6 +34,7 @@ export interface Services {
   engine: KnowledgeBaseEngine;
   jobs: JobService;
   scheduler: Scheduler;
+  metrics: Metrics;
 }
 
 export interface AppOptions {
@@ -99,6 +101,7 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   const engine = new KnowledgeBaseEngine(store, vectors, kbs, providers.factory, { maxDocumentChars: config.maxDocumentChars });
   kbs.setHooks(engine.hooks());
   const jobs = new JobService(store, databases, kbs, clock, { maxActiveJobs: config.maxActiveJobs });
+  const metrics = new Metrics(store);
   const scheduler = new Scheduler(
     store,
     {
@@ -111,11 +114,11 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     },
     logger,
-    { maxConcurrentRuns: config.maxConcurrentRuns },
+    { maxConcurrentRuns: config.maxConcurrentRuns, onRunFinished: (run) => metrics.runFinished(run) },
   );
   jobs.attachRunner(scheduler);
   jobs.onChange(() => scheduler.wake());
-  const services: Services = { version: VERSION, clock, store, databases, kbs, engine, jobs, scheduler };
+  const services: Services = { version: VERSION, clock, store, databases, kbs, engine, jobs, scheduler, metrics };
   const server = await buildServer(config, services, logger);
 
   return {

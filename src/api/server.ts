@@ -24,7 +24,6 @@ export async function buildServer(config: Readonly<Config>, services: Services, 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
-    disableRequestLogging: false,
     // Validation is zod's (core/schemas.ts); the JSON schemas on routes only document them.
     ajv: { customOptions: { strict: false } },
   });
@@ -70,6 +69,12 @@ export async function buildServer(config: Readonly<Config>, services: Services, 
 
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send(errorBody('NOT_FOUND', 'Route not found', [`no route ${request.method} ${request.url.split('?')[0]}`]));
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, not the URL, so job names do not explode the label set.
+    const route = request.routeOptions.url ?? 'unmatched';
+    services.metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
   });
 
   await app.register(swagger, {

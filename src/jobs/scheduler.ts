@@ -15,6 +15,8 @@ import { executeSync, type SyncDeps } from '../sync/run-sync.js';
 export interface SchedulerOptions {
   /** Runs this process executes at once. */
   maxConcurrentRuns: number;
+  /** Told about every finished run (metrics). */
+  onRunFinished?: (run: RunRecord) => void;
 }
 
 interface ActiveRun {
@@ -231,6 +233,7 @@ export class Scheduler {
       this.logger.error({ err, run: run.id }, 'could not record the end of a run');
     }
     this.active.delete(job.id);
+    this.options.onRunFinished?.(finished);
     this.logger.info({ job: job.name, run: run.id, status: outcome.status, rows: run.rowsRead, error: outcome.error?.message }, 'run finished');
     if (!this.stopped) void this.tick();
   }

@@ -171,6 +171,8 @@ export interface ControlStore {
    */
   mutateJob(id: string, change: (job: JobRecord) => JobRecord | null): Promise<JobRecord | null>;
   deleteJob(id: string): Promise<boolean>;
+  /** Jobs per status across accounts (metrics). */
+  countJobsByStatus(): Promise<Partial<Record<JobStatus, number>>>;
   /** Jobs that count against the limit: scheduled, running or paused. */
   countActiveJobs(accountId: string): Promise<number>;
   countJobsUsingDatabase(accountId: string, databaseName: string): Promise<number>;

@@ -125,3 +125,22 @@ describe('random bodies on every write route never give a 5xx', () => {
     );
   });
 });
+
+describe('operations', () => {
+  it('GET /metrics speaks Prometheus text with jobs by status and HTTP requests by route', async () => {
+    const res = await t.app.server.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /text\/plain/);
+    const jobs = [...res.body.matchAll(/^kbsync_jobs\{status="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])] as const);
+    assert.deepEqual(jobs.map(([s]) => s).sort(), ['completed', 'failed', 'paused', 'running', 'scheduled']);
+    const listed = (await t.request('GET', '/jobs')).body.data.jobs.length;
+    assert.equal(jobs.reduce((n, [, c]) => n + c, 0), listed);
+    assert.match(res.body, /kbsync_http_requests_total\{method="POST",route="\/jobs\/create",status="400"\} \d+/);
+    assert.match(res.body, /kbsync_process_cpu_user_seconds_total/);
+  });
+  it('GET /health reports the store', async () => {
+    const res = await t.request('GET', '/health');
+    assert.equal(res.status, 200);
+    assert.equal(res.body.data.store, 'ok');
+  });
+});

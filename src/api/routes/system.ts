@@ -13,5 +13,10 @@ export const systemRoutes = (services: Services) => async (app: FastifyInstance)
     }
   });
 
+  app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics (text format)' } }, async (_request, reply) => {
+    const { registry } = services.metrics;
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 };

@@ -8,6 +8,7 @@ import type {
   CreateJobOutcome,
   DatabaseRecord,
   JobListQuery,
+  JobStatus,
   JobRecord,
   KnowledgeBaseRecord,
   Page,
@@ -161,6 +162,11 @@ export class SqliteControlStore implements ControlStore {
 
   async deleteJob(id: string): Promise<boolean> {
     return this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
+  }
+
+  async countJobsByStatus(): Promise<Partial<Record<JobStatus, number>>> {
+    const rows = this.db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
   async countActiveJobs(accountId: string): Promise<number> {

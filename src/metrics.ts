@@ -1,0 +1,60 @@
+/**
+ * Prometheus metrics (GET /metrics): process defaults, HTTP requests, sync runs and rows, and
+ * jobs by status (read from the store at scrape time, so it is never stale).
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { ControlStore, JobStatus, RunRecord } from './store/port.js';
+
+const STATUSES: readonly JobStatus[] = ['scheduled', 'running', 'paused', 'completed', 'failed'];
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly runs: Counter<'trigger' | 'status'>;
+  private readonly rows: Counter;
+  private readonly documents: Counter<'outcome'>;
+  private readonly runSeconds: Histogram;
+  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+
+  constructor(store: ControlStore) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'kbsync_' });
+    this.runs = new Counter({ name: 'kbsync_runs_total', help: 'Finished sync runs', labelNames: ['trigger', 'status'], registers: [this.registry] });
+    this.rows = new Counter({ name: 'kbsync_rows_read_total', help: 'Source rows read by sync runs', registers: [this.registry] });
+    this.documents = new Counter({
+      name: 'kbsync_documents_total',
+      help: 'Documents written by sync runs, by outcome',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+    });
+    this.runSeconds = new Histogram({
+      name: 'kbsync_run_duration_seconds',
+      help: 'Duration of finished sync runs',
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200],
+      registers: [this.registry],
+    });
+    this.httpRequests = new Counter({
+      name: 'kbsync_http_requests_total',
+      help: 'HTTP requests by route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers: [this.registry],
+    });
+    new Gauge({
+      name: 'kbsync_jobs',
+      help: 'Jobs by status',
+      labelNames: ['status'],
+      registers: [this.registry],
+      async collect() {
+        const counts = await store.countJobsByStatus();
+        for (const status of STATUSES) this.set({ status }, counts[status] ?? 0);
+      },
+    });
+  }
+
+  runFinished(run: RunRecord): void {
+    this.runs.inc({ trigger: run.trigger, status: run.status });
+    this.rows.inc(run.rowsRead);
+    this.documents.inc({ outcome: 'added' }, run.documentsAdded);
+    this.documents.inc({ outcome: 'updated' }, run.documentsUpdated);
+    this.documents.inc({ outcome: 'unchanged' }, run.documentsUnchanged);
+    if (run.finishedAt !== null) this.runSeconds.observe((run.finishedAt - run.startedAt) / 1000);
+  }
+}
