@@ -53,15 +53,22 @@ export class Scheduler {
     for (const run of await this.store.listRunningRuns()) {
       if (this.active.has(run.jobId)) continue;
       // The process that ran it died; its checkpoints are durable, the rest is redone.
-      await this.store.updateRun({
+      const interrupted: RunRecord = {
         ...run,
         status: 'failed',
         finishedAt: now,
         error: { code: 'INTERRUPTED', message: 'the service stopped during this run; the next run resumes from the last checkpoint' },
-      });
+      };
+      await this.store.updateRun(interrupted);
       await this.store.mutateJob(run.jobId, (job) =>
-        job.status === 'running' ? { ...job, status: 'scheduled', nextRunMs: now, updatedAt: now } : null,
+        job.lastRun?.id === run.id ? { ...job, lastRun: summary(interrupted) } : null,
       );
+    }
+    // Jobs left `running` (their run recorded above, or claimed just before a crash) go back to
+    // the status they ran from; a scheduled one is due at once, so the catch_up run finishes it.
+    for (const job of await this.store.listJobsWithStatus('running', 10_000)) {
+      if (this.active.has(job.id)) continue;
+      await this.store.mutateJob(job.id, (current) => (current.status === 'running' ? afterInterruption(current, now) : null));
     }
     for (const job of await this.store.listDueJobs(now, 10_000)) this.catchUp.add(job.id);
     await this.tick();
@@ -158,7 +165,7 @@ export class Scheduler {
       if (trigger !== 'manual' && (current.status !== 'scheduled' || current.nextRunMs === null || current.nextRunMs > now)) return null;
       before = current.status;
       const nextRunMs = trigger === 'manual' ? current.nextRunMs : firstTickAfter(gridOf(current), now);
-      return { ...current, status: 'running', nextRunMs, updatedAt: now };
+      return { ...current, status: 'running', statusBeforeRun: current.status, nextRunMs, updatedAt: now };
     });
     if (!job || before === null) return null;
     const run: RunRecord = {
@@ -194,11 +201,13 @@ export class Scheduler {
     await Promise.resolve();
     let outcome: { status: RunRecord['status']; error: RunRecord['error']; permanent: boolean };
     try {
-      await executeSync(this.sync, job.id, run, (progress) => this.store.updateRun(progress), signal);
+      await executeSync(this.sync, job.id, run, signal);
       outcome = { status: 'succeeded', error: null, permanent: false };
     } catch (err) {
-      if (err instanceof RunCancelled) {
-        outcome = { status: 'cancelled', error: { code: 'CANCELLED', message: err.message }, permanent: false };
+      if (err instanceof RunCancelled || signal.aborted) {
+        // An abort (shutdown) may surface as the provider's AbortError: still a cancellation.
+        const message = err instanceof RunCancelled ? err.message : 'the service is shutting down';
+        outcome = { status: 'cancelled', error: { code: 'CANCELLED', message }, permanent: false };
       } else if (err instanceof PermanentSyncError) {
         outcome = { status: 'failed', error: { code: err.code, message: err.message }, permanent: true };
       } else {
@@ -215,16 +224,17 @@ export class Scheduler {
         if (outcome.status === 'succeeded') totals.runs_succeeded += 1;
         if (outcome.status === 'failed') totals.runs_failed += 1;
         totals.rows_skipped = finished.rowsSkipped;
-        const next: JobRecord = { ...current, totals, lastRun: summary(finished), updatedAt: now };
+        const next: JobRecord = { ...current, totals, lastRun: summary(finished), statusBeforeRun: null, updatedAt: now };
         if (current.status !== 'running') return next; // paused meanwhile: keep it paused
         if (outcome.permanent) {
           return { ...next, status: 'failed', statusReason: outcome.error?.message ?? null, nextRunMs: null };
         }
+        // A manual run of a paused, failed or completed job leaves the job as it was.
+        if (run.trigger === 'manual' && statusBefore !== 'scheduled') return { ...next, status: statusBefore };
         if (signal.aborted && outcome.status === 'cancelled') {
           // Service shutdown: due again at once, so the next start finishes what is left.
           return { ...next, status: 'scheduled', nextRunMs: Math.min(current.nextRunMs ?? now, now) };
         }
-        if (run.trigger === 'manual' && statusBefore !== 'scheduled') return { ...next, status: statusBefore };
         return current.nextRunMs === null
           ? { ...next, status: 'completed', nextRunMs: null }
           : { ...next, status: 'scheduled' };
@@ -237,6 +247,14 @@ export class Scheduler {
     this.logger.info({ job: job.name, run: run.id, status: outcome.status, rows: run.rowsRead, error: outcome.error?.message }, 'run finished');
     if (!this.stopped) void this.tick();
   }
+}
+
+/** Where a job left `running` by a dead process goes back to. */
+function afterInterruption(job: JobRecord, now: number): JobRecord {
+  const before = job.statusBeforeRun ?? 'scheduled';
+  const base = { ...job, statusBeforeRun: null, updatedAt: now };
+  if (before === 'scheduled') return { ...base, status: 'scheduled', nextRunMs: now };
+  return { ...base, status: before, nextRunMs: null };
 }
 
 function summary(run: RunRecord) {

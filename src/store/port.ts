@@ -86,6 +86,8 @@ export interface JobRecord {
   lookbackSeconds: number;
   batchSize: number;
   status: JobStatus;
+  /** The status a run started from, so a crash or shutdown can put the job back (null when idle). */
+  statusBeforeRun?: JobStatus | null;
   /** Why a job is `failed` (something to fix). */
   statusReason: string | null;
   nextRunMs: number | null;
@@ -167,9 +169,12 @@ export interface ControlStore {
   /**
    * Atomic read-modify-write of one job: `change` sees the stored record and returns the new one
    * (or null to leave it). Returns the record as stored afterwards, or null when the job is gone.
-   * Every writer that could race (API, scheduler, sync run) goes through this.
+   * Every writer that could race (API, scheduler, sync run) goes through this. When `run` is
+   * given it is written in the same transaction (a checkpoint's watermark and counters agree).
    */
-  mutateJob(id: string, change: (job: JobRecord) => JobRecord | null): Promise<JobRecord | null>;
+  mutateJob(id: string, change: (job: JobRecord) => JobRecord | null, run?: RunRecord): Promise<JobRecord | null>;
+  /** Jobs in one status across accounts (recovery at start-up). */
+  listJobsWithStatus(status: JobStatus, limit: number): Promise<JobRecord[]>;
   deleteJob(id: string): Promise<boolean>;
   /** Jobs per status across accounts (metrics). */
   countJobsByStatus(): Promise<Partial<Record<JobStatus, number>>>;

@@ -34,15 +34,12 @@ export interface SyncDeps {
   sleep(ms: number): Promise<void>;
 }
 
-/** Progress callback: the run record after each checkpoint. */
-export type OnProgress = (run: RunRecord) => Promise<void>;
-
 /**
  * Executes `run` for the job with id `jobId`. Resolves with the finished run record; permanent
  * failures throw PermanentSyncError, cancellation throws RunCancelled, anything else is transient.
  * The caller records the outcome (jobs/scheduler.ts).
  */
-export async function executeSync(deps: SyncDeps, jobId: string, run: RunRecord, onProgress: OnProgress, signal: AbortSignal): Promise<RunRecord> {
+export async function executeSync(deps: SyncDeps, jobId: string, run: RunRecord, signal: AbortSignal): Promise<RunRecord> {
   const job = await deps.store.getJobById(jobId);
   if (!job) throw new RunCancelled('job deleted');
   const kb = await deps.store.getKnowledgeBase(job.accountId, job.kbName);
@@ -53,7 +50,7 @@ export async function executeSync(deps: SyncDeps, jobId: string, run: RunRecord,
   if (!database) {
     throw new PermanentSyncError('DATABASE_MISSING', `database '${job.databaseName}' is no longer registered: register it again, then resume the job`);
   }
-  return deps.databases.withConnector(database, (connector) => new SyncRun(deps, job, kb, connector, run, onProgress, signal).execute());
+  return deps.databases.withConnector(database, (connector) => new SyncRun(deps, job, kb, connector, run, signal).execute());
 }
 
 class SyncRun {
@@ -65,7 +62,6 @@ class SyncRun {
     private readonly kb: KnowledgeBaseRecord,
     private readonly source: SourceConnector,
     private readonly run: RunRecord,
-    private readonly onProgress: OnProgress,
     private readonly signal: AbortSignal,
   ) {
     this.job = job;
@@ -147,7 +143,7 @@ class SyncRun {
 
   /**
    * Records a batch: the watermark (only now that the documents are durable), the run's counters
-   * and the job's totals, in one atomic write. A pause or delete seen here stops the run.
+   * and the job's totals, in one transaction. A pause or delete seen here stops the run.
    */
   private async checkpoint(watermark: KeysetPosition | null, counts: UpsertCounts, rowsRead: number, advance: boolean): Promise<void> {
     const r = this.run;
@@ -173,10 +169,9 @@ class SyncRun {
         totals,
         updatedAt: this.deps.clock.now(),
       };
-    });
+    }, r);
     if (!stored) throw new RunCancelled('job deleted');
     this.job = stored;
-    await this.onProgress(r);
     if (stop) throw new RunCancelled('job paused');
   }
 

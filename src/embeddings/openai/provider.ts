@@ -26,7 +26,10 @@ export interface OpenAIEmbeddingOptions {
   maxInputsPerRequest?: number;
   /** Token budget per request; default 250 000 (OpenAI's limit is 300 000). */
   maxTokensPerRequest?: number;
-  /** Tokens per input; default 8191 (OpenAI's limit). Longer texts are cut and their vectors averaged. */
+  /**
+   * Tokens per input; default 8191 (OpenAI's limit). Longer texts are cut and their vectors
+   * averaged. Never more than `maxTokensPerRequest`, so every piece fits a request of its own.
+   */
   maxTokensPerInput?: number;
   /** Per-attempt timeout, including reading the response body; default 30 000 ms. */
   timeoutMs?: number;
@@ -112,6 +115,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
       encodingFormat: options.encodingFormat ?? 'float',
       random: options.random ?? Math.random,
     };
+    this.o.maxTokensPerInput = Math.min(this.o.maxTokensPerInput, this.o.maxTokensPerRequest);
     const problems = validateOptions(this.o, options.dimensions);
     if (problems.length > 0) throw new RangeError(`invalid OpenAI embedding options: ${problems.join('; ')}`);
     this.model = this.o.model;
@@ -343,7 +347,6 @@ function validateOptions(o: ResolvedOptions, dimensions: number | undefined): st
   positiveInt('retryMaxDelayMs', 0);
   positiveInt('maxRetryAfterMs', 0);
   positiveInt('concurrency');
-  if (o.maxTokensPerInput > o.maxTokensPerRequest) problems.push('maxTokensPerInput must not exceed maxTokensPerRequest');
   if (dimensions !== undefined && (!Number.isInteger(dimensions) || dimensions < 1)) problems.push('dimensions must be a positive integer');
   try {
     embeddingsUrl(o.baseUrl);

@@ -139,7 +139,7 @@ export class SqliteControlStore implements ControlStore {
     return result.changes > 0;
   }
 
-  async mutateJob(id: string, change: (job: JobRecord) => JobRecord | null): Promise<JobRecord | null> {
+  async mutateJob(id: string, change: (job: JobRecord) => JobRecord | null, run?: RunRecord): Promise<JobRecord | null> {
     // Synchronous transaction: nothing else in this process runs between the read and the write,
     // and IMMEDIATE keeps other processes out.
     const tx = this.db.transaction((): JobRecord | null => {
@@ -148,6 +148,9 @@ export class SqliteControlStore implements ControlStore {
       );
       if (!current) return null;
       const next = change(current);
+      if (run) {
+        this.db.prepare('UPDATE runs SET status = ?, body = ? WHERE id = ?').run(run.status, JSON.stringify(run), run.id);
+      }
       if (next === null) return current;
       const [, , name, status, kbName, databaseName, nextRun, body] = this.jobColumns(next);
       this.db
@@ -194,6 +197,11 @@ export class SqliteControlStore implements ControlStore {
         n: number;
       }
     ).n;
+  }
+
+  async listJobsWithStatus(status: JobStatus, limit: number): Promise<JobRecord[]> {
+    const rows = this.db.prepare('SELECT body FROM jobs WHERE status = ? ORDER BY id LIMIT ?').all(status, limit) as { body: string }[];
+    return rows.map((r) => JSON.parse(r.body) as JobRecord);
   }
 
   async listDueJobs(now: number, limit: number): Promise<JobRecord[]> {
