@@ -1,0 +1,38 @@
+/**
+ * `npm run bench`: every benchmark, each in its own process (so one's memory and warm caches do
+ * not colour the next), printing its own tables. Record results in docs/benchmarks.md with the
+ * machine, the command and the date; compare ratios measured within one run.
+ *
+ *   npm run bench                     all
+ *   npm run bench -- sync quality     some (names below)
+ */
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+
+const BENCHES: Record<string, { file: string; about: string }> = {
+  quality: { file: 'bench/search-quality.ts', about: 'search quality: recall@1/@5 per mode on the labelled retrieval set' },
+  embeddings: { file: 'bench/embeddings.ts', about: 'local embedding throughput: 1 worker thread vs the pool' },
+  'vector-store': { file: 'bench/vector-store.ts', about: 'vector/keyword query latency p50/p95 at 10k and 100k chunks' },
+  sync: { file: 'bench/sync.ts', about: 'sync backfill rows/s and peak RSS, 100k and 1M PostgreSQL rows' },
+};
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !(w in BENCHES));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark(s): ${unknown.join(', ')}; choose from ${Object.keys(BENCHES).join(', ')}`);
+  process.exit(2);
+}
+const names = wanted.length > 0 ? wanted : Object.keys(BENCHES);
+
+console.log(`kbsync benchmarks — ${new Date().toISOString()}`);
+console.log(`${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`);
+let failed = 0;
+for (const name of names) {
+  const { file, about } = BENCHES[name]!;
+  console.log(`\n=== ${name}: ${about}`);
+  const started = performance.now();
+  const result = spawnSync(process.execPath, ['--import', 'tsx', file], { stdio: 'inherit' });
+  console.log(`(${name}: ${((performance.now() - started) / 1000).toFixed(1)} s, exit ${result.status})`);
+  if (result.status !== 0) failed++;
+}
+process.exit(failed > 0 ? 1 : 0);
