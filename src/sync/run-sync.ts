@@ -133,7 +133,15 @@ class SyncRun {
           { key: row.position.key, filter: row.position.filter, values: row.values },
         ),
       );
-      const counts = await this.deps.sink.upsertDocuments(this.kb, dedupeById(docs), this.signal);
+      let counts: UpsertCounts;
+      try {
+        counts = await this.deps.sink.upsertDocuments(this.kb, dedupeById(docs), this.signal);
+      } catch (err) {
+        // The batch is not written and the watermark stays before it; the run fails with the
+        // reason, and the next run retries these rows.
+        this.run.rowsFailed += rows.length;
+        throw err;
+      }
       const last = rows[rows.length - 1]!.position;
       await this.checkpoint(advance ? last : this.job.watermark, counts, rows.length, advance);
       if (rows.length < this.job.batchSize) break;

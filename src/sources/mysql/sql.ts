@@ -29,8 +29,8 @@ const TEXTS = new Set([
   'text',
   'mediumtext',
   'longtext',
-  'enum',
-  'set',
+  // Not ENUM or SET: they sort by member position but compare as strings, so a keyset on them
+  // would disagree with its own ORDER BY. They are 'other' and refused as filter columns.
   'json',
 ]);
 
@@ -63,9 +63,9 @@ export function bindExprOf(dataType: string, columnType: string, precision: numb
     case 'decimal':
       return `CAST(? AS DECIMAL(${int(precision)}, ${int(scale)}))`;
     case 'float':
-      // A FLOAT's text is its shortest single-precision form; read back as a double it would
-      // not equal the stored value and the row would be read again and again.
-      return 'CAST(? AS FLOAT)';
+      // MariaDB prints a FLOAT with 6 significant digits (10006.25 -> '10006.2'), so its text
+      // goes through DOUBLE (textOf), which is exact, and the bound value comes back the same way.
+      return 'CAST(? AS DOUBLE)';
     case 'double':
       return 'CAST(? AS DOUBLE)';
     default:
@@ -86,7 +86,8 @@ export const mysqlDialect: KeysetDialect<MysqlColumnExtra> = {
   table: (ref: TableRef) => quoteIdent(ref.name),
   // CAST(... AS CHAR) keeps DATETIME(6) microseconds, DECIMAL scale and BIGINT digits; the
   // session time zone is UTC so a TIMESTAMP reads the same on every connection.
-  textOf: (expr) => `CAST(${expr} AS CHAR)`,
+  textOf: (expr, column) =>
+    column.extra.dataType === 'float' ? `CAST(CAST(${expr} AS DOUBLE) AS CHAR)` : `CAST(${expr} AS CHAR)`,
   toText: (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v)),
   bind: (c, value, params) => {
     params.push(value);

@@ -16,7 +16,9 @@ ORDER BY n.nspname, c.relname`;
 
 const COLUMNS = `
 SELECT a.attrelid::int8::text AS oid, a.attname AS name,
-       format_type(a.atttypid, a.atttypmod) AS type, format_type(a.atttypid, NULL) AS cast_type,
+       format_type(a.atttypid, a.atttypmod) AS type, -- char(n) must be cast as bpchar: format_type(bpchar, NULL) is 'character', i.e. char(1),
+       -- which would cut a bound watermark to one character.
+       CASE WHEN a.atttypid = 'bpchar'::regtype THEN 'bpchar' ELSE format_type(a.atttypid, NULL) END AS cast_type,
        bt.typname AS base, NOT a.attnotnull AS nullable
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
