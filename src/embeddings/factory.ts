@@ -4,7 +4,12 @@
  */
 import { AppError } from '../core/errors.js';
 import { HashingEmbeddingProvider } from './hashing/provider.js';
-import { LOCAL_DIMENSIONS, LOCAL_MODEL, LocalEmbeddingProvider, type LocalEmbeddingOptions } from './local/provider.js';
+import {
+  LOCAL_DIMENSIONS,
+  LOCAL_MODEL,
+  LocalEmbeddingProvider,
+  type LocalEmbeddingOptions,
+} from './local/provider.js';
 import { OpenAIEmbeddingProvider, type OpenAIEmbeddingOptions } from './openai/provider.js';
 import type { EmbeddingConfig, EmbeddingProvider } from './port.js';
 
@@ -40,7 +45,9 @@ export function createEmbeddingProvider(
         problems.push(`the local provider has one model, '${LOCAL_MODEL}' (got '${config.model}')`);
       }
       if (config.dimensions !== undefined && config.dimensions !== LOCAL_DIMENSIONS) {
-        problems.push(`the local model produces ${LOCAL_DIMENSIONS}-dimensional vectors (got dimensions ${config.dimensions})`);
+        problems.push(
+          `the local model produces ${LOCAL_DIMENSIONS}-dimensional vectors (got dimensions ${config.dimensions})`,
+        );
       }
       if (config.base_url !== undefined || config.api_key !== undefined) {
         problems.push('base_url and api_key apply to the openai provider only');
@@ -58,17 +65,23 @@ export function createEmbeddingProvider(
           ...(config.dimensions !== undefined ? { dimensions: config.dimensions } : {}),
         });
       } catch (e) {
-        if (e instanceof RangeError) throw new AppError('INVALID_KB', 'Invalid embedding configuration', [e.message]);
+        if (e instanceof RangeError)
+          throw new AppError('INVALID_KB', 'Invalid embedding configuration', [e.message]);
         throw e;
       }
     case 'hashing':
       if (!options.allowHashing) {
-        throw new AppError('INVALID_KB', 'Invalid embedding configuration', ["provider must be 'local' or 'openai'"]);
+        throw new AppError('INVALID_KB', 'Invalid embedding configuration', [
+          "provider must be 'local' or 'openai'",
+        ]);
       }
       try {
-        return new HashingEmbeddingProvider(config.dimensions !== undefined ? { dimensions: config.dimensions } : {});
+        return new HashingEmbeddingProvider(
+          config.dimensions !== undefined ? { dimensions: config.dimensions } : {},
+        );
       } catch (e) {
-        if (e instanceof RangeError) throw new AppError('INVALID_KB', 'Invalid embedding configuration', [e.message]);
+        if (e instanceof RangeError)
+          throw new AppError('INVALID_KB', 'Invalid embedding configuration', [e.message]);
         throw e;
       }
     default: {

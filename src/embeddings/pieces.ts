@@ -19,7 +19,11 @@ export interface Exploded {
  * `fits(text)` says whether a text can be sent whole; `cut(text)` gives pieces that each fit
  * (the caller guarantees that, e.g. by re-cutting a piece that still does not).
  */
-export function explode(texts: string[], fits: (text: string) => boolean, cut: (text: string) => string[]): Exploded {
+export function explode(
+  texts: string[],
+  fits: (text: string) => boolean,
+  cut: (text: string) => string[],
+): Exploded {
   const out: Exploded = { pieces: [], owners: [], weights: [] };
   texts.forEach((text, owner) => {
     // Blank texts still get a vector, and all the same one: remote APIs reject an empty input
@@ -36,8 +40,12 @@ export function explode(texts: string[], fits: (text: string) => boolean, cut: (
 
 /** Folds piece vectors back into one vector per original text, in order. */
 export function implode(count: number, exploded: Exploded, vectors: Float32Array[]): Float32Array[] {
-  if (vectors.length === exploded.pieces.length && count === vectors.length) return vectors;
-  const groups: { vectors: Float32Array[]; weights: number[] }[] = Array.from({ length: count }, () => ({ vectors: [], weights: [] }));
+  // Nothing was cut: pieces are the texts themselves.
+  if (vectors.length === count) return vectors;
+  const groups: { vectors: Float32Array[]; weights: number[] }[] = Array.from({ length: count }, () => ({
+    vectors: [],
+    weights: [],
+  }));
   exploded.owners.forEach((owner, k) => {
     groups[owner]!.vectors.push(vectors[k]!);
     groups[owner]!.weights.push(exploded.weights[k]!);

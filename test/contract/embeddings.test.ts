@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { HashingEmbeddingProvider } from '../../src/embeddings/hashing/index.js';
 import { LocalEmbeddingProvider } from '../../src/embeddings/local/index.js';
-import { type FakeOpenAIServer, startFakeOpenAIServer } from '../../src/embeddings/openai/fake-server.js';
+import { type FakeOpenAIServer, startFakeOpenAIServer } from '../helpers/fake-openai.js';
 import { OpenAIEmbeddingProvider } from '../../src/embeddings/openai/index.js';
 import type { EmbeddingProvider } from '../../src/embeddings/port.js';
 import { dot } from '../../src/embeddings/vectors.js';
@@ -38,7 +38,11 @@ const adapters: Adapter[] = [
     longText: sentence.repeat(120), // ~1900 tokens, over the 500-token input limit set below
     async setup() {
       const server: FakeOpenAIServer = await startFakeOpenAIServer({ apiKey: 'sk-contract' });
-      const provider = new OpenAIEmbeddingProvider({ baseUrl: server.baseUrl, apiKey: 'sk-contract', maxTokensPerInput: 500 });
+      const provider = new OpenAIEmbeddingProvider({
+        baseUrl: server.baseUrl,
+        apiKey: 'sk-contract',
+        maxTokensPerInput: 500,
+      });
       return {
         provider,
         teardown: async () => {
@@ -67,7 +71,8 @@ const texts = [
   'Refunds are issued within 14 days.',
 ];
 
-const close = (a: Float32Array, b: Float32Array, tol = 1e-5) => a.length === b.length && a.every((x, i) => Math.abs(x - b[i]!) <= tol);
+const close = (a: Float32Array, b: Float32Array, tol = 1e-5) =>
+  a.length === b.length && a.every((x, i) => Math.abs(x - b[i]!) <= tol);
 const norm = (v: Float32Array) => Math.sqrt(dot(v, v));
 
 for (const adapter of adapters) {
@@ -99,7 +104,10 @@ for (const adapter of adapters) {
       for (let i = 0; i < texts.length; i++) {
         const [alone] = await provider.embed([texts[i]!]);
         assert.ok(close(batch[i]!, alone!), `batch[${i}] is the vector of text ${i}`);
-        assert.ok(close(reversed[texts.length - 1 - i]!, alone!), `reversed batch keeps the mapping for text ${i}`);
+        assert.ok(
+          close(reversed[texts.length - 1 - i]!, alone!),
+          `reversed batch keeps the mapping for text ${i}`,
+        );
       }
     });
 
@@ -117,7 +125,11 @@ for (const adapter of adapters) {
 
     it('places similar sentences closer than unrelated ones', async () => {
       const cases = [
-        ['The cat sat on the mat.', 'A cat was sitting on the mat.', 'Quarterly revenue grew by ten percent.'],
+        [
+          'The cat sat on the mat.',
+          'A cat was sitting on the mat.',
+          'Quarterly revenue grew by ten percent.',
+        ],
         ['How do I reset my password?', 'How can I reset a forgotten password?', 'The train leaves at noon.'],
         ...(adapter.semantic
           ? [
@@ -130,14 +142,20 @@ for (const adapter of adapters) {
         const [a, s, u] = await provider.embed([anchor!, similar!, unrelated!]);
         const simScore = dot(a!, s!);
         const unrelScore = dot(a!, u!);
-        assert.ok(simScore > unrelScore, `"${anchor}": similar ${simScore.toFixed(3)} <= unrelated ${unrelScore.toFixed(3)}`);
+        assert.ok(
+          simScore > unrelScore,
+          `"${anchor}": similar ${simScore.toFixed(3)} <= unrelated ${unrelScore.toFixed(3)}`,
+        );
       }
     });
 
     it('embeds a text over the per-input limit as one vector instead of rejecting it', async () => {
       const [long, short] = await provider.embed([adapter.longText, sentence]);
       assert.ok(Math.abs(norm(long!) - 1) < 1e-4);
-      assert.ok(dot(long!, short!) > 0.8, `a repetition of a sentence stays close to it (${dot(long!, short!).toFixed(3)})`);
+      assert.ok(
+        dot(long!, short!) > 0.8,
+        `a repetition of a sentence stays close to it (${dot(long!, short!).toFixed(3)})`,
+      );
     });
 
     it('gives blank texts a unit vector', async () => {

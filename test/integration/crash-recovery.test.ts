@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type FakeOpenAIServer, startFakeOpenAIServer } from '../../src/embeddings/openai/fake-server.js';
+import { type FakeOpenAIServer, startFakeOpenAIServer } from '../helpers/fake-openai.js';
 import { isoIn, tempDir } from '../helpers/app.js';
 import { killAllServers, poll, type ServerProcess, startServer } from '../helpers/process.js';
 

@@ -9,14 +9,24 @@ import { inspect } from 'node:util';
 import { countTokens } from 'gpt-tokenizer/encoding/cl100k_base';
 import { EmbeddingProviderError } from '../../src/embeddings/errors.js';
 import { HashingEmbeddingProvider } from '../../src/embeddings/hashing/index.js';
-import { type FakeOpenAIOptions, type FakeOpenAIServer, type FakeReply, startFakeOpenAIServer } from '../../src/embeddings/openai/fake-server.js';
+import {
+  type FakeOpenAIOptions,
+  type FakeOpenAIServer,
+  type FakeReply,
+  startFakeOpenAIServer,
+} from '../helpers/fake-openai.js';
 import { type OpenAIEmbeddingOptions, OpenAIEmbeddingProvider } from '../../src/embeddings/openai/index.js';
 import { parseRetryAfter } from '../../src/embeddings/openai/provider.js';
 import { dot } from '../../src/embeddings/vectors.js';
 
 const KEY = 'sk-test-0123456789abcdef';
 /** Fast retries so the suite stays quick; Retry-After tests override where it matters. */
-const FAST: OpenAIEmbeddingOptions = { apiKey: KEY, retryBaseDelayMs: 5, retryMaxDelayMs: 20, timeoutMs: 2000 };
+const FAST: OpenAIEmbeddingOptions = {
+  apiKey: KEY,
+  retryBaseDelayMs: 5,
+  retryMaxDelayMs: 20,
+  timeoutMs: 2000,
+};
 
 async function withServer(
   serverOptions: FakeOpenAIOptions,
@@ -24,11 +34,12 @@ async function withServer(
   fn: (provider: OpenAIEmbeddingProvider, server: FakeOpenAIServer) => Promise<void>,
 ): Promise<void> {
   const server = await startFakeOpenAIServer({ apiKey: KEY, ...serverOptions });
-  const provider = new OpenAIEmbeddingProvider({ ...FAST, baseUrl: server.baseUrl, ...providerOptions });
+  let provider: OpenAIEmbeddingProvider | undefined;
   try {
+    provider = new OpenAIEmbeddingProvider({ ...FAST, baseUrl: server.baseUrl, ...providerOptions });
     await fn(provider, server);
   } finally {
-    await provider.close();
+    await provider?.close();
     await server.close();
   }
 }
@@ -40,7 +51,8 @@ const sequence =
     replies[req.n - 1];
 
 const inputsOf = (server: FakeOpenAIServer) => server.requests.map((r) => r.body?.input as string[]);
-const tokensOf = (texts: string[]) => texts.reduce((s, t) => s + countTokens(t, { disallowedSpecial: new Set() }), 0);
+const tokensOf = (texts: string[]) =>
+  texts.reduce((s, t) => s + countTokens(t, { disallowedSpecial: new Set() }), 0);
 
 async function rejection(p: Promise<unknown>): Promise<EmbeddingProviderError> {
   try {
@@ -54,7 +66,9 @@ async function rejection(p: Promise<unknown>): Promise<EmbeddingProviderError> {
 
 describe('OpenAI-compatible embeddings: batching', () => {
   it('keeps every request under the input count and token budget, and returns vectors in order', async () => {
-    const texts = Array.from({ length: 57 }, (_, i) => `Row ${i}: ${'lorem ipsum dolor sit amet '.repeat(1 + (i % 7))}`.trim());
+    const texts = Array.from({ length: 57 }, (_, i) =>
+      `Row ${i}: ${'lorem ipsum dolor sit amet '.repeat(1 + (i % 7))}`.trim(),
+    );
     await withServer({}, { maxInputsPerRequest: 10, maxTokensPerRequest: 200 }, async (provider, server) => {
       const vectors = await provider.embed(texts);
       const batches = inputsOf(server);
@@ -63,10 +77,12 @@ describe('OpenAI-compatible embeddings: batching', () => {
         assert.ok(b.length <= 10, `request with ${b.length} inputs`);
         assert.ok(tokensOf(b) <= 200, `request with ${tokensOf(b)} tokens`);
       }
-      assert.deepEqual(batches.flat(), texts, 'every text sent once, in order');
+      assert.deepEqual(batches.flat().sort(), [...texts].sort(), 'every text sent once');
       // The fake answers with hashing vectors (scaled, in reverse order): they must come back unit-length and in input order.
       const expected = await new HashingEmbeddingProvider({ dimensions: 64 }).embed(texts);
-      vectors.forEach((v, i) => assert.ok(dot(v, expected[i]!) > 0.99999, `vector ${i}`));
+      vectors.forEach((v, i) => {
+        assert.ok(dot(v, expected[i]!) > 0.99999, `vector ${i}`);
+      });
     });
   });
 
@@ -77,7 +93,12 @@ describe('OpenAI-compatible embeddings: batching', () => {
       assert.equal(await provider.dimensions(), 32);
       const req = server.requests[0]!;
       assert.equal(req.path, '/v1/embeddings');
-      assert.deepEqual(req.body, { input: ['hello'], model: 'text-embedding-3-large', encoding_format: 'float', dimensions: 32 });
+      assert.deepEqual(req.body, {
+        input: ['hello'],
+        model: 'text-embedding-3-large',
+        encoding_format: 'float',
+        dimensions: 32,
+      });
       assert.equal(req.headers.authorization, `Bearer ${KEY}`);
     });
   });
@@ -93,7 +114,10 @@ describe('OpenAI-compatible embeddings: batching', () => {
   });
 
   it('fails clearly when the server ignores a configured dimensions', async () => {
-    const script = (): FakeReply => ({ status: 200, body: { data: [{ index: 0, embedding: [1, 0, 0] }], model: 'm' } });
+    const script = (): FakeReply => ({
+      status: 200,
+      body: { data: [{ index: 0, embedding: [1, 0, 0] }], model: 'm' },
+    });
     await withServer({ script }, { dimensions: 8 }, async (provider) => {
       const err = await rejection(provider.embed(['x']));
       assert.match(err.message, /3-dimensional vectors, but dimensions=8 was configured/);
@@ -130,17 +154,26 @@ describe('OpenAI-compatible embeddings: batching', () => {
 
 describe('OpenAI-compatible embeddings: over-long inputs', () => {
   it('splits a text over the per-input token limit and returns one vector for it', async () => {
-    const long = Array.from({ length: 120 }, (_, i) => `Sentence number ${i} talks about invoices and refunds.`).join(' ');
+    const long = Array.from(
+      { length: 120 },
+      (_, i) => `Sentence number ${i} talks about invoices and refunds.`,
+    ).join(' ');
     assert.ok(tokensOf([long]) > 1000);
-    await withServer({}, { maxTokensPerInput: 100, maxInputsPerRequest: 4 }, async (provider, server) => {
-      const [v, short] = await provider.embed([long, 'invoices and refunds']);
-      const sent = inputsOf(server).flat();
-      assert.ok(sent.length >= 11, `${sent.length} pieces`);
-      for (const piece of sent) assert.ok(tokensOf([piece]) <= 100, `a piece of ${tokensOf([piece])} tokens`);
-      assert.equal(sent.join(' '), `${long} invoices and refunds`, 'pieces cover the text in order');
-      assert.ok(Math.abs(Math.sqrt(dot(v!, v!)) - 1) < 1e-5);
-      assert.ok(dot(v!, short!) > 0.3);
-    });
+    // concurrency 1: requests then arrive in batch order, so the pieces can be checked in order.
+    await withServer(
+      {},
+      { maxTokensPerInput: 100, maxInputsPerRequest: 4, concurrency: 1 },
+      async (provider, server) => {
+        const [v, short] = await provider.embed([long, 'invoices and refunds']);
+        const sent = inputsOf(server).flat();
+        assert.ok(sent.length >= 11, `${sent.length} pieces`);
+        for (const piece of sent)
+          assert.ok(tokensOf([piece]) <= 100, `a piece of ${tokensOf([piece])} tokens`);
+        assert.equal(sent.join(' '), `${long} invoices and refunds`, 'pieces cover the text in order');
+        assert.ok(Math.abs(Math.sqrt(dot(v!, v!)) - 1) < 1e-5);
+        assert.ok(dot(v!, short!) > 0.3);
+      },
+    );
   });
 
   it('counts text that looks like a special token as plain text', async () => {
@@ -153,7 +186,11 @@ describe('OpenAI-compatible embeddings: over-long inputs', () => {
 
 describe('OpenAI-compatible embeddings: retries', () => {
   it('waits for Retry-After (seconds) after a 429, then succeeds', async () => {
-    const script = sequence({ status: 429, headers: { 'retry-after': '1' }, body: { error: { message: 'Rate limit reached' } } });
+    const script = sequence({
+      status: 429,
+      headers: { 'retry-after': '1' },
+      body: { error: { message: 'Rate limit reached' } },
+    });
     await withServer({ script }, {}, async (provider, server) => {
       const t0 = performance.now();
       const [v] = await provider.embed(['hello']);
@@ -165,7 +202,10 @@ describe('OpenAI-compatible embeddings: retries', () => {
   });
 
   it('honours retry-after-ms, and gives up (retryable) when asked to wait longer than maxRetryAfterMs', async () => {
-    const script = sequence({ status: 429, headers: { 'retry-after-ms': '150' } }, { status: 429, headers: { 'retry-after': '3600' } });
+    const script = sequence(
+      { status: 429, headers: { 'retry-after-ms': '150' } },
+      { status: 429, headers: { 'retry-after': '3600' } },
+    );
     await withServer({ script }, { maxRetryAfterMs: 60_000 }, async (provider, server) => {
       const t0 = performance.now();
       const err = await rejection(provider.embed(['hello']));
@@ -180,15 +220,25 @@ describe('OpenAI-compatible embeddings: retries', () => {
   it('parses Retry-After as seconds or an HTTP date', () => {
     const now = Date.parse('2025-01-01T00:00:00Z');
     assert.equal(parseRetryAfter(new Headers({ 'retry-after': '7' }), now), 7000);
-    assert.equal(parseRetryAfter(new Headers({ 'retry-after': 'Wed, 01 Jan 2025 00:00:30 GMT' }), now), 30_000);
-    assert.equal(parseRetryAfter(new Headers({ 'retry-after': 'Tue, 31 Dec 2024 23:00:00 GMT' }), now), 0, 'a past date means now');
+    assert.equal(
+      parseRetryAfter(new Headers({ 'retry-after': 'Wed, 01 Jan 2025 00:00:30 GMT' }), now),
+      30_000,
+    );
+    assert.equal(
+      parseRetryAfter(new Headers({ 'retry-after': 'Tue, 31 Dec 2024 23:00:00 GMT' }), now),
+      0,
+      'a past date means now',
+    );
     assert.equal(parseRetryAfter(new Headers({ 'retry-after-ms': '250', 'retry-after': '9' }), now), 250);
     assert.equal(parseRetryAfter(new Headers({ 'retry-after': 'soon' }), now), undefined);
     assert.equal(parseRetryAfter(new Headers(), now), undefined);
   });
 
   it('retries 500 twice, then succeeds', async () => {
-    const script = sequence({ status: 500, body: { error: { message: 'boom' } } }, { status: 502, body: 'Bad gateway' });
+    const script = sequence(
+      { status: 500, body: { error: { message: 'boom' } } },
+      { status: 502, body: 'Bad gateway' },
+    );
     await withServer({ script }, {}, async (provider, server) => {
       const [v] = await provider.embed(['hello']);
       assert.equal(v!.length, 64);
@@ -254,9 +304,18 @@ describe('OpenAI-compatible embeddings: rejections', () => {
       assert.equal(server.requests.length, 1, 'no retries');
       assert.equal(err.status, 401);
       assert.equal(err.retryable, false);
-      assert.match(err.message, /^embedding API rejected the request \(401\): Incorrect API key provided: \[redacted\]\.$/);
+      assert.match(
+        err.message,
+        /^embedding API rejected the request \(401\): Incorrect API key provided: \[redacted\]\.$/,
+      );
       // The fake server echoes the key it received, as some servers do; none of it may surface.
-      for (const rendering of [err.message, String(err), err.stack ?? '', inspect(err, { depth: 10 }), JSON.stringify(err)]) {
+      for (const rendering of [
+        err.message,
+        String(err),
+        err.stack ?? '',
+        inspect(err, { depth: 10 }),
+        JSON.stringify(err),
+      ]) {
         assert.ok(!rendering.includes(wrongKey), `key leaked in: ${rendering}`);
       }
     });
@@ -264,7 +323,10 @@ describe('OpenAI-compatible embeddings: rejections', () => {
 
   for (const status of [400, 403, 404]) {
     it(`fails a ${status} at once`, async () => {
-      const script = (): FakeReply => ({ status, body: { error: { message: `nope ${status}`, type: 'invalid_request_error' } } });
+      const script = (): FakeReply => ({
+        status,
+        body: { error: { message: `nope ${status}`, type: 'invalid_request_error' } },
+      });
       await withServer({ script }, {}, async (provider, server) => {
         const err = await rejection(provider.embed(['hello']));
         assert.equal(server.requests.length, 1);
@@ -276,10 +338,16 @@ describe('OpenAI-compatible embeddings: rejections', () => {
   }
 
   it('understands the error shapes of other compatible servers', async () => {
-    const script = sequence({ status: 400, body: { error: 'model "nomic" not found, try pulling it first' } }, { status: 422, body: { detail: [{ msg: 'field required' }] } });
+    const script = sequence(
+      { status: 400, body: { error: 'model "nomic" not found, try pulling it first' } },
+      { status: 422, body: { detail: [{ msg: 'field required' }] } },
+    );
     await withServer({ script }, {}, async (provider) => {
       assert.match((await rejection(provider.embed(['a']))).message, /\(400\): model "nomic" not found/);
-      assert.match((await rejection(provider.embed(['a']))).message, /\(422\): \[\{"msg":"field required"\}\]/);
+      assert.match(
+        (await rejection(provider.embed(['a']))).message,
+        /\(422\): \[\{"msg":"field required"\}\]/,
+      );
     });
   });
 

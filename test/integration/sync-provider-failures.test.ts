@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type FakeOpenAIServer, type FakeReply, startFakeOpenAIServer } from '../../src/embeddings/openai/fake-server.js';
+import { type FakeOpenAIServer, type FakeReply, startFakeOpenAIServer } from '../helpers/fake-openai.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { assertSucceeded, createJob, getJob, listDocuments, runJob, uniqueIds } from '../helpers/sync-sources.js';
 

@@ -59,7 +59,8 @@ export class HashingEmbeddingProvider implements EmbeddingProvider {
       features++;
       if (this.trigrams && word.length > 2) {
         const padded = `^${word}$`;
-        for (let i = 0; i + 3 <= padded.length; i++) this.add(v, 0x74, padded.slice(i, i + 3), TRIGRAM_WEIGHT);
+        for (let i = 0; i + 3 <= padded.length; i++)
+          this.add(v, 0x74, padded.slice(i, i + 3), TRIGRAM_WEIGHT);
       }
     }
     // A text without words still needs a unit vector; give all of them the same one.

@@ -1,1 +1,6 @@
-export { LOCAL_DIMENSIONS, LOCAL_MODEL, LocalEmbeddingProvider, type LocalEmbeddingOptions } from './provider.js';
+export {
+  LOCAL_DIMENSIONS,
+  LOCAL_MODEL,
+  LocalEmbeddingProvider,
+  type LocalEmbeddingOptions,
+} from './provider.js';

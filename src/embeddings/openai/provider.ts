@@ -70,7 +70,9 @@ export const OPENAI_DEFAULTS = {
   concurrency: 2,
 } as const;
 
-type ResolvedOptions = Required<Omit<OpenAIEmbeddingOptions, 'apiKey' | 'dimensions' | 'countTokens' | 'headers'>>;
+type ResolvedOptions = Required<
+  Omit<OpenAIEmbeddingOptions, 'apiKey' | 'dimensions' | 'countTokens' | 'headers'>
+>;
 
 /** One failed attempt: the error to report, and how long the server asked us to wait. */
 class AttemptError extends Error {
@@ -154,8 +156,17 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
 
     const count = memoize(await this.tokenCounter());
     const limit = this.o.maxTokensPerInput;
-    const exploded = explode(texts, (t) => count(t) <= limit, (t) => this.cutToTokens(t, count));
-    const batches = packBatches(exploded.pieces, count, this.o.maxInputsPerRequest, this.o.maxTokensPerRequest);
+    const exploded = explode(
+      texts,
+      (t) => count(t) <= limit,
+      (t) => this.cutToTokens(t, count),
+    );
+    const batches = packBatches(
+      exploded.pieces,
+      count,
+      this.o.maxInputsPerRequest,
+      this.o.maxTokensPerRequest,
+    );
 
     // One controller per call: the caller's abort, a failed batch, or close() stops the others.
     const ctrl = new AbortController();
@@ -195,7 +206,8 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const ctrl of this.inflight) ctrl.abort(this.error('the embedding provider was closed', { retryable: false }));
+    for (const ctrl of this.inflight)
+      ctrl.abort(this.error('the embedding provider was closed', { retryable: false }));
     this.inflight.clear();
   }
 
@@ -214,7 +226,9 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     const tokens = count(text);
     if (tokens <= limit) return [text];
     const size = Math.max(1, Math.floor(((text.length * limit) / tokens) * 0.9));
-    return cutByChars(text, size).flatMap((piece) => (count(piece) <= limit ? [piece] : this.cutToTokens(piece, count)));
+    return cutByChars(text, size).flatMap((piece) =>
+      count(piece) <= limit ? [piece] : this.cutToTokens(piece, count),
+    );
   }
 
   private async requestWithRetries(inputs: string[], signal: AbortSignal): Promise<Float32Array[]> {
@@ -234,7 +248,9 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
           });
         if (!error.retryable || attempt > this.o.maxRetries) throw final();
         if (retryAfterMs !== undefined && retryAfterMs > this.o.maxRetryAfterMs) {
-          throw final(`${error.message}; the server asked to retry after ${Math.ceil(retryAfterMs / 1000)} s`);
+          throw final(
+            `${error.message}; the server asked to retry after ${Math.ceil(retryAfterMs / 1000)} s`,
+          );
         }
         await sleep(retryAfterMs ?? this.backoff(attempt), signal);
       }
@@ -272,9 +288,13 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
       if (e instanceof AttemptError) throw e;
       if (outer.aborted) throw outer.reason;
       if (timedOut) {
-        throw new AttemptError(this.error(`embedding API did not answer within ${this.o.timeoutMs} ms`, { retryable: true }));
+        throw new AttemptError(
+          this.error(`embedding API did not answer within ${this.o.timeoutMs} ms`, { retryable: true }),
+        );
       }
-      throw new AttemptError(this.error(`embedding API request failed: ${describeNetworkError(e)}`, { retryable: true, cause: e }));
+      throw new AttemptError(
+        this.error(`embedding API request failed: ${describeNetworkError(e)}`, { retryable: true, cause: e }),
+      );
     } finally {
       clearTimeout(timer);
       outer.removeEventListener('abort', onAbort);
@@ -288,11 +308,17 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     const message = retryable
       ? `embedding API failed (${status}): ${detail}`
       : `embedding API rejected the request (${status}): ${detail}`;
-    return new AttemptError(this.error(message, { retryable, status }), retryable ? parseRetryAfter(res.headers) : undefined);
+    return new AttemptError(
+      this.error(message, { retryable, status }),
+      retryable ? parseRetryAfter(res.headers) : undefined,
+    );
   }
 
   private parse(body: string, expected: number): Float32Array[] {
-    const invalid = (why: string) => new AttemptError(this.error(`embedding API returned an invalid response: ${why}`, { retryable: false }));
+    const invalid = (why: string) =>
+      new AttemptError(
+        this.error(`embedding API returned an invalid response: ${why}`, { retryable: false }),
+      );
     let json: unknown;
     try {
       json = JSON.parse(body);
@@ -305,7 +331,13 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     const out: Float32Array[] = new Array(expected);
     for (const item of data as { index?: unknown; embedding?: unknown }[]) {
       const index = item?.index;
-      if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= expected || out[index]) {
+      if (
+        typeof index !== 'number' ||
+        !Number.isInteger(index) ||
+        index < 0 ||
+        index >= expected ||
+        out[index]
+      ) {
         throw invalid(`bad or duplicate index ${JSON.stringify(index)}`);
       }
       const v = toVector(item.embedding);
@@ -327,7 +359,10 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
   }
 
   /** Every message goes through here, so none can carry the API key, whatever the server echoed. */
-  private error(message: string, fields: { retryable: boolean; status?: number; cause?: unknown }): EmbeddingProviderError {
+  private error(
+    message: string,
+    fields: { retryable: boolean; status?: number; cause?: unknown },
+  ): EmbeddingProviderError {
     return new EmbeddingProviderError(redact(message, this.apiKey), { provider: this.id, ...fields });
   }
 }
@@ -336,7 +371,8 @@ function validateOptions(o: ResolvedOptions, dimensions: number | undefined): st
   const problems: string[] = [];
   const positiveInt = (name: keyof ResolvedOptions, min = 1) => {
     const v = o[name];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) problems.push(`${name} must be an integer of at least ${min}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
+      problems.push(`${name} must be an integer of at least ${min}`);
   };
   positiveInt('maxInputsPerRequest');
   positiveInt('maxTokensPerRequest', 16);
@@ -347,7 +383,8 @@ function validateOptions(o: ResolvedOptions, dimensions: number | undefined): st
   positiveInt('retryMaxDelayMs', 0);
   positiveInt('maxRetryAfterMs', 0);
   positiveInt('concurrency');
-  if (dimensions !== undefined && (!Number.isInteger(dimensions) || dimensions < 1)) problems.push('dimensions must be a positive integer');
+  if (dimensions !== undefined && (!Number.isInteger(dimensions) || dimensions < 1))
+    problems.push('dimensions must be a positive integer');
   try {
     embeddingsUrl(o.baseUrl);
   } catch (e) {
@@ -371,7 +408,12 @@ interface Batch {
 }
 
 /** Consecutive runs of inputs under both per-request limits (every input fits one request alone). */
-export function packBatches(inputs: string[], count: (t: string) => number, maxInputs: number, maxTokens: number): Batch[] {
+export function packBatches(
+  inputs: string[],
+  count: (t: string) => number,
+  maxInputs: number,
+  maxTokens: number,
+): Batch[] {
   const batches: Batch[] = [];
   let current: Batch | undefined;
   let tokens = 0;
@@ -429,7 +471,9 @@ function apiErrorMessage(body: string): string {
     const j = JSON.parse(body) as Record<string, unknown>;
     const err = j.error;
     msg =
-      (typeof err === 'object' && err !== null ? (err as Record<string, unknown>).message : err) ?? j.message ?? j.detail;
+      (typeof err === 'object' && err !== null ? (err as Record<string, unknown>).message : err) ??
+      j.message ??
+      j.detail;
     if (msg !== undefined && typeof msg !== 'string') msg = JSON.stringify(msg);
   } catch {
     msg = body.trim();

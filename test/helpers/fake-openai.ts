@@ -8,7 +8,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HashingEmbeddingProvider } from '../hashing/provider.js';
+import { HashingEmbeddingProvider } from '../../src/embeddings/hashing/provider.js';
 
 export interface RecordedRequest {
   /** 1-based arrival order. */
@@ -50,7 +50,10 @@ export async function startFakeOpenAIServer(options: FakeOpenAIOptions = {}): Pr
   const hashers = new Map<number, HashingEmbeddingProvider>();
   const hasher = (dims: number) => {
     let h = hashers.get(dims);
-    if (!h) hashers.set(dims, (h = new HashingEmbeddingProvider({ dimensions: dims })));
+    if (!h) {
+      h = new HashingEmbeddingProvider({ dimensions: dims });
+      hashers.set(dims, h);
+    }
     return h;
   };
 
@@ -70,7 +73,13 @@ export async function startFakeOpenAIServer(options: FakeOpenAIOptions = {}): Pr
       body = undefined;
     }
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    const rec: RecordedRequest = { n: requests.length + 1, method: req.method ?? '', path, headers: req.headers, body };
+    const rec: RecordedRequest = {
+      n: requests.length + 1,
+      method: req.method ?? '',
+      path,
+      headers: req.headers,
+      body,
+    };
     requests.push(rec);
 
     const scripted = await options.script?.(rec);
@@ -85,12 +94,20 @@ export async function startFakeOpenAIServer(options: FakeOpenAIOptions = {}): Pr
     }
 
     if (req.method !== 'POST' || !path.endsWith('/embeddings')) {
-      send(res, 404, { error: { message: `Unknown request URL: ${req.method} ${path}`, type: 'invalid_request_error' } });
+      send(res, 404, {
+        error: { message: `Unknown request URL: ${req.method} ${path}`, type: 'invalid_request_error' },
+      });
       return;
     }
     if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
       const given = (req.headers.authorization ?? '').replace(/^Bearer /, '');
-      send(res, 401, { error: { message: `Incorrect API key provided: ${given}.`, type: 'invalid_request_error', code: 'invalid_api_key' } });
+      send(res, 401, {
+        error: {
+          message: `Incorrect API key provided: ${given}.`,
+          type: 'invalid_request_error',
+          code: 'invalid_api_key',
+        },
+      });
       return;
     }
     const input = body?.input;
@@ -106,11 +123,18 @@ export async function startFakeOpenAIServer(options: FakeOpenAIOptions = {}): Pr
       object: 'embedding',
       index,
       // Real APIs do not return unit vectors for every model; scale so the client must normalise.
-      embedding: base64 ? Buffer.from(v.map((x) => x * 3).buffer).toString('base64') : Array.from(v, (x) => x * 3),
+      embedding: base64
+        ? Buffer.from(v.map((x) => x * 3).buffer).toString('base64')
+        : Array.from(v, (x) => x * 3),
     }));
     if (options.reverse ?? true) data.reverse();
     const tokens = (texts as string[]).reduce((s, t) => s + Math.ceil(t.length / 4), 0);
-    send(res, 200, { object: 'list', data, model: body?.model ?? 'fake', usage: { prompt_tokens: tokens, total_tokens: tokens } });
+    send(res, 200, {
+      object: 'list',
+      data,
+      model: body?.model ?? 'fake',
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+    });
   }
 
   server.listen(0, '127.0.0.1');
@@ -127,8 +151,17 @@ export async function startFakeOpenAIServer(options: FakeOpenAIOptions = {}): Pr
   };
 }
 
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const json = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(json),
+    ...headers,
+  });
   res.end(json);
 }
