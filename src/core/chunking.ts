@@ -29,7 +29,10 @@ export interface ChunkingOptions {
   chunkOverlap: number;
 }
 
-export const DEFAULT_CHUNKING: Readonly<ChunkingOptions> = Object.freeze({ chunkSize: 1000, chunkOverlap: 100 });
+export const DEFAULT_CHUNKING: Readonly<ChunkingOptions> = Object.freeze({
+  chunkSize: 1000,
+  chunkOverlap: 100,
+});
 
 export const CHUNK_SIZE_MIN = 50;
 export const CHUNK_SIZE_MAX = 8000;
@@ -54,7 +57,9 @@ export function validateChunking(opts: { chunkSize?: unknown; chunkOverlap?: unk
   } else if (chunkOverlap < 0) {
     problems.push(`chunk_overlap must not be negative (got ${chunkOverlap})`);
   } else if (sizeOk && chunkOverlap >= chunkSize / 2) {
-    problems.push(`chunk_overlap must be less than half of chunk_size (got ${chunkOverlap} for chunk_size ${chunkSize})`);
+    problems.push(
+      `chunk_overlap must be less than half of chunk_size (got ${chunkOverlap} for chunk_size ${chunkSize})`,
+    );
   }
   return problems;
 }
@@ -162,14 +167,22 @@ function splitRange(
     } else {
       i++;
       // Scripts without spaces between sentences (CJK) end them with full-width punctuation.
-      if (level === SENTENCE && isFullWidthTerminator(c) && i < b && !isWhitespace(text.charCodeAt(i))) emit(i);
+      if (level === SENTENCE && isFullWidthTerminator(c) && i < b && !isWhitespace(text.charCodeAt(i)))
+        emit(i);
     }
   }
   emit(b);
 }
 
 /** Last resort for a run without any whitespace that is longer than a chunk. */
-function hardSplit(text: string, a: number, b: number, endStrength: number, chunkSize: number, out: Atoms): void {
+function hardSplit(
+  text: string,
+  a: number,
+  b: number,
+  endStrength: number,
+  chunkSize: number,
+  out: Atoms,
+): void {
   let s = a;
   while (s < b) {
     let e = Math.min(b, s + chunkSize);
@@ -236,7 +249,13 @@ function endsSentence(text: string, ws: number, floor: number): boolean {
   while (k >= floor && isClosing(text.charCodeAt(k))) k--;
   if (k < floor) return false;
   const c = text.charCodeAt(k);
-  return c === 46 /* . */ || c === 33 /* ! */ || c === 63 /* ? */ || c === 0x2026 /* … */ || isFullWidthTerminator(c);
+  return (
+    c === 46 /* . */ ||
+    c === 33 /* ! */ ||
+    c === 63 /* ? */ ||
+    c === 0x2026 /* … */ ||
+    isFullWidthTerminator(c)
+  );
 }
 
 function isClosing(c: number): boolean {

@@ -42,10 +42,19 @@ const separators = fc.constantFrom(' ', ' ', ' ', '  ', '\n', '\n\n', '\n \n', '
 const prose = fc
   .array(fc.tuple(words, separators), { maxLength: 120 })
   .map((parts) => parts.map(([w, s]) => w + s).join(''));
-const anyText = fc.oneof(prose, fc.string({ maxLength: 400 }), fc.string({ unit: 'grapheme', maxLength: 200 }));
+const anyText = fc.oneof(
+  prose,
+  fc.string({ maxLength: 400 }),
+  fc.string({ unit: 'grapheme', maxLength: 200 }),
+);
 const options = fc
   .integer({ min: 1, max: 300 })
-  .chain((chunkSize) => fc.record({ chunkSize: fc.constant(chunkSize), chunkOverlap: fc.integer({ min: 0, max: chunkSize - 1 }) }));
+  .chain((chunkSize) =>
+    fc.record({
+      chunkSize: fc.constant(chunkSize),
+      chunkOverlap: fc.integer({ min: 0, max: chunkSize - 1 }),
+    }),
+  );
 
 describe('splitText', () => {
   it('gives no chunks for empty or whitespace-only text', () => {
@@ -54,7 +63,9 @@ describe('splitText', () => {
   });
 
   it('keeps a text that fits as one (trimmed) chunk', () => {
-    assert.deepEqual(splitText('  hello world \n', DEFAULT_CHUNKING), [{ index: 0, text: 'hello world', start: 2, end: 13 }]);
+    assert.deepEqual(splitText('  hello world \n', DEFAULT_CHUNKING), [
+      { index: 0, text: 'hello world', start: 2, end: 13 },
+    ]);
     const exact = 'x'.repeat(1000);
     assert.deepEqual(splitText(exact, DEFAULT_CHUNKING), [{ index: 0, text: exact, start: 0, end: 1000 }]);
   });
@@ -128,12 +139,17 @@ describe('splitText', () => {
 
   it('property: never splits inside a word when every word fits', () => {
     fc.assert(
-      fc.property(prose, fc.integer({ min: 24, max: 200 }), fc.integer({ min: 0, max: 11 }), (text, chunkSize, chunkOverlap) => {
-        for (const c of splitText(text, { chunkSize, chunkOverlap })) {
-          assert.ok(c.start === 0 || isWs(text[c.start - 1]!), `chunk ${c.index} starts inside a word`);
-          assert.ok(c.end === text.length || isWs(text[c.end]!), `chunk ${c.index} ends inside a word`);
-        }
-      }),
+      fc.property(
+        prose,
+        fc.integer({ min: 24, max: 200 }),
+        fc.integer({ min: 0, max: 11 }),
+        (text, chunkSize, chunkOverlap) => {
+          for (const c of splitText(text, { chunkSize, chunkOverlap })) {
+            assert.ok(c.start === 0 || isWs(text[c.start - 1]!), `chunk ${c.index} starts inside a word`);
+            assert.ok(c.end === text.length || isWs(text[c.end]!), `chunk ${c.index} ends inside a word`);
+          }
+        },
+      ),
       { numRuns: 800 },
     );
   });

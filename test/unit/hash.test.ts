@@ -11,7 +11,11 @@ describe('contentHash', () => {
 
   it('encodes non-ASCII text as UTF-8', () => {
     assert.equal(contentHash('é'), contentHash(Buffer.from('c3a9', 'hex').toString('utf8')));
-    assert.notEqual(contentHash('é'), contentHash('e\u0301'), 'no Unicode normalisation: the bytes are what changed');
+    assert.notEqual(
+      contentHash('é'),
+      contentHash('e\u0301'),
+      'no Unicode normalisation: the bytes are what changed',
+    );
     assert.match(contentHash('日本語 😀'), /^[0-9a-f]{64}$/);
   });
 
