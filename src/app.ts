@@ -98,9 +98,9 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   const databases = new DatabaseService(store, secrets, options.connectorFactory ?? createSourceConnector);
   const kbs = new KnowledgeBaseRegistry(store, secrets);
   const providers = options.providerFactory ? { factory: options.providerFactory, close: async () => undefined } : defaultProviderFactory(config);
-  const engine = new KnowledgeBaseEngine(store, vectors, kbs, providers.factory, { maxDocumentChars: config.maxDocumentChars });
+  const engine = new KnowledgeBaseEngine(vectors, kbs, providers.factory, { maxDocumentChars: config.maxDocumentChars });
   kbs.setHooks(engine.hooks());
-  const jobs = new JobService(store, databases, kbs, clock, { maxActiveJobs: config.maxActiveJobs });
+  const jobs = new JobService(store, databases, clock, { maxActiveJobs: config.maxActiveJobs });
   const metrics = new Metrics(store);
   const scheduler = new Scheduler(
     store,

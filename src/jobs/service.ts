@@ -10,7 +10,6 @@ import { checkSchedule, checkWindow, placeOnGrid } from '../core/job-rules.js';
 import { CreateJobBody, PatchJobBody } from '../core/schemas.js';
 import { fieldsWithIssues, issuesToProblems } from '../core/validation.js';
 import type { DatabaseService } from '../databases/service.js';
-import type { KnowledgeBaseRegistry } from '../kb/registry.js';
 import type { ColumnInfo } from '../sources/port.js';
 import { EMPTY_TOTALS, type ControlStore, type JobListQuery, type JobRecord, type Page, type RunRecord } from '../store/port.js';
 import { checkColumn, checkFilterColumn, resolveSourceTable, TIME_KINDS, type ResolvedSource } from './resolve-source.js';
@@ -36,7 +35,6 @@ export class JobService {
   constructor(
     private readonly store: ControlStore,
     private readonly databases: DatabaseService,
-    private readonly kbs: KnowledgeBaseRegistry,
     private readonly clock: Clock,
     private readonly options: JobServiceOptions,
   ) {}

@@ -10,7 +10,7 @@ import { QueryBody, UpsertDocumentsBody } from '../core/schemas.js';
 import { issuesToProblems } from '../core/validation.js';
 import { EmbeddingProviderError } from '../embeddings/errors.js';
 import type { EmbeddingConfig, EmbeddingProvider } from '../embeddings/port.js';
-import type { ControlStore, KnowledgeBaseRecord } from '../store/port.js';
+import type { KnowledgeBaseRecord } from '../store/port.js';
 import type { DocumentInput, Metadata, MetadataFilter, SearchHit, StoredDocument, VectorStore } from '../store/vector-port.js';
 import type { DocumentSink, UpsertCounts } from '../sync/run-sync.js';
 import type { KnowledgeBaseHooks, KnowledgeBaseRegistry } from './registry.js';
@@ -46,7 +46,6 @@ export class KnowledgeBaseEngine implements DocumentSink {
   private readonly providers = new Map<string, EmbeddingProvider>();
 
   constructor(
-    private readonly store: ControlStore,
     private readonly vectors: VectorStore,
     private readonly registry: KnowledgeBaseRegistry,
     private readonly makeProvider: ProviderFactory,
@@ -160,7 +159,10 @@ export class KnowledgeBaseEngine implements DocumentSink {
     }
   }
 
-  /** POST /knowledge_bases/{kb}/query: semantic (default), keyword or hybrid (reciprocal-rank fusion). */
+  /**
+   * POST /knowledge_bases/{kb}/query: semantic (default), keyword or hybrid (reciprocal-rank fusion,
+   * ties to the keyword list; see relevance.ts and bench/search-quality.ts for the measurements).
+   */
   async query(accountId: string, kbName: string, body: unknown): Promise<{ results: QueryResult[]; mode: string }> {
     const kb = await this.registry.get(accountId, kbName);
     const parsed = QueryBody.safeParse(body, { reportInput: true });
@@ -185,6 +187,7 @@ export class KnowledgeBaseEngine implements DocumentSink {
     else if (mode === 'keyword') scored = (await keyword()).map((hit) => ({ hit, relevance: keywordRelevance(hit.score) }));
     else scored = fuse(await semantic(), await keyword());
 
+    // A stable sort: hybrid hits of equal relevance keep fuse's tie order (better keyword rank first).
     const results = scored
       .filter((s) => s.relevance >= minRelevance)
       .sort((a, b) => b.relevance - a.relevance)

@@ -41,7 +41,9 @@ export function countingHashingProviders(dimensions = 64): CountingProviders {
   return {
     factory: () => provider,
     embedded: () => count,
-    failNext: (n) => void (failures = n),
+    failNext: (n) => {
+      failures = n;
+    },
     hold() {
       let release!: () => void;
       gate = new Promise<void>((resolve) => {
