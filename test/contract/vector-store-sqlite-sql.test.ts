@@ -117,8 +117,21 @@ describe('toFtsMatchExpression', () => {
     assert.equal(toFtsMatchExpression('red  lamp'), '"red" OR "lamp"');
     assert.equal(toFtsMatchExpression('SKU-4471-B'), '"SKU-4471-B"');
     assert.equal(toFtsMatchExpression('"brass base" lamp'), '"brass base" OR "lamp"');
-    assert.equal(toFtsMatchExpression('"foo AND ('), '"foo" OR "AND"');
+    assert.equal(toFtsMatchExpression('"foo NEAR ('), '"foo" OR "NEAR"');
     assert.equal(toFtsMatchExpression('Lamp lamp LAMP'), '"Lamp"');
+  });
+
+  it('drops English stop words, but never codes, quoted phrases or a query of stop words only', () => {
+    assert.equal(toFtsMatchExpression('the lamp and a tent'), '"lamp" OR "tent"');
+    assert.equal(toFtsMatchExpression('"foo AND ('), '"foo"');
+    // Looks like a code or a number: kept.
+    assert.equal(toFtsMatchExpression('the A-1 and 2 of it'), '"A-1" OR "2"');
+    assert.equal(toFtsMatchExpression('IS-9 is'), '"IS-9"');
+    // Quoted: kept as a phrase.
+    assert.equal(toFtsMatchExpression('"the end" of it'), '"the end"');
+    // Nothing but stop words: all kept, still inert text for FTS5.
+    assert.equal(toFtsMatchExpression('AND OR NOT'), '"AND" OR "OR" OR "NOT"');
+    assert.equal(toFtsMatchExpression('to be or not to be'), '"to" OR "be" OR "or" OR "not"');
   });
 
   it('returns null when nothing can match', () => {

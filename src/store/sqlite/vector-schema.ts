@@ -15,6 +15,11 @@
  * - kb_fts_<n>: an FTS5 table per collection, so BM25's document frequencies are those of the KB
  *   being searched, not of every KB in the file. Contentless (`content=''`) because the text already
  *   lives in kb_chunks; `contentless_delete=1` (SQLite >= 3.43) allows plain DELETE by rowid.
+ *   Tokenizer: unicode61 (diacritics folded) behind the porter stemmer, so "boots", "booted" and
+ *   "boot" are one term; codes like `SKU-4471-B` still split into `sku 4471 b` (porter leaves
+ *   tokens under 3 characters alone; a plural-looking part is stemmed, `GR-12S` -> `gr 12`, the
+ *   same way in the query). FTS5 keeps a table's tokenizer for its life, so collections created
+ *   before the stemmer keep plain unicode61 until re-created; the keyword query works with both.
  */
 import type Database from 'better-sqlite3';
 
@@ -74,7 +79,7 @@ export function createCollectionTables(
     `CREATE VIRTUAL TABLE IF NOT EXISTS ${t.vectors} USING vec0(embedding float[${dimensions}] distance_metric=cosine)`,
   );
   db.exec(
-    `CREATE VIRTUAL TABLE IF NOT EXISTS ${t.keywords} USING fts5(text, content='', contentless_delete=1, tokenize="unicode61 remove_diacritics 2")`,
+    `CREATE VIRTUAL TABLE IF NOT EXISTS ${t.keywords} USING fts5(text, content='', contentless_delete=1, tokenize="porter unicode61 remove_diacritics 2")`,
   );
 }
 
