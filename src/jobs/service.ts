@@ -169,7 +169,12 @@ export class JobService {
           content: ok('content_columns') ? (input.content_columns as string[]) : job.contentColumns,
           metadata: ok('metadata_columns') ? (input.metadata_columns as string[]) : job.metadataColumns,
           filter: str('filter_column') ?? job.filterColumn,
-          lookback: ok('lookback') ? (input.lookback as string | number) : undefined,
+          // An unchanged filter column keeps the job's lookback; a new one gets its own default.
+          lookback: ok('lookback')
+            ? (input.lookback as string | number)
+            : (str('filter_column') ?? job.filterColumn) === job.filterColumn
+              ? job.lookbackSeconds
+              : undefined,
         }, problems);
       }
     }

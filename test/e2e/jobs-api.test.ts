@@ -235,6 +235,11 @@ describe('job management', () => {
     const badCol = await t.request('PATCH', '/jobs/sync_orders', { content_columns: ['ghost'] });
     assert.equal(badCol.status, 400);
     assert.match(badCol.body.error.details[0], /ghost/);
+    const lb = await t.request('PATCH', '/jobs/sync_orders', { lookback: '2 MINUTES' });
+    assert.equal(lb.body.data.lookback, 120);
+    const cols = await t.request('PATCH', '/jobs/sync_orders', { content_columns: ['product'] });
+    assert.equal(cols.body.data.lookback, 120, 'changing other columns keeps an explicit lookback');
+    assert.deepEqual(cols.body.data.content_columns, ['product']);
     const ok = await t.request('PATCH', '/jobs/sync_orders', { interval: 'hourly', filter_column: 'id' });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.equal(ok.body.data.interval, 'HOURLY');
