@@ -115,9 +115,10 @@ export class KnowledgeBaseEngine implements DocumentSink {
         else counts.updated++;
       });
     }
-    // Both writes are idempotent: a crash between them leaves rows that the next run finds changed.
-    if (inputs.length > 0) await this.vectors.upsertDocuments(kb.id, inputs);
-    if (metadataOnly.length > 0) counts.updated += await this.vectors.updateMetadata(kb.id, metadataOnly);
+    // One transaction for the whole batch: re-embedded documents and metadata-only updates.
+    if (inputs.length > 0 || metadataOnly.length > 0) {
+      counts.updated += await this.vectors.upsertDocuments(kb.id, inputs, metadataOnly);
+    }
     return counts;
   }
 

@@ -27,6 +27,12 @@ export interface DocumentInput {
   chunks: ChunkInput[];
 }
 
+export interface MetadataUpdate {
+  id: string;
+  contentHash: string;
+  metadata: Metadata;
+}
+
 export interface StoredDocument {
   id: string;
   content: string;
@@ -52,13 +58,12 @@ export interface VectorStore {
   dropCollection(kbId: string): Promise<void>;
   /** Content hashes of the given ids that exist. */
   getContentHashes(kbId: string, ids: string[]): Promise<Map<string, string>>;
-  /** Replaces each document and all its chunks; the whole call is one transaction. */
-  upsertDocuments(kbId: string, docs: DocumentInput[]): Promise<void>;
   /**
-   * Replaces only the metadata and stored hash of existing documents whose content (and so their
-   * chunks and vectors) did not change; one transaction. Returns how many documents it changed.
+   * Replaces each document of `docs` and all its chunks, and the metadata and stored hash of each
+   * existing document in `metadataOnly` (content, chunks and vectors unchanged); the whole call
+   * is one transaction. Returns how many `metadataOnly` documents existed and were updated.
    */
-  updateMetadata(kbId: string, items: Array<{ id: string; contentHash: string; metadata: Metadata }>): Promise<number>;
+  upsertDocuments(kbId: string, docs: DocumentInput[], metadataOnly?: MetadataUpdate[]): Promise<number>;
   deleteDocument(kbId: string, id: string): Promise<boolean>;
   listDocuments(
     kbId: string,

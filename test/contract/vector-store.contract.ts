@@ -329,6 +329,30 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
         assert.deepEqual(nearest.map((h) => h.content).sort(), ['original alpha', 'original beta']);
       });
 
+      it('metadata-only updates keep chunks and vectors and share the batch transaction', async () => {
+        const kb = await freshKb();
+        await store.upsertDocuments(kb, [textDoc('m', 'metadata moves', { price: 10 }, axis(3))]);
+        const updated = await store.upsertDocuments(kb, [textDoc('n', 'new one')], [
+          { id: 'm', contentHash: 'hash-m2', metadata: { price: 12 } },
+          { id: 'missing', contentHash: 'x', metadata: {} },
+        ]);
+        assert.equal(updated, 1, 'only existing documents are updated');
+        assert.equal((await store.getContentHashes(kb, ['m'])).get('m'), 'hash-m2');
+        const [hit] = await store.searchVector(kb, axis(3), { topK: 1, filter: { price: 12 } });
+        assert.equal(hit?.documentId, 'm');
+        assert.equal(hit?.content, 'metadata moves');
+        // A failing batch rolls back its metadata-only updates too.
+        await assert.rejects(
+          store.upsertDocuments(
+            kb,
+            [doc('bad', [{ text: 'wrong size', embedding: new Float32Array(DIMS + 3).fill(0.5) }])],
+            [{ id: 'm', contentHash: 'hash-m3', metadata: { price: 99 } }],
+          ),
+          Error,
+        );
+        assert.equal((await store.getContentHashes(kb, ['m'])).get('m'), 'hash-m2');
+      });
+
       it('rejects embeddings that cannot be compared by cosine', async () => {
         const kb = await freshKb();
         await assert.rejects(

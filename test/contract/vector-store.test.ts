@@ -48,14 +48,16 @@ describe('SqliteVectorStore (SQLite specifics)', () => {
         .all() as string[]
     ).filter((n) => n.startsWith('kb_'));
 
-  it('creates only kb_-prefixed tables, and a second store on the same connection is harmless', async () => {
+  it('its own tables are all kb_-prefixed (beside the control plane), and a second store on the same connection is harmless', async () => {
     const again = new SqliteVectorStore(db);
     await again.createCollection('kb_01HSPECIFIC', 4);
     const all = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+    const controlPlane = ['schema_migrations', 'databases', 'knowledge_bases', 'jobs', 'runs', 'sqlite_sequence'];
     assert.ok(
-      all.every((n) => n.startsWith('kb_') || n === 'sqlite_sequence'),
+      all.every((n) => n.startsWith('kb_') || controlPlane.includes(n)),
       all.join(', '),
     );
+    assert.ok(all.includes('kb_vec_1') || all.some((n) => /^kb_vec_\d+$/.test(n)));
     await again.dropCollection('kb_01HSPECIFIC');
   });
 

@@ -52,6 +52,36 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX runs_running ON runs (status) WHERE status = 'running';
     `,
   },
+  {
+    id: 2,
+    name: 'knowledge bases: collections, documents, chunks (per-collection vec0/FTS5 tables are made per KB)',
+    sql: `
+      CREATE TABLE IF NOT EXISTS kb_collections (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kb_id TEXT NOT NULL UNIQUE,
+        dimensions INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS kb_documents (
+        collection_id INTEGER NOT NULL,
+        doc_id TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        chunk_count INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        content TEXT NOT NULL,
+        UNIQUE (collection_id, doc_id)
+      );
+      CREATE TABLE IF NOT EXISTS kb_chunks (
+        id INTEGER PRIMARY KEY,
+        collection_id INTEGER NOT NULL,
+        doc_id TEXT NOT NULL,
+        chunk_index INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        UNIQUE (collection_id, doc_id, chunk_index)
+      );
+    `,
+  },
 ];
 
 export function applyMigrations(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number[] {

@@ -1,6 +1,7 @@
 /**
  * Tables of the SQLite vector store. They live in the same file as the control store, so every
- * name starts with `kb_`.
+ * name starts with `kb_`. The shared tables are created by migration 2 (migrations.ts); the
+ * per-collection virtual tables below are created and dropped with their knowledge base.
  *
  * - kb_collections: one row per knowledge base. Its integer id (AUTOINCREMENT, so never reused
  *   after a drop) names the per-collection virtual tables; the kbId string only ever travels as a
@@ -26,32 +27,6 @@ import type Database from 'better-sqlite3';
 /** sqlite-vec caps vec0 columns at 8192 dimensions. */
 export const MAX_DIMENSIONS = 8192;
 
-export const BASE_SCHEMA = `
-CREATE TABLE IF NOT EXISTS kb_collections (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  kb_id TEXT NOT NULL UNIQUE,
-  dimensions INTEGER NOT NULL,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS kb_documents (
-  collection_id INTEGER NOT NULL,
-  doc_id TEXT NOT NULL,
-  content_hash TEXT NOT NULL,
-  metadata TEXT NOT NULL,
-  chunk_count INTEGER NOT NULL,
-  updated_at TEXT NOT NULL,
-  content TEXT NOT NULL,
-  UNIQUE (collection_id, doc_id)
-);
-CREATE TABLE IF NOT EXISTS kb_chunks (
-  id INTEGER PRIMARY KEY,
-  collection_id INTEGER NOT NULL,
-  doc_id TEXT NOT NULL,
-  chunk_index INTEGER NOT NULL,
-  text TEXT NOT NULL,
-  UNIQUE (collection_id, doc_id, chunk_index)
-);
-`;
 
 export interface CollectionTables {
   vectors: string;

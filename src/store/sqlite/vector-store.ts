@@ -16,14 +16,15 @@ import type {
   DocumentInput,
   Metadata,
   MetadataFilter,
+  MetadataUpdate,
   SearchHit,
   StoredDocument,
   VectorStore,
 } from '../vector-port.js';
 import { compileMetadataFilter, type SqlParam } from './metadata-filter.js';
+import { applyMigrations } from './migrations.js';
 import { toFtsMatchExpression } from './vector-keyword-query.js';
 import {
-  BASE_SCHEMA,
   type CollectionTables,
   collectionTables,
   createCollectionTables,
@@ -68,7 +69,8 @@ export class SqliteVectorStore implements VectorStore {
   constructor(db: Database.Database) {
     this.#db = db;
     loadSqliteVec(db);
-    db.exec(BASE_SCHEMA);
+    // The shared kb_ tables come with the numbered migrations (idempotent when already applied).
+    applyMigrations(db);
     this.#s = prepareStatic(db);
   }
 
@@ -121,10 +123,10 @@ export class SqliteVectorStore implements VectorStore {
     return hashes;
   }
 
-  async upsertDocuments(kbId: string, docs: DocumentInput[]): Promise<void> {
+  async upsertDocuments(kbId: string, docs: DocumentInput[], metadataOnly: MetadataUpdate[] = []): Promise<number> {
     checkKbId(kbId);
     const updatedAt = new Date().toISOString();
-    this.#db
+    return this.#db
       .transaction(() => {
         const c = this.#requireCollection(kbId);
         const insertVector = this.#statement(
@@ -160,27 +162,11 @@ export class SqliteVectorStore implements VectorStore {
             insertKeywords.run(rowid, chunk.text);
           }
         }
-      })
-      .immediate();
-  }
-
-  async updateMetadata(
-    kbId: string,
-    items: Array<{ id: string; contentHash: string; metadata: Metadata }>,
-  ): Promise<number> {
-    checkKbId(kbId);
-    const updatedAt = new Date().toISOString();
-    return this.#db
-      .transaction(() => {
-        const c = this.#requireCollection(kbId);
-        const update = this.#db.prepare(
-          'UPDATE kb_documents SET metadata = ?, content_hash = ?, updated_at = ? WHERE collection_id = ? AND doc_id = ?',
-        );
-        let changed = 0;
-        for (const item of items) {
-          changed += update.run(JSON.stringify(item.metadata), item.contentHash, updatedAt, c.id, item.id).changes;
+        let updated = 0;
+        for (const item of metadataOnly) {
+          updated += this.#s.updateMetadata.run(JSON.stringify(item.metadata), item.contentHash, updatedAt, c.id, item.id).changes;
         }
-        return changed;
+        return updated;
       })
       .immediate();
   }
@@ -347,6 +333,9 @@ function prepareStatic(db: Database.Database) {
       'INSERT INTO kb_collections (kb_id, dimensions, created_at) VALUES (?, ?, ?)',
     ),
     deleteCollection: db.prepare('DELETE FROM kb_collections WHERE id = ?'),
+    updateMetadata: db.prepare(
+      'UPDATE kb_documents SET metadata = ?, content_hash = ?, updated_at = ? WHERE collection_id = ? AND doc_id = ?',
+    ),
     deleteCollectionChunks: db.prepare('DELETE FROM kb_chunks WHERE collection_id = ?'),
     deleteCollectionDocuments: db.prepare('DELETE FROM kb_documents WHERE collection_id = ?'),
     upsertDocument: db.prepare(
