@@ -1,0 +1,1075 @@
+/**
+ * The ControlStore contract: every adapter (SQLite today, PostgreSQL later) runs this same suite.
+ * Each test gets a fresh, empty store from `makeStore` (its own file, database or schema), because
+ * several methods (due jobs, counts by status, running runs) look across every account.
+ *
+ * Records must come back field for field: numbers as numbers (epoch ms beyond 2^31, counts), null
+ * as null, arrays in order, text byte for byte.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { newId } from '../../src/core/ids.js';
+import {
+  type ControlStore,
+  type DatabaseRecord,
+  EMPTY_TOTALS,
+  type JobListQuery,
+  type JobRecord,
+  type JobStatus,
+  type KnowledgeBaseRecord,
+  type RunRecord,
+  type Watermark,
+} from '../../src/store/port.js';
+
+export interface ControlStoreHandle {
+  store: ControlStore;
+  close(): Promise<void>;
+}
+
+/** A Wednesday in 2031: epoch ms well past 2^31, so a 32-bit column would show. */
+const T0 = Date.UTC(2031, 0, 15, 8, 30, 0);
+const MIN = 60_000;
+const DAY = 86_400_000;
+
+const A = 'acct_alpha';
+const B = 'acct_bravo';
+
+/** Text a source key may hold: quotes, a backslash, JSON-looking text, non-ASCII, an astral emoji. */
+const AWKWARD = `O'Brien "quoted" \\ {"k": [1]} ünïcødé 日本 🚀`;
+
+function dbRecord(accountId: string, name: string, over: Partial<DatabaseRecord> = {}): DatabaseRecord {
+  return {
+    id: newId('db'),
+    accountId,
+    name,
+    engine: 'postgres',
+    parameters: {
+      host: 'db.internal',
+      port: 5432,
+      database: 'shop',
+      user: 'reader',
+      ssl: true,
+      options: { statement_timeout: 3000, search_path: ['sales', 'public'] },
+      url: null,
+    },
+    secret: 'v1:enc:c2VjcmV0',
+    createdAt: T0 - DAY,
+    ...over,
+  };
+}
+
+function kbRecord(
+  accountId: string,
+  name: string,
+  over: Partial<KnowledgeBaseRecord> = {},
+): KnowledgeBaseRecord {
+  return {
+    id: newId('kb'),
+    accountId,
+    name,
+    description: `Orders for ${name} — ${AWKWARD}`,
+    embedding: {
+      provider: 'openai',
+      model: 'text-embedding-3-small',
+      dimensions: 512,
+      base_url: 'https://llm.internal/v1',
+    },
+    secret: 'v1:enc:a2V5',
+    chunking: { chunk_size: 800, chunk_overlap: 120 },
+    createdAt: T0 - DAY,
+    ...over,
+  };
+}
+
+/** Every field set, none at its default, so a field an adapter drops or mangles shows. */
+function fullJob(accountId: string, name: string, over: Partial<JobRecord> = {}): JobRecord {
+  return {
+    id: newId('job'),
+    accountId,
+    name,
+    databaseName: 'orders_db',
+    tableSchema: 'sales',
+    tableName: 'orders',
+    sourceTable: 'orders_db.sales.orders',
+    kbName: 'orders_kb',
+    contentColumns: ['title', 'body', 'notes'],
+    metadataColumns: ['region', 'total'],
+    filterColumn: 'updated_at',
+    keyColumns: ['tenant_id', 'order_id'],
+    interval: '15m',
+    intervalMs: 15 * MIN,
+    startMs: T0,
+    endMs: T0 + 30 * DAY,
+    backfill: false,
+    lookbackSeconds: 120,
+    batchSize: 250,
+    status: 'scheduled',
+    statusBeforeRun: 'paused',
+    statusReason: `source table was missing once: ${AWKWARD}`,
+    nextRunMs: T0 + 15 * MIN,
+    watermark: { filter: '2031-01-15T08:29:59.123456Z', key: ['7', AWKWARD] },
+    started: true,
+    totals: {
+      rows_read: 1_000_001,
+      documents_added: 1002,
+      documents_updated: 1003,
+      documents_unchanged: 1004,
+      rows_skipped: 1005,
+      rows_failed: 1006,
+      chunks_written: 3_000_007,
+      runs_succeeded: 1008,
+      runs_failed: 1009,
+    },
+    lastRun: {
+      id: newId('run'),
+      trigger: 'catch_up',
+      status: 'failed',
+      startedAt: T0 - 5000,
+      finishedAt: T0 - 1000,
+      error: { code: 'SYNC_FAILED', message: `connection reset: ${AWKWARD}` },
+    },
+    createdAt: T0 - DAY,
+    updatedAt: T0 - 1000,
+    ...over,
+  };
+}
+
+/** The other extreme: every nullable field null, every list that may be empty empty. */
+function sparseJob(accountId: string, name: string, over: Partial<JobRecord> = {}): JobRecord {
+  return fullJob(accountId, name, {
+    tableSchema: null,
+    metadataColumns: [],
+    keyColumns: ['id'],
+    backfill: true,
+    lookbackSeconds: 0,
+    status: 'completed',
+    statusBeforeRun: null,
+    statusReason: null,
+    nextRunMs: null,
+    watermark: null,
+    started: false,
+    totals: { ...EMPTY_TOTALS },
+    lastRun: null,
+    ...over,
+  });
+}
+
+const WM_START: Watermark = { filter: '2031-01-14T00:00:00Z', key: ['3', 'a'] };
+const WM_END: Watermark = { filter: '2031-01-15T00:00:00Z', key: ['9', AWKWARD] };
+
+function runRecord(jobId: string, over: Partial<RunRecord> = {}): RunRecord {
+  return {
+    id: newId('run'),
+    jobId,
+    trigger: 'schedule',
+    status: 'running',
+    startedAt: T0,
+    finishedAt: null,
+    rowsRead: 11,
+    documentsAdded: 12,
+    documentsUpdated: 13,
+    documentsUnchanged: 14,
+    rowsSkipped: 15,
+    rowsFailed: 16,
+    chunksWritten: 17,
+    watermarkStart: WM_START,
+    watermarkEnd: WM_END,
+    error: null,
+    ...over,
+  };
+}
+
+const idsOf = (records: Array<{ id: string }>) => records.map((r) => r.id);
+const sorted = (xs: string[]) => [...xs].sort();
+
+/** Deterministic shuffle, so insertion order never equals the order a query must return. */
+function shuffled<T>(xs: readonly T[]): T[] {
+  const out = [...xs];
+  let seed = 7;
+  for (let i = out.length - 1; i > 0; i--) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    const j = seed % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+export function controlStoreContract(name: string, makeStore: () => Promise<ControlStoreHandle>): void {
+  describe(`ControlStore contract: ${name}`, () => {
+    let handle: ControlStoreHandle;
+    let store: ControlStore;
+
+    beforeEach(async () => {
+      handle = await makeStore();
+      store = handle.store;
+    });
+    afterEach(async () => {
+      await handle.close();
+    });
+
+    async function insertJobs(jobs: JobRecord[], maxActive = 1000): Promise<void> {
+      for (const job of jobs) assert.deepEqual(await store.insertJob(job, maxActive), { ok: true }, job.name);
+    }
+
+    /** Follows `next` to the end; fails on a cursor loop instead of hanging. */
+    async function pageJobs(
+      accountId: string,
+      query: Omit<JobListQuery, 'cursor'>,
+    ): Promise<{ ids: string[]; sizes: number[] }> {
+      const ids: string[] = [];
+      const sizes: number[] = [];
+      let cursor: string | null = null;
+      for (let guard = 0; guard < 100; guard++) {
+        const page: Awaited<ReturnType<ControlStore['listJobs']>> = await store.listJobs(accountId, {
+          ...query,
+          cursor,
+        });
+        assert.ok(page.items.length <= query.limit, 'a page never exceeds the limit');
+        ids.push(...idsOf(page.items));
+        sizes.push(page.items.length);
+        if (page.next === null) return { ids, sizes };
+        cursor = page.next;
+      }
+      assert.fail('listJobs cursor never reached the end');
+    }
+
+    async function pageRuns(jobId: string, limit: number): Promise<{ ids: string[]; sizes: number[] }> {
+      const ids: string[] = [];
+      const sizes: number[] = [];
+      let cursor: string | null = null;
+      for (let guard = 0; guard < 100; guard++) {
+        const page: Awaited<ReturnType<ControlStore['listRuns']>> = await store.listRuns(jobId, {
+          limit,
+          cursor,
+        });
+        assert.ok(page.items.length <= limit, 'a page never exceeds the limit');
+        ids.push(...idsOf(page.items));
+        sizes.push(page.items.length);
+        if (page.next === null) return { ids, sizes };
+        cursor = page.next;
+      }
+      assert.fail('listRuns cursor never reached the end');
+    }
+
+    const dueNames = async (now: number, limit: number) =>
+      (await store.listDueJobs(now, limit)).map((j) => j.name);
+
+    // --- databases ---------------------------------------------------------------------------
+
+    describe('databases', () => {
+      it('inserts, gets and lists a database field for field', async () => {
+        const rec = dbRecord(A, 'orders_db');
+        const sparse = dbRecord(A, 'plain_db', { engine: 'sqlite', parameters: {}, secret: null });
+        assert.equal(await store.insertDatabase(rec), 'ok');
+        assert.equal(await store.insertDatabase(sparse), 'ok');
+        assert.deepEqual(await store.getDatabase(A, 'orders_db'), rec);
+        assert.deepEqual(await store.getDatabase(A, 'plain_db'), sparse);
+        assert.equal(await store.getDatabase(A, 'missing_db'), null);
+        assert.deepEqual(await store.listDatabases(A), [rec, sparse]);
+      });
+
+      it('lists an account’s databases ordered by name', async () => {
+        for (const n of ['mike', 'alpha', 'zulu', 'delta'])
+          assert.equal(await store.insertDatabase(dbRecord(A, n)), 'ok');
+        assert.deepEqual(
+          (await store.listDatabases(A)).map((d) => d.name),
+          ['alpha', 'delta', 'mike', 'zulu'],
+        );
+        assert.deepEqual(await store.listDatabases(B), []);
+      });
+
+      it('a name is unique per account, and free in another account', async () => {
+        const first = dbRecord(A, 'shared');
+        assert.equal(await store.insertDatabase(first), 'ok');
+        assert.equal(await store.insertDatabase(dbRecord(A, 'shared', { engine: 'mysql' })), 'duplicate');
+        assert.deepEqual(await store.getDatabase(A, 'shared'), first, 'the duplicate changed nothing');
+        assert.equal((await store.listDatabases(A)).length, 1);
+
+        const other = dbRecord(B, 'shared', { engine: 'mysql' });
+        assert.equal(await store.insertDatabase(other), 'ok');
+        assert.deepEqual(await store.getDatabase(B, 'shared'), other);
+        assert.deepEqual(await store.getDatabase(A, 'shared'), first);
+      });
+
+      it('accounts are isolated', async () => {
+        assert.equal(await store.insertDatabase(dbRecord(A, 'only_in_a')), 'ok');
+        assert.equal(await store.getDatabase(B, 'only_in_a'), null);
+        assert.deepEqual(await store.listDatabases(B), []);
+        assert.equal(await store.deleteDatabase(B, 'only_in_a'), false);
+        assert.ok(await store.getDatabase(A, 'only_in_a'), 'a delete in B leaves A alone');
+      });
+
+      it('deletes by account and name, and frees the name', async () => {
+        const keep = dbRecord(A, 'keep');
+        assert.equal(await store.insertDatabase(dbRecord(A, 'gone')), 'ok');
+        assert.equal(await store.insertDatabase(keep), 'ok');
+        assert.equal(await store.deleteDatabase(A, 'gone'), true);
+        assert.equal(await store.deleteDatabase(A, 'gone'), false);
+        assert.equal(await store.deleteDatabase(A, 'never'), false);
+        assert.equal(await store.getDatabase(A, 'gone'), null);
+        assert.deepEqual(await store.listDatabases(A), [keep]);
+        const again = dbRecord(A, 'gone', { engine: 'sqlite' });
+        assert.equal(await store.insertDatabase(again), 'ok');
+        assert.deepEqual(await store.getDatabase(A, 'gone'), again);
+      });
+    });
+
+    // --- knowledge bases ---------------------------------------------------------------------
+
+    describe('knowledge bases', () => {
+      it('inserts, gets and lists a knowledge base field for field', async () => {
+        const rec = kbRecord(A, 'orders_kb');
+        const sparse = kbRecord(A, 'local_kb', {
+          description: null,
+          embedding: { provider: 'local', model: null, dimensions: null, base_url: null },
+          secret: null,
+          chunking: { chunk_size: 512, chunk_overlap: 0 },
+        });
+        assert.equal(await store.insertKnowledgeBase(rec), 'ok');
+        assert.equal(await store.insertKnowledgeBase(sparse), 'ok');
+        assert.deepEqual(await store.getKnowledgeBase(A, 'orders_kb'), rec);
+        assert.deepEqual(await store.getKnowledgeBase(A, 'local_kb'), sparse);
+        assert.equal(await store.getKnowledgeBase(A, 'missing_kb'), null);
+        assert.deepEqual(await store.listKnowledgeBases(A), [sparse, rec], 'ordered by name');
+      });
+
+      it('a name is unique per account, free in another account, and apart from database names', async () => {
+        const first = kbRecord(A, 'shared');
+        assert.equal(await store.insertKnowledgeBase(first), 'ok');
+        assert.equal(
+          await store.insertKnowledgeBase(kbRecord(A, 'shared', { description: 'second' })),
+          'duplicate',
+        );
+        assert.deepEqual(await store.getKnowledgeBase(A, 'shared'), first, 'the duplicate changed nothing');
+        const other = kbRecord(B, 'shared');
+        assert.equal(await store.insertKnowledgeBase(other), 'ok');
+        assert.deepEqual(await store.getKnowledgeBase(B, 'shared'), other);
+        // Databases and knowledge bases are separate namespaces.
+        assert.equal(await store.insertDatabase(dbRecord(A, 'shared')), 'ok');
+        assert.deepEqual(await store.getKnowledgeBase(A, 'shared'), first);
+      });
+
+      it('accounts are isolated', async () => {
+        assert.equal(await store.insertKnowledgeBase(kbRecord(A, 'only_in_a')), 'ok');
+        assert.equal(await store.getKnowledgeBase(B, 'only_in_a'), null);
+        assert.deepEqual(await store.listKnowledgeBases(B), []);
+        assert.equal(await store.deleteKnowledgeBase(B, 'only_in_a'), false);
+        assert.ok(await store.getKnowledgeBase(A, 'only_in_a'), 'a delete in B leaves A alone');
+      });
+
+      it('deletes by account and name, and frees the name', async () => {
+        const keep = kbRecord(A, 'keep');
+        assert.equal(await store.insertKnowledgeBase(kbRecord(A, 'gone')), 'ok');
+        assert.equal(await store.insertKnowledgeBase(keep), 'ok');
+        assert.equal(await store.deleteKnowledgeBase(A, 'gone'), true);
+        assert.equal(await store.deleteKnowledgeBase(A, 'gone'), false);
+        assert.equal(await store.getKnowledgeBase(A, 'gone'), null);
+        assert.deepEqual(await store.listKnowledgeBases(A), [keep]);
+        assert.equal(await store.insertKnowledgeBase(kbRecord(A, 'gone')), 'ok');
+      });
+    });
+
+    // --- jobs: insert and read ---------------------------------------------------------------
+
+    describe('jobs: insert and read', () => {
+      it('round-trips a job with every field set, through every read', async () => {
+        const job = fullJob(A, 'full');
+        assert.deepEqual(await store.insertJob(job, 10), { ok: true });
+        assert.deepEqual(await store.getJob(A, job.id), job, 'getJob by id');
+        assert.deepEqual(await store.getJob(A, 'full'), job, 'getJob by name');
+        assert.deepEqual(await store.getJobById(job.id), job, 'getJobById');
+        assert.deepEqual((await store.listJobs(A, { limit: 10, cursor: null })).items, [job], 'listJobs');
+        assert.deepEqual(await store.listJobsWithStatus('scheduled', 10), [job], 'listJobsWithStatus');
+        assert.deepEqual(await store.listDueJobs(job.nextRunMs!, 10), [job], 'listDueJobs');
+        let seen: JobRecord | null = null;
+        const same = await store.mutateJob(job.id, (current) => {
+          seen = current;
+          return null;
+        });
+        assert.deepEqual(seen, job, 'what mutateJob hands to change');
+        assert.deepEqual(same, job, 'what mutateJob returns');
+      });
+
+      it('round-trips a job whose nullable fields are null', async () => {
+        const job = sparseJob(A, 'sparse');
+        assert.deepEqual(await store.insertJob(job, 10), { ok: true });
+        assert.deepEqual(await store.getJobById(job.id), job);
+        assert.deepEqual(await store.getJob(A, 'sparse'), job);
+        assert.deepEqual(await store.listJobsWithStatus('completed', 10), [job]);
+      });
+
+      it('a job inserted without statusBeforeRun reads back without one (absent or null)', async () => {
+        const { statusBeforeRun: _omitted, ...rest } = fullJob(A, 'no_before');
+        const job: JobRecord = rest;
+        assert.deepEqual(await store.insertJob(job, 10), { ok: true });
+        const got = await store.getJobById(job.id);
+        assert.ok(got);
+        assert.equal(got.statusBeforeRun ?? null, null);
+        const { statusBeforeRun: _ignored, ...gotRest } = got;
+        assert.deepEqual(gotRest, rest);
+      });
+
+      it('stores copies: changing the inserted or returned object changes nothing stored', async () => {
+        const job = fullJob(A, 'copy');
+        const original = structuredClone(job);
+        await insertJobs([job]);
+        job.name = 'renamed';
+        job.totals.rows_read = -1;
+        job.watermark!.key.push('extra');
+        const got = (await store.getJobById(job.id))!;
+        assert.deepEqual(got, original);
+        got.contentColumns.push('x');
+        got.status = 'failed';
+        assert.deepEqual(await store.getJobById(job.id), original);
+
+        const db = dbRecord(A, 'copy_db');
+        const dbOriginal = structuredClone(db);
+        assert.equal(await store.insertDatabase(db), 'ok');
+        (db.parameters as { host: string }).host = 'elsewhere';
+        assert.deepEqual(await store.getDatabase(A, 'copy_db'), dbOriginal);
+      });
+
+      it('a job name is unique per account and free in another account', async () => {
+        const first = fullJob(A, 'nightly');
+        assert.deepEqual(await store.insertJob(first, 10), { ok: true });
+        const dup = fullJob(A, 'nightly', { kbName: 'other_kb', status: 'completed' });
+        assert.deepEqual(await store.insertJob(dup, 10), { ok: false, reason: 'duplicate' });
+        assert.equal(await store.getJobById(dup.id), null, 'the duplicate stored nothing');
+        assert.deepEqual(await store.getJob(A, 'nightly'), first);
+        assert.equal(await store.countActiveJobs(A), 1);
+
+        const other = fullJob(B, 'nightly');
+        assert.deepEqual(await store.insertJob(other, 10), { ok: true });
+        assert.deepEqual(await store.getJob(B, 'nightly'), other);
+        assert.deepEqual(await store.getJob(A, 'nightly'), first);
+      });
+
+      it('getJob looks up by id, else by name; an id wins over another job named like it', async () => {
+        // A job, and an impostor whose *name* is that job's id. Every combination of which id is
+        // older and which row is inserted first, so neither id order nor row order can decide.
+        let n = 0;
+        for (const impostorOlder of [true, false]) {
+          for (const impostorInsertedFirst of [true, false]) {
+            n += 1;
+            const olderId = newId('job');
+            const target = fullJob(A, `target_${n}`, impostorOlder ? {} : { id: olderId });
+            const impostor = fullJob(A, target.id, {
+              kbName: 'impostor_kb',
+              ...(impostorOlder ? { id: olderId } : {}),
+            });
+            await insertJobs(impostorInsertedFirst ? [impostor, target] : [target, impostor]);
+            const label = `impostor older: ${impostorOlder}, inserted first: ${impostorInsertedFirst}`;
+            assert.deepEqual(await store.getJob(A, target.id), target, label);
+            assert.deepEqual(await store.getJob(A, impostor.id), impostor, label);
+            assert.deepEqual(await store.getJob(A, target.name), target, label);
+          }
+        }
+        assert.equal(await store.getJob(A, 'no_such_job'), null);
+        assert.equal(await store.getJob(A, newId('job')), null);
+      });
+
+      it('getJob is scoped to the account; getJobById is not', async () => {
+        const job = fullJob(A, 'mine');
+        await insertJobs([job]);
+        assert.equal(await store.getJob(B, job.id), null);
+        assert.equal(await store.getJob(B, 'mine'), null);
+        assert.deepEqual(await store.getJobById(job.id), job);
+        assert.equal(await store.getJobById(newId('job')), null);
+        assert.deepEqual(await store.listJobs(B, { limit: 10, cursor: null }), { items: [], next: null });
+      });
+    });
+
+    // --- jobs: the active-job limit ----------------------------------------------------------
+
+    describe('jobs: the active-job limit', () => {
+      it('scheduled, running and paused jobs count; completed and failed do not', async () => {
+        await insertJobs(
+          (['completed', 'failed', 'completed', 'failed'] as const).map((status, i) =>
+            sparseJob(A, `done_${i}`, { status }),
+          ),
+          2,
+        );
+        assert.equal(await store.countActiveJobs(A), 0);
+        assert.deepEqual(await store.insertJob(fullJob(A, 's', { status: 'scheduled' }), 3), { ok: true });
+        assert.deepEqual(await store.insertJob(fullJob(A, 'r', { status: 'running' }), 3), { ok: true });
+        assert.deepEqual(await store.insertJob(fullJob(A, 'p', { status: 'paused', nextRunMs: null }), 3), {
+          ok: true,
+        });
+        assert.equal(await store.countActiveJobs(A), 3);
+        for (const status of ['scheduled', 'running', 'paused'] as const) {
+          const extra = fullJob(A, `extra_${status}`, { status });
+          assert.deepEqual(await store.insertJob(extra, 3), { ok: false, reason: 'limit' }, status);
+          assert.equal(await store.getJobById(extra.id), null, 'a refused job is not stored');
+        }
+        // A higher limit lets it in; the limit is the caller's, per call.
+        assert.deepEqual(await store.insertJob(fullJob(A, 'fourth'), 4), { ok: true });
+        assert.equal(await store.countActiveJobs(A), 4);
+      });
+
+      it('the limit is per account', async () => {
+        await insertJobs([fullJob(A, 'a1'), fullJob(A, 'a2')], 2);
+        assert.deepEqual(await store.insertJob(fullJob(A, 'a3'), 2), { ok: false, reason: 'limit' });
+        assert.deepEqual(await store.insertJob(fullJob(B, 'b1'), 2), { ok: true });
+        assert.deepEqual(await store.insertJob(fullJob(B, 'b2'), 2), { ok: true });
+        assert.equal(await store.countActiveJobs(A), 2);
+        assert.equal(await store.countActiveJobs(B), 2);
+        assert.equal(await store.countActiveJobs('acct_nobody'), 0);
+      });
+
+      it('a job leaving the active statuses frees its slot', async () => {
+        const a1 = fullJob(A, 'a1');
+        await insertJobs([a1, fullJob(A, 'a2')], 2);
+        assert.deepEqual(await store.insertJob(fullJob(A, 'a3'), 2), { ok: false, reason: 'limit' });
+        await store.mutateJob(a1.id, (j) => ({ ...j, status: 'completed', nextRunMs: null }));
+        assert.equal(await store.countActiveJobs(A), 1);
+        assert.deepEqual(await store.insertJob(fullJob(A, 'a3'), 2), { ok: true });
+        assert.equal(await store.deleteJob(a1.id), true);
+        assert.deepEqual(await store.insertJob(fullJob(A, 'a4'), 2), { ok: false, reason: 'limit' });
+      });
+
+      it('concurrent inserts never exceed the limit', async () => {
+        await insertJobs([fullJob(A, 'existing')]);
+        const attempts = Array.from({ length: 24 }, (_, i) => fullJob(A, `burst_${i}`));
+        const outcomes = await Promise.all(attempts.map((j) => store.insertJob(j, 5)));
+        assert.equal(outcomes.filter((o) => o.ok).length, 4);
+        assert.ok(
+          outcomes.every((o) => o.ok || o.reason === 'limit'),
+          JSON.stringify(outcomes),
+        );
+        assert.equal(await store.countActiveJobs(A), 5);
+        const stored = await store.listJobs(A, { limit: 100, cursor: null });
+        assert.equal(stored.items.length, 5);
+        const okIds = attempts.filter((_, i) => outcomes[i]!.ok).map((j) => j.id);
+        assert.deepEqual(
+          sorted(idsOf(stored.items)),
+          sorted([...okIds, stored.items.find((j) => j.name === 'existing')!.id]),
+        );
+      });
+
+      it('concurrent inserts of one name store exactly one job', async () => {
+        const attempts = Array.from({ length: 10 }, (_, i) =>
+          fullJob(A, 'same_name', { batchSize: 100 + i }),
+        );
+        const outcomes = await Promise.all(attempts.map((j) => store.insertJob(j, 100)));
+        assert.equal(outcomes.filter((o) => o.ok).length, 1);
+        assert.ok(
+          outcomes.every((o) => o.ok || o.reason === 'duplicate'),
+          JSON.stringify(outcomes),
+        );
+        const winner = attempts[outcomes.findIndex((o) => o.ok)]!;
+        assert.deepEqual(await store.getJob(A, 'same_name'), winner);
+        assert.equal(await store.countActiveJobs(A), 1);
+      });
+    });
+
+    // --- jobs: listing -----------------------------------------------------------------------
+
+    describe('jobs: listing', () => {
+      it('pages through an account’s jobs in creation order, without duplicates or gaps', async () => {
+        const jobs = Array.from({ length: 23 }, (_, i) => fullJob(A, `job_${String(i).padStart(2, '0')}`));
+        await insertJobs(shuffled(jobs));
+        await insertJobs([fullJob(B, 'job_b')]);
+        const { ids, sizes } = await pageJobs(A, { limit: 5 });
+        assert.deepEqual(sizes, [5, 5, 5, 5, 3]);
+        assert.deepEqual(ids, idsOf(jobs));
+        // One page holding everything has no next page; neither does a page ending at the last job.
+        assert.deepEqual(await store.listJobs(A, { limit: 23, cursor: null }), { items: jobs, next: null });
+        const first = await store.listJobs(A, { limit: 22, cursor: null });
+        assert.notEqual(first.next, null);
+        const last = await store.listJobs(A, { limit: 1, cursor: first.next });
+        assert.deepEqual(last, { items: [jobs[22]], next: null });
+      });
+
+      it('filters by status and by knowledge base, alone and together, while paging', async () => {
+        const specs: Array<[JobStatus, string]> = [];
+        for (let i = 0; i < 18; i++) {
+          specs.push([
+            (['scheduled', 'paused', 'completed'] as const)[i % 3]!,
+            i % 2 === 0 ? 'kb_even' : 'kb_odd',
+          ]);
+        }
+        const jobs = specs.map(([status, kbName], i) => fullJob(A, `f_${i}`, { status, kbName }));
+        await insertJobs(shuffled(jobs));
+        await insertJobs([fullJob(B, 'f_b', { status: 'paused', kbName: 'kb_even' })]);
+
+        const expect = (pred: (j: JobRecord) => boolean) => idsOf(jobs.filter(pred));
+        assert.deepEqual(
+          (await pageJobs(A, { limit: 4, status: 'paused' })).ids,
+          expect((j) => j.status === 'paused'),
+        );
+        assert.deepEqual(
+          (await pageJobs(A, { limit: 4, kbName: 'kb_odd' })).ids,
+          expect((j) => j.kbName === 'kb_odd'),
+        );
+        const both = await pageJobs(A, { limit: 2, status: 'completed', kbName: 'kb_even' });
+        assert.deepEqual(
+          both.ids,
+          expect((j) => j.status === 'completed' && j.kbName === 'kb_even'),
+        );
+        assert.deepEqual(both.sizes, [2, 1]);
+        assert.deepEqual((await pageJobs(A, { limit: 4, status: 'failed' })).ids, []);
+        assert.deepEqual((await pageJobs(A, { limit: 4, kbName: 'kb_none' })).ids, []);
+      });
+
+      it('a cursor still works after the job it points at is deleted, and new jobs come last', async () => {
+        const jobs = Array.from({ length: 6 }, (_, i) => fullJob(A, `c_${i}`));
+        await insertJobs(jobs);
+        const first = await store.listJobs(A, { limit: 3, cursor: null });
+        assert.deepEqual(idsOf(first.items), idsOf(jobs.slice(0, 3)));
+        assert.ok(first.next);
+        assert.equal(await store.deleteJob(jobs[2]!.id), true);
+        const late = fullJob(A, 'c_late');
+        await insertJobs([late]);
+        const rest = await pageJobs(A, { limit: 10 });
+        assert.deepEqual(rest.ids, idsOf([...jobs.slice(0, 2), ...jobs.slice(3), late]));
+        const second = await store.listJobs(A, { limit: 10, cursor: first.next });
+        assert.deepEqual(idsOf(second.items), idsOf([...jobs.slice(3), late]));
+        assert.equal(second.next, null);
+      });
+
+      it('listJobsWithStatus looks across accounts, in one status, within the limit', async () => {
+        const running = [fullJob(A, 'r1', { status: 'running' }), fullJob(B, 'r2', { status: 'running' })];
+        const runningMore = fullJob(A, 'r3', { status: 'running' });
+        await insertJobs([running[0]!, fullJob(A, 's1'), running[1]!, sparseJob(B, 'c1'), runningMore]);
+        assert.deepEqual(
+          sorted(idsOf(await store.listJobsWithStatus('running', 10))),
+          sorted(idsOf([...running, runningMore])),
+        );
+        const limited = await store.listJobsWithStatus('running', 2);
+        assert.equal(limited.length, 2);
+        assert.ok(limited.every((j) => j.status === 'running'));
+        assert.equal(new Set(idsOf(limited)).size, 2);
+        assert.deepEqual(await store.listJobsWithStatus('failed', 10), []);
+        assert.deepEqual(idsOf(await store.listJobsWithStatus('completed', 10)), [
+          (await store.getJob(B, 'c1'))!.id,
+        ]);
+      });
+    });
+
+    // --- jobs: update, mutate, delete -------------------------------------------------------
+
+    describe('jobs: update, mutate, delete', () => {
+      it('updateJob replaces the stored job, and every query sees the new values', async () => {
+        const job = fullJob(A, 'before', { databaseName: 'db_old', kbName: 'kb_old' });
+        await insertJobs([job]);
+        const next: JobRecord = sparseJob(A, 'after', {
+          id: job.id,
+          databaseName: 'db_new',
+          kbName: 'kb_new',
+          status: 'scheduled',
+          nextRunMs: T0 - MIN,
+          watermark: WM_END,
+          statusBeforeRun: 'running',
+        });
+        assert.equal(await store.updateJob(next), true);
+        assert.deepEqual(await store.getJobById(job.id), next);
+        assert.deepEqual(await store.getJob(A, 'after'), next);
+        assert.equal(await store.getJob(A, 'before'), null, 'the old name is gone');
+        assert.equal(await store.countJobsUsingDatabase(A, 'db_old'), 0);
+        assert.equal(await store.countJobsUsingDatabase(A, 'db_new'), 1);
+        assert.equal(await store.countJobsUsingKnowledgeBase(A, 'kb_old'), 0);
+        assert.equal(await store.countJobsUsingKnowledgeBase(A, 'kb_new'), 1);
+        assert.deepEqual(
+          idsOf((await store.listJobs(A, { limit: 5, cursor: null, kbName: 'kb_new' })).items),
+          [job.id],
+        );
+        assert.deepEqual(await store.listDueJobs(T0, 5), [next]);
+        assert.equal(await store.nextDueTime(), T0 - MIN);
+
+        assert.equal(await store.updateJob({ ...next, status: 'paused', nextRunMs: null }), true);
+        assert.equal(await store.countActiveJobs(A), 1);
+        assert.deepEqual(await store.listDueJobs(T0, 5), []);
+        assert.equal(await store.nextDueTime(), null);
+        assert.deepEqual(
+          idsOf((await store.listJobs(A, { limit: 5, cursor: null, status: 'paused' })).items),
+          [job.id],
+        );
+        assert.deepEqual((await store.countJobsByStatus()).paused, 1);
+        assert.equal((await store.countJobsByStatus()).scheduled ?? 0, 0);
+      });
+
+      it('updateJob of a job that is gone answers false and creates nothing', async () => {
+        const ghost = fullJob(A, 'ghost');
+        assert.equal(await store.updateJob(ghost), false);
+        assert.equal(await store.getJobById(ghost.id), null);
+        assert.equal(await store.getJob(A, 'ghost'), null);
+      });
+
+      it('mutateJob writes what change returns and returns the record as stored', async () => {
+        const job = fullJob(A, 'm');
+        await insertJobs([job]);
+        const returned = await store.mutateJob(job.id, (current) => ({
+          ...current,
+          status: 'paused',
+          nextRunMs: null,
+          watermark: WM_END,
+          totals: { ...current.totals, rows_read: current.totals.rows_read + 5 },
+          kbName: 'kb_moved',
+          updatedAt: T0 + 1,
+        }));
+        const stored = await store.getJobById(job.id);
+        assert.ok(stored);
+        assert.deepEqual(returned, stored);
+        assert.equal(stored.status, 'paused');
+        assert.equal(stored.nextRunMs, null);
+        assert.deepEqual(stored.watermark, WM_END);
+        assert.equal(stored.totals.rows_read, job.totals.rows_read + 5);
+        assert.deepEqual(
+          {
+            ...stored,
+            status: job.status,
+            nextRunMs: job.nextRunMs,
+            watermark: job.watermark,
+            totals: job.totals,
+            kbName: job.kbName,
+            updatedAt: job.updatedAt,
+          },
+          job,
+        );
+        // The indexed fields moved with the body.
+        assert.deepEqual(
+          idsOf((await store.listJobs(A, { limit: 5, cursor: null, status: 'paused' })).items),
+          [job.id],
+        );
+        assert.equal(await store.countJobsUsingKnowledgeBase(A, 'kb_moved'), 1);
+        assert.equal(await store.countJobsUsingKnowledgeBase(A, job.kbName), 0);
+        assert.equal(await store.nextDueTime(), null);
+      });
+
+      it('mutateJob: change returning null leaves the job and returns it as stored', async () => {
+        const job = fullJob(A, 'untouched');
+        await insertJobs([job]);
+        let calls = 0;
+        const returned = await store.mutateJob(job.id, () => {
+          calls += 1;
+          return null;
+        });
+        assert.equal(calls, 1);
+        assert.deepEqual(returned, job);
+        assert.deepEqual(await store.getJobById(job.id), job);
+      });
+
+      it('mutateJob of a missing job returns null without calling change', async () => {
+        let calls = 0;
+        const returned = await store.mutateJob(newId('job'), (j) => {
+          calls += 1;
+          return j;
+        });
+        assert.equal(returned, null);
+        assert.equal(calls, 0);
+      });
+
+      it('mutateJob writes the given run in the same call (a checkpoint)', async () => {
+        const job = fullJob(A, 'checkpoint', { status: 'running' });
+        await insertJobs([job]);
+        const run = runRecord(job.id, { watermarkEnd: WM_START, rowsRead: 0 });
+        await store.insertRun(run);
+        const checkpoint: RunRecord = { ...run, rowsRead: 500, chunksWritten: 900, watermarkEnd: WM_END };
+        const returned = await store.mutateJob(
+          job.id,
+          (current) => ({
+            ...current,
+            watermark: WM_END,
+            totals: { ...current.totals, rows_read: current.totals.rows_read + 500 },
+          }),
+          checkpoint,
+        );
+        assert.deepEqual(returned?.watermark, WM_END);
+        assert.deepEqual(await store.getRun(job.id, run.id), checkpoint);
+        assert.deepEqual((await store.getJobById(job.id))?.watermark, WM_END);
+
+        // The run's status moves too: a run finished through mutateJob is no longer `running`.
+        const finished: RunRecord = { ...checkpoint, status: 'succeeded', finishedAt: T0 + MIN };
+        await store.mutateJob(job.id, (current) => ({ ...current, status: 'scheduled' }), finished);
+        assert.deepEqual(await store.getRun(job.id, run.id), finished);
+        assert.deepEqual(await store.listRunningRuns(), []);
+      });
+
+      it('mutateJob: a change that throws rejects and writes neither the job nor the run', async () => {
+        const job = fullJob(A, 'throws', { status: 'running' });
+        await insertJobs([job]);
+        const run = runRecord(job.id);
+        await store.insertRun(run);
+        await assert.rejects(
+          store.mutateJob(
+            job.id,
+            () => {
+              throw new Error('change failed');
+            },
+            { ...run, rowsRead: 999, watermarkEnd: null },
+          ),
+          /change failed/,
+        );
+        assert.deepEqual(await store.getJobById(job.id), job);
+        assert.deepEqual(await store.getRun(job.id, run.id), run);
+      });
+
+      it('concurrent mutateJob calls lose no update', async () => {
+        const job = fullJob(A, 'counter', { totals: { ...EMPTY_TOTALS } });
+        await insertJobs([job]);
+        const n = 40;
+        const results = await Promise.all(
+          Array.from({ length: n }, () =>
+            store.mutateJob(job.id, (current) => ({
+              ...current,
+              totals: { ...current.totals, rows_read: current.totals.rows_read + 1 },
+            })),
+          ),
+        );
+        assert.equal((await store.getJobById(job.id))?.totals.rows_read, n);
+        // Each call saw the previous one's write: the returned counts are exactly 1..n.
+        const counts = results.map((r) => r?.totals.rows_read ?? -1).sort((a, b) => a - b);
+        assert.deepEqual(
+          counts,
+          Array.from({ length: n }, (_, i) => i + 1),
+        );
+      });
+
+      it('deleteJob removes the job and its runs, and nothing else', async () => {
+        const job = fullJob(A, 'doomed', { status: 'running' });
+        const other = fullJob(A, 'survivor', { status: 'running' });
+        await insertJobs([job, other]);
+        const runs = [runRecord(job.id), runRecord(job.id, { status: 'succeeded', finishedAt: T0 + 1 })];
+        const otherRun = runRecord(other.id);
+        for (const r of [...runs, otherRun]) await store.insertRun(r);
+
+        assert.equal(await store.deleteJob(job.id), true);
+        assert.equal(await store.deleteJob(job.id), false);
+        assert.equal(await store.deleteJob(newId('job')), false);
+        assert.equal(await store.getJobById(job.id), null);
+        assert.equal(await store.getJob(A, 'doomed'), null);
+        for (const r of runs) assert.equal(await store.getRun(job.id, r.id), null);
+        assert.deepEqual(await store.listRuns(job.id, { limit: 10, cursor: null }), {
+          items: [],
+          next: null,
+        });
+        assert.deepEqual(await store.listRunningRuns(), [otherRun]);
+        assert.deepEqual(await store.getRun(other.id, otherRun.id), otherRun);
+        assert.deepEqual(await store.getJobById(other.id), other);
+        // The name is free again.
+        assert.deepEqual(await store.insertJob(fullJob(A, 'doomed'), 10), { ok: true });
+      });
+    });
+
+    // --- jobs: counts ------------------------------------------------------------------------
+
+    describe('jobs: counts', () => {
+      it('countJobsByStatus counts every status across accounts', async () => {
+        assert.equal(
+          Object.values(await store.countJobsByStatus()).reduce((a, b) => a + (b ?? 0), 0),
+          0,
+        );
+        await insertJobs([
+          fullJob(A, 's1'),
+          fullJob(A, 's2'),
+          fullJob(B, 's3'),
+          fullJob(A, 'r1', { status: 'running' }),
+          fullJob(B, 'p1', { status: 'paused', nextRunMs: null }),
+          sparseJob(A, 'c1'),
+          sparseJob(B, 'c2'),
+          sparseJob(B, 'c3'),
+          sparseJob(A, 'f1', { status: 'failed' }),
+        ]);
+        const counts = await store.countJobsByStatus();
+        const got = Object.fromEntries(
+          (['scheduled', 'running', 'paused', 'completed', 'failed'] as const).map((s) => [
+            s,
+            counts[s] ?? 0,
+          ]),
+        );
+        assert.deepEqual(got, { scheduled: 3, running: 1, paused: 1, completed: 3, failed: 1 });
+        for (const [status, n] of Object.entries(counts)) {
+          assert.equal(typeof n, 'number', `count of ${status} is a number`);
+        }
+      });
+
+      it('countActiveJobs counts scheduled, running and paused jobs of one account', async () => {
+        await insertJobs([
+          fullJob(A, 's'),
+          fullJob(A, 'r', { status: 'running' }),
+          fullJob(A, 'p', { status: 'paused' }),
+          sparseJob(A, 'c'),
+          sparseJob(A, 'f', { status: 'failed' }),
+          fullJob(B, 'b'),
+        ]);
+        assert.equal(await store.countActiveJobs(A), 3);
+        assert.equal(await store.countActiveJobs(B), 1);
+        assert.equal(await store.countActiveJobs('acct_nobody'), 0);
+      });
+
+      it('counts the jobs using a database or a knowledge base, in any status, per account', async () => {
+        await insertJobs([
+          fullJob(A, 'j1', { databaseName: 'db1', kbName: 'kb1' }),
+          sparseJob(A, 'j2', { databaseName: 'db1', kbName: 'kb2' }),
+          fullJob(A, 'j3', { databaseName: 'db2', kbName: 'kb1', status: 'paused' }),
+          sparseJob(A, 'j4', { databaseName: 'db1', kbName: 'kb1', status: 'failed' }),
+          fullJob(B, 'j5', { databaseName: 'db1', kbName: 'kb1' }),
+        ]);
+        assert.equal(await store.countJobsUsingDatabase(A, 'db1'), 3);
+        assert.equal(await store.countJobsUsingDatabase(A, 'db2'), 1);
+        assert.equal(await store.countJobsUsingDatabase(A, 'db3'), 0);
+        assert.equal(await store.countJobsUsingDatabase(B, 'db1'), 1);
+        assert.equal(await store.countJobsUsingDatabase(B, 'db2'), 0);
+        assert.equal(await store.countJobsUsingKnowledgeBase(A, 'kb1'), 3);
+        assert.equal(await store.countJobsUsingKnowledgeBase(A, 'kb2'), 1);
+        assert.equal(await store.countJobsUsingKnowledgeBase(A, 'kb3'), 0);
+        assert.equal(await store.countJobsUsingKnowledgeBase(B, 'kb1'), 1);
+        assert.equal(await store.countJobsUsingKnowledgeBase(B, 'kb2'), 0);
+      });
+    });
+
+    // --- jobs: due -------------------------------------------------------------------------
+
+    describe('jobs: due', () => {
+      it('listDueJobs returns scheduled jobs with next_run ≤ now, earliest first, across accounts', async () => {
+        const now = T0;
+        await insertJobs(
+          shuffled([
+            fullJob(A, 'due_10', { nextRunMs: now - 10 * MIN }),
+            fullJob(B, 'due_30', { nextRunMs: now - 30 * MIN }),
+            fullJob(A, 'due_now', { nextRunMs: now }),
+            fullJob(B, 'due_1', { nextRunMs: now - 1 }),
+            fullJob(A, 'future', { nextRunMs: now + 1 }),
+            fullJob(A, 'unscheduled', { nextRunMs: null }),
+            fullJob(A, 'paused', { status: 'paused', nextRunMs: now - 100 * MIN }),
+            fullJob(B, 'running', { status: 'running', nextRunMs: now - 90 * MIN }),
+            sparseJob(A, 'completed', { nextRunMs: now - 80 * MIN }),
+            sparseJob(B, 'failed', { status: 'failed', nextRunMs: now - 70 * MIN }),
+          ]),
+        );
+        assert.deepEqual(await dueNames(now, 10), ['due_30', 'due_10', 'due_1', 'due_now']);
+        assert.deepEqual(await dueNames(now, 2), ['due_30', 'due_10']);
+        assert.deepEqual(await dueNames(now - 1, 10), ['due_30', 'due_10', 'due_1']);
+        assert.deepEqual(await dueNames(now - 31 * MIN, 10), []);
+        assert.deepEqual(await dueNames(now + DAY, 10), ['due_30', 'due_10', 'due_1', 'due_now', 'future']);
+      });
+
+      it('nextDueTime is the earliest next_run of a scheduled job, or null', async () => {
+        assert.equal(await store.nextDueTime(), null);
+        await insertJobs([
+          fullJob(A, 'paused', { status: 'paused', nextRunMs: T0 - DAY }),
+          fullJob(A, 'running', { status: 'running', nextRunMs: T0 - DAY }),
+          sparseJob(A, 'completed', { nextRunMs: T0 - DAY }),
+          fullJob(A, 'unscheduled', { nextRunMs: null }),
+        ]);
+        assert.equal(await store.nextDueTime(), null, 'only scheduled jobs with a next_run count');
+        const later = fullJob(B, 'later', { nextRunMs: T0 + 2 * DAY });
+        const sooner = fullJob(A, 'sooner', { nextRunMs: T0 + DAY });
+        await insertJobs([later, sooner]);
+        const t = await store.nextDueTime();
+        assert.equal(t, T0 + DAY);
+        assert.equal(typeof t, 'number');
+        await store.deleteJob(sooner.id);
+        assert.equal(await store.nextDueTime(), T0 + 2 * DAY);
+        await store.mutateJob(later.id, (j) => ({ ...j, status: 'paused', nextRunMs: null }));
+        assert.equal(await store.nextDueTime(), null);
+      });
+    });
+
+    // --- runs --------------------------------------------------------------------------------
+
+    describe('runs', () => {
+      let job: JobRecord;
+      let other: JobRecord;
+      beforeEach(async () => {
+        job = fullJob(A, 'with_runs', { status: 'running' });
+        other = fullJob(B, 'other_runs', { status: 'running' });
+        await insertJobs([job, other]);
+      });
+
+      it('inserts and gets a run field for field, scoped by job', async () => {
+        const run = runRecord(job.id);
+        const failed = runRecord(job.id, {
+          trigger: 'manual',
+          status: 'failed',
+          finishedAt: T0 + MIN,
+          watermarkStart: null,
+          watermarkEnd: null,
+          error: { code: 'TABLE_MISSING', message: AWKWARD },
+        });
+        await store.insertRun(run);
+        await store.insertRun(failed);
+        assert.deepEqual(await store.getRun(job.id, run.id), run);
+        assert.deepEqual(await store.getRun(job.id, failed.id), failed);
+        assert.equal(await store.getRun(other.id, run.id), null, 'another job’s run is not found');
+        assert.equal(await store.getRun(job.id, newId('run')), null);
+      });
+
+      it('updateRun replaces the run; listRunningRuns follows its status', async () => {
+        const run = runRecord(job.id);
+        await store.insertRun(run);
+        assert.deepEqual(await store.listRunningRuns(), [run]);
+        const finished: RunRecord = {
+          ...run,
+          status: 'cancelled',
+          finishedAt: T0 + 2 * MIN,
+          rowsRead: 2_000_000,
+          watermarkEnd: { filter: 'x', key: [] },
+          error: { code: 'CANCELLED', message: 'job paused' },
+        };
+        await store.updateRun(finished);
+        assert.deepEqual(await store.getRun(job.id, run.id), finished);
+        assert.deepEqual(await store.listRunningRuns(), []);
+        assert.deepEqual((await store.listRuns(job.id, { limit: 5, cursor: null })).items, [finished]);
+      });
+
+      it('listRuns pages newest first, without duplicates or gaps, per job', async () => {
+        const runs = Array.from({ length: 11 }, (_, i) =>
+          runRecord(job.id, { status: 'succeeded', startedAt: T0 + i * MIN, finishedAt: T0 + i * MIN + 1 }),
+        );
+        for (const r of shuffled(runs)) await store.insertRun(r);
+        await store.insertRun(runRecord(other.id));
+        const newestFirst = idsOf([...runs].reverse());
+        const { ids, sizes } = await pageRuns(job.id, 4);
+        assert.deepEqual(sizes, [4, 4, 3]);
+        assert.deepEqual(ids, newestFirst);
+        assert.deepEqual(await store.listRuns(job.id, { limit: 11, cursor: null }), {
+          items: [...runs].reverse(),
+          next: null,
+        });
+        const head = await store.listRuns(job.id, { limit: 10, cursor: null });
+        assert.ok(head.next);
+        assert.deepEqual(await store.listRuns(job.id, { limit: 1, cursor: head.next }), {
+          items: [runs[0]],
+          next: null,
+        });
+        assert.deepEqual(await store.listRuns(newId('job'), { limit: 5, cursor: null }), {
+          items: [],
+          next: null,
+        });
+      });
+
+      it('listRunningRuns returns running runs across jobs and accounts', async () => {
+        const r1 = runRecord(job.id);
+        const r2 = runRecord(other.id, { trigger: 'catch_up' });
+        await store.insertRun(r1);
+        await store.insertRun(runRecord(job.id, { status: 'succeeded', finishedAt: T0 + 1 }));
+        await store.insertRun(r2);
+        await store.insertRun(
+          runRecord(other.id, { status: 'failed', finishedAt: T0 + 1, error: { code: 'X', message: 'y' } }),
+        );
+        const running = await store.listRunningRuns();
+        assert.deepEqual(sorted(idsOf(running)), sorted([r1.id, r2.id]));
+        assert.deepEqual(
+          running.find((r) => r.id === r2.id),
+          r2,
+        );
+      });
+    });
+
+    // --- lifecycle ---------------------------------------------------------------------------
+
+    describe('lifecycle', () => {
+      it('ping resolves on a working store', async () => {
+        await store.ping();
+        await insertJobs([fullJob(A, 'after_ping')]);
+        await store.ping();
+      });
+
+      it('close resolves, and closing again is harmless', async () => {
+        await store.close();
+        await store.close();
+      });
+    });
+  });
+}
