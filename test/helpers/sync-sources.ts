@@ -1,11 +1,13 @@
 /**
- * Sync tests against real PostgreSQL and MySQL/MariaDB sources: one suite, written once, run per
- * engine (STYLE.md 4). A `SourceKit` says how an engine spells what the tests need (quoting,
- * placeholders, column types, `now()`); the suite itself only talks SQL through it and HTTP
- * through the app.
+ * Sync tests against real PostgreSQL, MySQL/MariaDB and SQLite sources: one suite, written once,
+ * run per engine (STYLE.md 4). A `SourceKit` says how an engine spells what the tests need
+ * (quoting, placeholders, column types, `now()`); the suite itself only talks SQL through it and
+ * HTTP through the app.
  */
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { parseMysqlUrl } from '../../src/sources/mysql/connector.js';
@@ -16,6 +18,7 @@ import {
   type TempDatabase,
   withTempMysqlDatabase,
   withTempPostgresDatabase,
+  withTempSqliteDatabase,
 } from './databases.js';
 import { jobBody, startSyncApp, type SyncTestApp } from './sync.js';
 
@@ -37,6 +40,8 @@ export interface FilterKindCase {
   text?: boolean;
   /** The job may instead be refused at creation, with a 400 naming filter_column. */
   refusable?: boolean;
+  /** A known bug this kind shows: the case runs and reports as a failing TODO until it is fixed. */
+  todo?: string;
 }
 
 /** A separate connection for a writer (its own session, its own transactions). */
@@ -46,8 +51,9 @@ export interface SourceSession {
 }
 
 export interface SourceKit {
-  engine: 'postgres' | 'mysql';
-  server: ServerKind;
+  engine: 'postgres' | 'mysql' | 'sqlite';
+  /** The server the engine needs; null for an engine without one (SQLite), which never skips. */
+  server: ServerKind | null;
   label: string;
   create(): Promise<TempDatabase>;
   /** Quotes an identifier. */
@@ -68,6 +74,19 @@ export interface SourceKit {
   timeText(expr: string): string;
   /** Opens a new session on `url`, in UTC. */
   connect(url: string): Promise<SourceSession>;
+  /**
+   * One writer at a time (SQLite): a transaction holding the write lock blocks every other
+   * writer, so nothing else commits while it is open. The live-writers test then starts its late
+   * transaction (and its clock) one run before its first write, as an application does when it
+   * works between BEGIN and its first statement; otherwise no row could commit behind the
+   * watermark.
+   */
+  singleWriter?: boolean;
+}
+
+/** The `skip` option for a suite on `kit`: a reason when its server is unreachable, else false. */
+export async function skipUnlessSource(kit: SourceKit): Promise<string | false> {
+  return kit.server === null ? false : skipUnlessServer(kit.server);
 }
 
 /** A broken watermark can make a run loop forever; fail instead of hanging. */
@@ -176,6 +195,148 @@ export const mysqlKit: SourceKit = {
       end: () => conn.end(),
     };
   },
+};
+
+/**
+ * Microseconds since the epoch at one instant of the process-wide monotonic clock: every SQLite
+ * writer adds `process.hrtime` to this one origin, so all writers share one microsecond clock.
+ */
+const CLOCK_ORIGIN_US = BigInt(Date.now()) * 1000n - process.hrtime.bigint() / 1000n;
+
+/**
+ * A SQLite writer runs in its own thread with its own connection: better-sqlite3 is synchronous,
+ * so a writer waiting out another's write lock (the busy timeout) would otherwise stop the whole
+ * event loop, the lock holder and the sync run included. `now_us()` is `now()` with microseconds
+ * in the 'YYYY-MM-DD HH:MM:SS.ffffff' text SQLite stores (its own 'now' has milliseconds): taken
+ * once per statement, or once per transaction at BEGIN, like PostgreSQL's now().
+ */
+const SQLITE_WRITER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.path, { timeout: workerData.busyTimeoutMs });
+const nowText = () => {
+  const us = workerData.originUs + process.hrtime.bigint() / 1000n;
+  const iso = new Date(Number(us / 1000n)).toISOString();
+  return iso.slice(0, 10) + ' ' + iso.slice(11, 19) + '.' + String(us % 1000000n).padStart(6, '0');
+};
+let stamp = null;
+db.function('now_us', () => (stamp ??= nowText()));
+parentPort.on('message', (msg) => {
+  if (msg === null) {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    if (!db.inTransaction) stamp = null;
+    const stmt = db.prepare(msg.sql);
+    const rows = stmt.reader ? stmt.all(...msg.params) : (stmt.run(...msg.params), []);
+    if (db.inTransaction && stamp === null) stamp = nowText();
+    parentPort.postMessage({ rows });
+  } catch (err) {
+    parentPort.postMessage({ error: { message: String(err && err.message), code: err && err.code } });
+  }
+});
+`;
+
+/** Longer than a late transaction holds the write lock (one or two runs), short enough to fail. */
+const SQLITE_BUSY_TIMEOUT_MS = 10_000;
+
+function sqliteWriter(path: string): Promise<SourceSession> {
+  const worker = new Worker(SQLITE_WRITER, {
+    eval: true,
+    workerData: {
+      driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+      path,
+      busyTimeoutMs: SQLITE_BUSY_TIMEOUT_MS,
+      originUs: CLOCK_ORIGIN_US,
+    },
+  });
+  type Pending = { resolve(rows: Record<string, unknown>[]): void; reject(err: Error): void };
+  const pending: Pending[] = [];
+  let gone: Error | null = null;
+  const fail = (err: Error) => {
+    gone ??= err;
+    for (const p of pending.splice(0)) p.reject(err);
+  };
+  worker.on('message', (m: { rows?: Record<string, unknown>[]; error?: { message: string; code?: string } }) => {
+    const p = pending.shift();
+    if (p === undefined) return;
+    if (m.error) p.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
+    else p.resolve(m.rows ?? []);
+  });
+  worker.on('error', fail);
+  const exited = new Promise<void>((resolve) =>
+    worker.once('exit', () => {
+      fail(new Error('SQLite writer thread has exited'));
+      resolve();
+    }),
+  );
+  return Promise.resolve({
+    query: (sql, params = []) =>
+      new Promise((resolve, reject) => {
+        if (gone) return reject(gone);
+        pending.push({ resolve, reject });
+        worker.postMessage({ sql, params });
+      }),
+    async end() {
+      worker.postMessage(null);
+      await exited;
+    },
+  });
+}
+
+export const sqliteKit: SourceKit = {
+  engine: 'sqlite',
+  server: null,
+  label: 'SQLite',
+  create: async () => {
+    const db = await withTempSqliteDatabase();
+    // WAL: the engine's read-only connection reads while a writer's transaction is open.
+    await db.exec('PRAGMA journal_mode = WAL');
+    return db;
+  },
+  q: (name) => `"${name.replaceAll('"', '""')}"`,
+  p: () => '?',
+  // Declared types only decide affinity and the column kind: times are text ('TIMESTAMP' has
+  // NUMERIC affinity, which keeps text that is not a number as text).
+  t: { int: 'INTEGER', bigint: 'BIGINT', text: 'TEXT', ts6: 'TIMESTAMP', char8: 'CHAR(8)' },
+  precisionColumns: [
+    { name: 'ts', type: 'TIMESTAMP', literal: (s) => s },
+    // ISO 8601 with a zone, as Python's isoformat() writes it: SQLite has no zoned type, so the
+    // zone is part of the text, and lookback must keep that layout.
+    { name: 'tstz', type: 'TIMESTAMPTZ', literal: (s) => `${s.replace(' ', 'T')}+00:00` },
+  ],
+  filterKinds: [
+    { name: 'date', type: 'DATE', value: (i) => `2025-01-${pad(i)}`, defaultLookback: 300 },
+    { name: 'datetime', type: 'DATETIME', value: (i) => `2025-01-01 00:00:${pad(i)}.123456`, defaultLookback: 300 },
+    { name: 'tsz', type: 'TIMESTAMP WITH TIME ZONE', value: (i) => `2025-01-01T00:00:${pad(i)}.654321Z`, defaultLookback: 300 },
+    { name: 'int', type: 'INTEGER', value: (i) => String(i * 10), defaultLookback: 0 },
+    { name: 'bigint', type: 'BIGINT', value: (i) => String(BIG + BigInt(i) * 2n), defaultLookback: 0 },
+    { name: 'numeric', type: 'NUMERIC(12,4)', value: (i) => `1.${pad(i, 4)}`, defaultLookback: 0 },
+    // NUMERIC affinity stores 5 as an INTEGER and 2.5 as a REAL: one column, two storage classes.
+    { name: 'mixed', type: 'DECIMAL', value: (i) => String(i * 2.5), defaultLookback: 0 },
+    { name: 'real', type: 'REAL', value: (i) => String(i * 0.1), defaultLookback: 0 },
+    { name: 'float', type: 'FLOAT', value: (i) => `${10_000 + i}.25`, defaultLookback: 0 },
+    { name: 'text', type: 'TEXT', value: (i) => `k-${pad(i, 3)}`, defaultLookback: 0, text: true },
+    { name: 'varchar', type: 'VARCHAR(40)', value: (i) => `v-${pad(i, 3)}`, defaultLookback: 0, text: true },
+    { name: 'char', type: 'CHAR(8)', value: (i) => `c-${pad(i, 3)}`, defaultLookback: 0, text: true },
+    // No declared type (BLOB affinity, kind text): SQLite stores every value as given, so text
+    // that looks like a number stays TEXT, and TEXT sorts after every number.
+    {
+      name: 'untyped',
+      type: '',
+      value: (i) => String(i * 10),
+      defaultLookback: 0,
+      text: true,
+    },
+  ],
+  now: 'now_us()',
+  nowType: 'TIMESTAMP',
+  timeText: (expr) => `CAST(${expr} AS TEXT)`,
+  // withTempSqliteDatabase's URL is `file:` and the path as is.
+  connect: (url) => sqliteWriter(url.replace(/^file:/, '')),
+  singleWriter: true,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -300,7 +461,7 @@ export function uniqueIds(docs: Doc[]): Set<string> {
  * filter-column kind, composite keys with awkward names, updates, a dropped table, NULL filters.
  */
 export async function defineSourceSyncSuite(kit: SourceKit): Promise<void> {
-  const skip = await skipUnlessServer(kit.server);
+  const skip = await skipUnlessSource(kit);
   describe(`sync on ${kit.label}`, { skip }, () => {
     let t: SyncTestApp;
     let db: TempDatabase;
@@ -317,7 +478,7 @@ export async function defineSourceSyncSuite(kit: SourceKit): Promise<void> {
         await db.close();
         throw err;
       }
-      const res = await t.request('POST', '/databases', { name: 'src', engine: kit.engine, parameters: { url: db.url } });
+      const res = await t.request('POST', '/databases', { name: 'src', engine: kit.engine, parameters: db.params });
       assert.equal(res.status, 201, JSON.stringify(res.body));
     });
     // A test that timed out may leave a run going (a broken watermark can loop forever); pausing
@@ -430,7 +591,8 @@ export async function defineSourceSyncSuite(kit: SourceKit): Promise<void> {
     });
 
     for (const kind of kit.filterKinds) {
-      it(`filter column of type ${kind.type}: backfill, then an incremental run with new and updated rows`, { timeout: TEST_TIMEOUT_MS }, async () => {
+      const title = `filter column of type ${kind.type || '(none declared)'}: backfill, then an incremental run with new and updated rows`;
+      it(title, { timeout: TEST_TIMEOUT_MS, ...(kind.todo ? { todo: kind.todo } : {}) }, async () => {
         const table = `kind_${kind.name}`;
         const job = `kind_${kind.name}`;
         const kb = `kind_${kind.name}_kb`;

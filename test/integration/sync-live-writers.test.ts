@@ -9,11 +9,15 @@
  *
  * A control job on the same table with lookback 0 shows the late commits really happened: the
  * rows that committed behind its watermark never reach its knowledge base.
+ *
+ * On SQLite (one writer at a time, WAL) the late transaction holds the write lock while it is
+ * open, so the other writers wait on their busy timeout meanwhile; the sync engine still reads
+ * through its own read-only connection.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { skipUnlessServer, type TempDatabase } from '../helpers/databases.js';
+import type { TempDatabase } from '../helpers/databases.js';
 import { startSyncApp, type SyncTestApp } from '../helpers/sync.js';
 import {
   assertSucceeded,
@@ -23,7 +27,9 @@ import {
   micros,
   mysqlKit,
   postgresKit,
+  skipUnlessSource,
   type SourceSession,
+  sqliteKit,
   uniqueIds,
 } from '../helpers/sync-sources.js';
 
@@ -31,8 +37,8 @@ import {
 const RUNS = 20;
 const INITIAL_ROWS = 200;
 
-for (const kit of [postgresKit, mysqlKit]) {
-  const skip = await skipUnlessServer(kit.server);
+for (const kit of [postgresKit, mysqlKit, sqliteKit]) {
+  const skip = await skipUnlessSource(kit);
   describe(`sync under live writers on ${kit.label}`, { skip }, () => {
     let t: SyncTestApp;
     let db: TempDatabase;
@@ -48,7 +54,7 @@ for (const kit of [postgresKit, mysqlKit]) {
         await db.close();
         throw err;
       }
-      const res = await t.request('POST', '/databases', { name: 'src', engine: kit.engine, parameters: { url: db.url } });
+      const res = await t.request('POST', '/databases', { name: 'src', engine: kit.engine, parameters: db.params });
       assert.equal(res.status, 201, JSON.stringify(res.body));
     });
     after(async () => {
@@ -116,6 +122,15 @@ for (const kit of [postgresKit, mysqlKit]) {
         while (!stop) {
           n++;
           await s.query('BEGIN');
+          if (kit.singleWriter) {
+            // The transaction's time is taken at BEGIN, its write lock only at its first write: one
+            // run later, after the other writers have committed rows stamped after it, and no
+            // sooner than 150 ms (SQLite's busy handler sleeps up to 100 ms at a time), so the
+            // writers this transaction blocked last time get their turn.
+            const firstWrite = runsDone + 1;
+            const notBefore = Date.now() + 150;
+            while ((runsDone < firstWrite || Date.now() < notBefore) && !stop) await sleep(5);
+          }
           const id = nextId++;
           await s.query(`INSERT INTO ${q('live')} (id, body, updated_at) VALUES (${p(1)}, ${p(2)}, ${kit.now})`, [id, `late insert ${id}`]);
           // A late update too: the row's new timestamp is older than its commit.

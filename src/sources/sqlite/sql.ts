@@ -54,6 +54,15 @@ const INT64_MAX = 2n ** 63n - 1n;
  */
 export function bindValue(affinity: Affinity, text: string): unknown {
   if (affinity === 'text') return text;
+  if (affinity === 'blob') {
+    // Tagged by textOf with the value's own storage class (see TAGGED_TEXT).
+    const tag = text.slice(0, 2);
+    const body = text.slice(2);
+    if (tag === 't:') return body;
+    if (tag === 'b:') return Buffer.from(body, 'hex');
+    if (tag === 'i:') return BigInt(body);
+    if (tag === 'r:') return Number(body);
+  }
   if (INTEGER.test(text)) {
     const n = BigInt(text);
     if (n >= INT64_MIN && n <= INT64_MAX) return n;
@@ -76,12 +85,19 @@ export function toValue(v: unknown): unknown {
   return v;
 }
 
+/** 'i:60', 'r:0.5', 't:60', 'b:00ff': exact text of a value plus its storage class. */
+const TAGGED_TEXT = (expr: string) =>
+  `CASE typeof(${expr}) WHEN 'integer' THEN 'i:' || ${expr} WHEN 'real' THEN 'r:' || printf('%!.17g', ${expr}) ` +
+  `WHEN 'text' THEN 't:' || ${expr} WHEN 'blob' THEN 'b:' || hex(${expr}) END`;
+
 export const sqliteDialect: KeysetDialect<SqliteColumnExtra> = {
   quote: quoteIdent,
   // Always the main database: a schema in the ref was checked by the connector.
   table: (ref: TableRef) => quoteIdent(ref.name),
-  // The raw value; toText makes it text in JavaScript, where a BigInt keeps every digit.
-  textOf: (expr) => expr,
+  // The raw value; toText makes it text in JavaScript, where a BigInt keeps every digit. A column
+  // without a declared type (BLOB affinity) can hold '60' as text next to 60 as a number, which
+  // sort apart, so its text form carries the storage class and binds back as the same class.
+  textOf: (expr, column) => (column.extra.affinity === 'blob' ? TAGGED_TEXT(expr) : expr),
   toText,
   bind: (c, value, params) => {
     params.push(bindValue(c.extra.affinity, value));
