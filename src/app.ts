@@ -100,7 +100,6 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   const providers = options.providerFactory ? { factory: options.providerFactory, close: async () => undefined } : defaultProviderFactory(config);
   const engine = new KnowledgeBaseEngine(vectors, kbs, providers.factory, { maxDocumentChars: config.maxDocumentChars });
   kbs.setHooks(engine.hooks());
-  const jobs = new JobService(store, databases, clock, { maxActiveJobs: config.maxActiveJobs });
   const metrics = new Metrics(store);
   const scheduler = new Scheduler(
     store,
@@ -116,7 +115,7 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
     logger,
     { maxConcurrentRuns: config.maxConcurrentRuns, onRunFinished: (run) => metrics.runFinished(run) },
   );
-  jobs.attachRunner(scheduler);
+  const jobs = new JobService(store, databases, clock, { maxActiveJobs: config.maxActiveJobs }, scheduler);
   jobs.onChange(() => scheduler.wake());
   const services: Services = { version: VERSION, clock, store, databases, kbs, engine, jobs, scheduler, metrics };
   const server = await buildServer(config, services, logger);

@@ -64,7 +64,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     env: 'KBSYNC_LOCAL_EMBEDDING_THREADS',
     default: '0',
-    describe: 'Worker threads of the local embedding model (each holds a copy, ~100 MB); 0 = one per core.',
+    describe: 'Worker threads of the local embedding model (each holds a copy, ~150 MB); 0 = one per core.',
   },
 ];
 

@@ -3,7 +3,7 @@
  */
 import type { Problem } from './errors.js';
 import { parseInterval } from './interval.js';
-import { type Grid, nextRunFrom } from './schedule.js';
+import { firstTickAtOrAfter, type Grid } from './schedule.js';
 import { parseIsoTime } from './time.js';
 
 export const MAX_WINDOW_MS = 30 * 24 * 60 * 60 * 1000;
@@ -71,7 +71,8 @@ export function placeOnGrid(grid: Grid, now: number): Placement {
       warning: 'end_time is in the past: the job is completed and will never run',
     };
   }
-  const next = nextRunFrom(grid, now);
+  // The start itself when it is still ahead, else the first tick at or after now.
+  const next = firstTickAtOrAfter(grid, now);
   if (next === null) {
     return {
       status: 'completed',

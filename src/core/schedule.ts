@@ -38,9 +38,3 @@ export function allTicks(grid: Grid): number[] {
   for (let t = grid.startMs; t <= grid.endMs; t += grid.intervalMs) ticks.push(t);
   return ticks;
 }
-
-/**
- * The next run time for a job created (or resumed) at `now`: the start itself when it is still
- * ahead, else the next tick after now; null when no tick is left.
- */
-export const nextRunFrom = (grid: Grid, now: number): number | null => firstTickAtOrAfter(grid, now);

@@ -23,6 +23,9 @@ function splitUrlSecret(url: string): { url: string; password: string | null } |
   } catch {
     return null;
   }
+  // Drivers also read secrets from the query (`?password=`, `?sslpassword=`): refuse those rather
+  // than store them in clear.
+  if ([...parsed.searchParams.keys()].some((k) => /pass|secret|key/i.test(k))) return null;
   const password = parsed.password ? decodeURIComponent(parsed.password) : null;
   parsed.password = '';
   return { url: parsed.toString(), password };
@@ -58,7 +61,9 @@ export class DatabaseService {
       const split = splitUrlSecret(parameters.url);
       const scheme = engine === 'postgres' ? /^postgres(ql)?:$/ : /^(mysql|mariadb):$/;
       if (!split || !scheme.test(new URL(split.url).protocol)) {
-        bad(`parameters.url must be a ${engine === 'postgres' ? 'postgres://' : 'mysql://'} URL`);
+        bad(
+          `parameters.url must be a ${engine === 'postgres' ? 'postgres://' : 'mysql://'} URL, with any password in its user info (user:password@host), not in its query`,
+        );
       } else {
         stored.url = split.url;
         password = split.password;

@@ -52,7 +52,7 @@ export function createEmbeddingProvider(
       if (config.base_url !== undefined || config.api_key !== undefined) {
         problems.push('base_url and api_key apply to the openai provider only');
       }
-      if (problems.length > 0) throw new AppError('INVALID_KB', 'Invalid embedding configuration', problems);
+      if (problems.length > 0) throw new AppError('INVALID_REQUEST', 'Invalid embedding configuration', problems);
       return new LocalEmbeddingProvider(options.local);
     }
     case 'openai':
@@ -66,12 +66,12 @@ export function createEmbeddingProvider(
         });
       } catch (e) {
         if (e instanceof RangeError)
-          throw new AppError('INVALID_KB', 'Invalid embedding configuration', [e.message]);
+          throw new AppError('INVALID_REQUEST', 'Invalid embedding configuration', [e.message]);
         throw e;
       }
     case 'hashing':
       if (!options.allowHashing) {
-        throw new AppError('INVALID_KB', 'Invalid embedding configuration', [
+        throw new AppError('INVALID_REQUEST', 'Invalid embedding configuration', [
           "provider must be 'local' or 'openai'",
         ]);
       }
@@ -81,12 +81,12 @@ export function createEmbeddingProvider(
         );
       } catch (e) {
         if (e instanceof RangeError)
-          throw new AppError('INVALID_KB', 'Invalid embedding configuration', [e.message]);
+          throw new AppError('INVALID_REQUEST', 'Invalid embedding configuration', [e.message]);
         throw e;
       }
     default: {
       const provider: unknown = (config as { provider: unknown }).provider;
-      throw new AppError('INVALID_KB', 'Invalid embedding configuration', [
+      throw new AppError('INVALID_REQUEST', 'Invalid embedding configuration', [
         `provider must be 'local' or 'openai' (got ${JSON.stringify(provider)})`,
       ]);
     }

@@ -9,6 +9,7 @@ import { AppError, conflict } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { firstTickAfter } from '../core/schedule.js';
 import type { ControlStore, JobRecord, JobStatus, RunRecord, RunTrigger } from '../store/port.js';
+import { EmbeddingProviderError } from '../embeddings/errors.js';
 import { PermanentSyncError, RunCancelled } from '../sync/errors.js';
 import { executeSync, type SyncDeps } from '../sync/run-sync.js';
 
@@ -160,14 +161,6 @@ export class Scheduler {
   private async claim(jobId: string, trigger: RunTrigger): Promise<RunRecord | null> {
     const now = this.clock.now();
     let before: JobStatus | null = null;
-    const job = await this.store.mutateJob(jobId, (current) => {
-      if (current.status === 'running') return null;
-      if (trigger !== 'manual' && (current.status !== 'scheduled' || current.nextRunMs === null || current.nextRunMs > now)) return null;
-      before = current.status;
-      const nextRunMs = trigger === 'manual' ? current.nextRunMs : firstTickAfter(gridOf(current), now);
-      return { ...current, status: 'running', statusBeforeRun: current.status, nextRunMs, updatedAt: now };
-    });
-    if (!job || before === null) return null;
     const run: RunRecord = {
       id: newId('run', now),
       jobId,
@@ -182,12 +175,26 @@ export class Scheduler {
       rowsSkipped: 0,
       rowsFailed: 0,
       chunksWritten: 0,
-      watermarkStart: job.watermark,
-      watermarkEnd: job.watermark,
+      watermarkStart: null,
+      watermarkEnd: null,
       error: null,
     };
-    await this.store.insertRun(run);
-    await this.store.mutateJob(jobId, (current) => ({ ...current, lastRun: summary(run) }));
+    // The job moves to `running` and its run is recorded in one transaction: a job is never
+    // running without a run that recovery can find.
+    const job = await this.store.mutateJob(
+      jobId,
+      (current) => {
+        if (current.status === 'running') return null;
+        if (trigger !== 'manual' && (current.status !== 'scheduled' || current.nextRunMs === null || current.nextRunMs > now)) return null;
+        before = current.status;
+        run.watermarkStart = current.watermark;
+        run.watermarkEnd = current.watermark;
+        const nextRunMs = trigger === 'manual' ? current.nextRunMs : firstTickAfter(gridOf(current), now);
+        return { ...current, status: 'running', statusBeforeRun: current.status, nextRunMs, lastRun: summary(run), updatedAt: now };
+      },
+      run,
+    );
+    if (!job || before === null) return null;
     const abort = new AbortController();
     const active: ActiveRun = { run, abort, done: Promise.resolve() };
     active.done = this.execute(job, run, before, abort.signal);
@@ -210,6 +217,16 @@ export class Scheduler {
         outcome = { status: 'cancelled', error: { code: 'CANCELLED', message }, permanent: false };
       } else if (err instanceof PermanentSyncError) {
         outcome = { status: 'failed', error: { code: err.code, message: err.message }, permanent: true };
+      } else if (err instanceof EmbeddingProviderError && !err.retryable && [401, 403, 404].includes(err.status ?? 0)) {
+        // Refused credentials or an unknown model do not heal by waiting.
+        outcome = {
+          status: 'failed',
+          error: {
+            code: 'PROVIDER_REFUSED',
+            message: `${err.message}; fix the knowledge base's embedding configuration (key, model, base_url), then resume the job`,
+          },
+          permanent: true,
+        };
       } else {
         const message = err instanceof AppError ? `${err.message}: ${err.details.join('; ')}` : err instanceof Error ? err.message : String(err);
         outcome = { status: 'failed', error: { code: 'SYNC_FAILED', message }, permanent: false };
@@ -217,20 +234,22 @@ export class Scheduler {
     }
     const now = this.clock.now();
     const finished: RunRecord = { ...run, status: outcome.status, error: outcome.error, finishedAt: now };
-    try {
-      await this.store.updateRun(finished);
-      await this.store.mutateJob(job.id, (current) => {
+    const record = () =>
+      this.store.mutateJob(job.id, (current) => {
         const totals = { ...current.totals };
         if (outcome.status === 'succeeded') totals.runs_succeeded += 1;
         if (outcome.status === 'failed') totals.runs_failed += 1;
         totals.rows_skipped = finished.rowsSkipped;
+        totals.rows_failed += finished.rowsFailed;
         const next: JobRecord = { ...current, totals, lastRun: summary(finished), statusBeforeRun: null, updatedAt: now };
         if (current.status !== 'running') return next; // paused meanwhile: keep it paused
         if (outcome.permanent) {
           return { ...next, status: 'failed', statusReason: outcome.error?.message ?? null, nextRunMs: null };
         }
-        // A manual run of a paused, failed or completed job leaves the job as it was.
-        if (run.trigger === 'manual' && statusBefore !== 'scheduled') return { ...next, status: statusBefore };
+        // A manual run of a paused, failed or completed job leaves the job as it was (unless it
+        // was resumed meanwhile, which sets statusBeforeRun to scheduled).
+        const before = current.statusBeforeRun ?? statusBefore;
+        if (run.trigger === 'manual' && before !== 'scheduled') return { ...next, status: before };
         if (signal.aborted && outcome.status === 'cancelled') {
           // Service shutdown: due again at once, so the next start finishes what is left.
           return { ...next, status: 'scheduled', nextRunMs: Math.min(current.nextRunMs ?? now, now) };
@@ -238,9 +257,20 @@ export class Scheduler {
         return current.nextRunMs === null
           ? { ...next, status: 'completed', nextRunMs: null }
           : { ...next, status: 'scheduled' };
-      });
-    } catch (err) {
-      this.logger.error({ err, run: run.id }, 'could not record the end of a run');
+      }, finished);
+    // A failed write (the file briefly locked) is retried; if it still fails, the start-up
+    // recovery of the next process closes the run and puts the job back.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await record();
+        break;
+      } catch (err) {
+        if (attempt >= 3) {
+          this.logger.error({ err, run: run.id }, 'could not record the end of a run');
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
     }
     this.active.delete(job.id);
     this.options.onRunFinished?.(finished);

@@ -23,13 +23,12 @@ export interface JobServiceOptions {
   maxActiveJobs: number;
 }
 
-/** Run-now is delegated to the scheduler; until it is attached, the route answers 501. */
-export interface RunTrigger {
+/** Run-now is delegated to the scheduler. */
+export interface RunStarter {
   runNow(job: JobRecord): Promise<RunRecord>;
 }
 
 export class JobService {
-  private runner: RunTrigger | null = null;
   private readonly listeners: Array<() => void> = [];
 
   constructor(
@@ -37,15 +36,12 @@ export class JobService {
     private readonly databases: DatabaseService,
     private readonly clock: Clock,
     private readonly options: JobServiceOptions,
+    private readonly runner: RunStarter,
   ) {}
 
   /** The scheduler subscribes to wake up when jobs change. */
   onChange(listener: () => void): void {
     this.listeners.push(listener);
-  }
-
-  attachRunner(runner: RunTrigger): void {
-    this.runner = runner;
   }
 
   async create(accountId: string, body: unknown): Promise<{ job: JobRecord; warnings: string[] }> {
@@ -64,16 +60,25 @@ export class JobService {
       checkWindow(schedule.startMs, schedule.endMs, problems);
     }
 
-    if (ok('kb_name')) {
-      const kbName = input.kb_name as string;
-      const kb = await this.store.getKnowledgeBase(accountId, kbName);
-      if (!kb) {
-        problems.push({ code: 'INVALID_KB', detail: `knowledge base '${kbName}' does not exist (see POST /knowledge_bases/create)` });
-      }
+    const kbName = str('kb_name');
+    const kbExists = kbName !== undefined && (await this.store.getKnowledgeBase(accountId, kbName)) !== null;
+    if (kbName !== undefined && !kbExists) {
+      problems.push({ code: 'INVALID_KB', detail: `knowledge base '${kbName}' does not exist (see POST /knowledge_bases/create)` });
     }
 
     const sourceTable = str('source_table');
     const source = sourceTable ? await resolveSourceTable(this.databases, accountId, sourceTable, problems) : null;
+    if (source && kbName !== undefined && kbExists) {
+      // Document ids are the source's keys, so two tables in one knowledge base would overwrite
+      // each other's documents (row 17 of orders and row 17 of customers).
+      const other = await this.otherSourceInKb(accountId, kbName, source);
+      if (other) {
+        problems.push({
+          code: 'INVALID_KB',
+          detail: `knowledge base '${kbName}' already receives '${other.sourceTable}' (job '${other.name}'); a knowledge base receives one source table, because document ids are the table's keys — use another knowledge base`,
+        });
+      }
+    }
     let columns: CheckedColumns | null = null;
     if (source && sourceTable) {
       columns = checkColumns(source, sourceTable, {
@@ -161,6 +166,12 @@ export class JobService {
     }
 
     const touchesColumns = ['content_columns', 'metadata_columns', 'filter_column', 'lookback'].some(ok);
+    if (job.status === 'running' && (touchesColumns || ok('batch_size'))) {
+      // A run reads with the columns it started with; changing them under it would mix two shapes.
+      throw conflict('Job is running', [
+        `job '${job.name}' has a run in progress; pause it (the run stops at its next batch) or wait, then change its columns`,
+      ]);
+    }
     let columns: CheckedColumns | null = null;
     if (touchesColumns) {
       const source = await resolveSourceTable(this.databases, accountId, job.sourceTable, problems);
@@ -193,17 +204,31 @@ export class JobService {
         next.interval = schedule.interval.normalized;
         next.intervalMs = schedule.interval.ms;
       }
+      if (data.batch_size !== undefined) next.batchSize = data.batch_size;
+      const changed = (a: string[], b: string[]) => a.length !== b.length || a.some((x, i) => x !== b[i]);
+      if (
+        (data.content_columns && changed(data.content_columns, current.contentColumns)) ||
+        (data.metadata_columns && changed(data.metadata_columns, current.metadataColumns))
+      ) {
+        // Documents are built from these columns: the next run re-reads every row so each document
+        // is rebuilt (rows whose document comes out the same are not re-embedded).
+        next.watermark = null;
+      }
       if (data.content_columns) next.contentColumns = data.content_columns;
       if (data.metadata_columns) next.metadataColumns = data.metadata_columns;
-      if (data.batch_size !== undefined) next.batchSize = data.batch_size;
       if (columns) {
         next.lookbackSeconds = columns.lookbackSeconds;
         if (data.filter_column !== undefined && data.filter_column !== current.filterColumn) {
           // A watermark is a position in the old column's order; it means nothing in the new one.
+          // The next run starts over from the beginning (`started` stays, so backfill: false does
+          // not skip rows that were never synced).
           next.filterColumn = data.filter_column;
           next.watermark = null;
-          next.started = false;
         }
+      }
+      if (current.status === 'running') {
+        // The run in progress ends on the new grid: its next tick (or completion) comes from here.
+        next.nextRunMs = placeOnGrid({ startMs, endMs, intervalMs: next.intervalMs }, now).nextRunMs;
       }
       if (current.status === 'scheduled' || current.status === 'completed') {
         const placement = placeOnGrid({ startMs, endMs, intervalMs: next.intervalMs }, now);
@@ -244,10 +269,20 @@ export class JobService {
   async resume(accountId: string, idOrName: string): Promise<{ job: JobRecord; warnings: string[] }> {
     const job = await this.get(accountId, idOrName);
     const now = this.clock.now();
+    if (job.status === 'failed' && (await this.store.countActiveJobs(accountId)) >= this.options.maxActiveJobs) {
+      throw this.limitError();
+    }
     let refusal: string | null = null;
     let warning: string | null = null;
     const stored = await this.store.mutateJob(job.id, (current) => {
-      if (current.status === 'scheduled' || current.status === 'running') return null;
+      if (current.status === 'scheduled') return null;
+      if (current.status === 'running') {
+        // A manual run of a paused or failed job: the job is scheduled again once the run ends.
+        if (current.statusBeforeRun === 'scheduled' || current.statusBeforeRun == null) return null;
+        const placement = placeOnGrid({ startMs: current.startMs, endMs: current.endMs, intervalMs: current.intervalMs }, now);
+        warning = placement.warning;
+        return { ...current, statusBeforeRun: 'scheduled', statusReason: null, nextRunMs: placement.nextRunMs, updatedAt: now };
+      }
       if (current.status === 'completed') {
         refusal = `job '${current.name}' is completed; extend end_time with PATCH to run it again`;
         return null;
@@ -271,9 +306,6 @@ export class JobService {
 
   async runNow(accountId: string, idOrName: string): Promise<RunRecord> {
     const job = await this.get(accountId, idOrName);
-    if (!this.runner) {
-      throw new AppError('NOT_IMPLEMENTED', 'Run-now is not available yet', ['the sync engine is not part of this build']);
-    }
     return this.runner.runNow(job);
   }
 
@@ -287,6 +319,19 @@ export class JobService {
     const run = await this.store.getRun(job.id, runId);
     if (!run) throw notFound('run', runId);
     return run;
+  }
+
+  private async otherSourceInKb(accountId: string, kbName: string, source: ResolvedSource): Promise<JobRecord | null> {
+    let cursor: string | null = null;
+    do {
+      const page = await this.store.listJobs(accountId, { kbName, limit: 200, cursor });
+      const other = page.items.find(
+        (j) => j.databaseName !== source.database.name || j.tableSchema !== source.table.schema || j.tableName !== source.table.name,
+      );
+      if (other) return other;
+      cursor = page.next;
+    } while (cursor);
+    return null;
   }
 
   private limitError(): AppError {

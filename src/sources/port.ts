@@ -92,7 +92,7 @@ export interface SourceConnector {
 
 /** Connection parameters as registered (API.md, "Databases"). */
 export type ConnectionParameters =
-  | { url: string }
+  | { url: string; ssl?: boolean; schema?: string }
   | {
       host?: string;
       port?: number;

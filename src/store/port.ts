@@ -170,7 +170,8 @@ export interface ControlStore {
    * Atomic read-modify-write of one job: `change` sees the stored record and returns the new one
    * (or null to leave it). Returns the record as stored afterwards, or null when the job is gone.
    * Every writer that could race (API, scheduler, sync run) goes through this. When `run` is
-   * given it is written in the same transaction (a checkpoint's watermark and counters agree).
+   * given and `change` returns a record, the run is inserted or replaced in the same transaction
+   * (a claimed job always has its run; a checkpoint's watermark and counters agree).
    */
   mutateJob(id: string, change: (job: JobRecord) => JobRecord | null, run?: RunRecord): Promise<JobRecord | null>;
   /** Jobs in one status across accounts (recovery at start-up). */

@@ -8,7 +8,7 @@ import { OpenAIEmbeddingProvider } from '../../src/embeddings/openai/index.js';
 import type { EmbeddingConfig } from '../../src/embeddings/port.js';
 
 const invalid = (details: RegExp) => (e: unknown) =>
-  e instanceof AppError && e.code === 'INVALID_KB' && e.details.some((d) => details.test(d));
+  e instanceof AppError && e.code === 'INVALID_REQUEST' && e.details.some((d) => details.test(d));
 
 describe('createEmbeddingProvider', () => {
   it('builds the local provider (no model is loaded until first use)', async () => {
@@ -57,7 +57,7 @@ describe('createEmbeddingProvider', () => {
     assert.equal(d.id, 'openai:text-embedding-3-small');
   });
 
-  it('reports a bad base_url or dimensions as INVALID_KB, without the key', () => {
+  it('reports a bad base_url or dimensions as INVALID_REQUEST, without the key', () => {
     assert.throws(
       () => createEmbeddingProvider({ provider: 'openai', base_url: 'ftp://example.com' }),
       invalid(/base_url/),

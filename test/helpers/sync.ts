@@ -3,6 +3,7 @@
  * the texts it embeds), plus helpers to create a job and run it to the end.
  */
 import assert from 'node:assert/strict';
+import type { Config } from '../../src/config.js';
 import type { Clock } from '../../src/core/clock.js';
 import { HashingEmbeddingProvider } from '../../src/embeddings/hashing/provider.js';
 import type { EmbeddingProvider } from '../../src/embeddings/port.js';
@@ -65,11 +66,14 @@ export interface SyncTestApp extends TestApp {
   documents(kb: string): Promise<Array<{ id: string; content: string; metadata: Record<string, unknown> }>>;
 }
 
-export async function startSyncApp(options: { dataDir?: string; clock?: Clock; providers?: CountingProviders } = {}): Promise<SyncTestApp> {
+export async function startSyncApp(
+  options: { dataDir?: string; clock?: Clock; providers?: CountingProviders; config?: Partial<Config> } = {},
+): Promise<SyncTestApp> {
   const providers = options.providers ?? countingHashingProviders();
   const t = await startTestApp({
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.config ? { config: options.config } : {}),
     providerFactory: providers.factory,
     sync: { retryBaseMs: 5, readAttempts: 3 },
   });

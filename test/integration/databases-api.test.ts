@@ -103,6 +103,23 @@ describe('PostgreSQL databases', async () => {
     assert.equal(bad.body.error.code, 'INVALID_TABLE');
   });
 
+  it('ssl: true is honoured with a url (this server has no TLS, so the connection is refused)', { skip }, async () => {
+    const res = await t.request('POST', '/databases', { name: 'pg_tls', engine: 'postgres', parameters: { url: db.url, ssl: true } });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'CONNECTION_FAILED');
+    assert.match(res.body.error.details[0], /SSL/i);
+  });
+
+  it('a password in the url query is refused, never stored', { skip }, async () => {
+    const u = new URL(db.url);
+    u.searchParams.set('password', PASSWORD);
+    const res = await t.request('POST', '/databases', { name: 'pg_q', engine: 'postgres', parameters: { url: u.toString() } });
+    assert.equal(res.status, 400);
+    assert.match(res.body.error.details[0], /not in its query/);
+    assert.ok(!JSON.stringify(res.body).includes(PASSWORD));
+    assert.ok(!storeFileContains(t, PASSWORD));
+  });
+
   it('an unreachable server is 400 CONNECTION_FAILED with the driver reason, and nothing is saved', { skip }, async () => {
     const res = await t.request('POST', '/databases/create', {
       name: 'pg_down',

@@ -164,4 +164,26 @@ describe('sync with a failing OpenAI-compatible provider', () => {
     assert.match(failed.error.message, /does not accept this input/);
     assert.equal(failed.rows_failed, BATCH, `rows_failed is ${failed.rows_failed}: the ${BATCH} rows of the rejected batch are not recorded`);
   });
+
+  it('a provider that refuses the key mid-way marks the job failed with what to fix; totals count the failed rows', { timeout: 20_000 }, async () => {
+    await createOpenAIKb('kb_401');
+    await createItemsJob('sync_401', 'kb_401');
+    nextRequest(2, { status: 401, body: { error: { message: 'Incorrect API key provided', type: 'invalid_request_error' } } });
+
+    const failed = await runJob(t, 'sync_401');
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.error.code, 'PROVIDER_REFUSED');
+    assert.match(failed.error.message, /401/);
+    assert.ok(!failed.error.message.includes(API_KEY), 'the key is never echoed');
+    const job = await getJob(t, 'sync_401');
+    assert.equal(job.status, 'failed', 'a refused key cannot heal by waiting');
+    assert.match(job.status_reason, /fix the knowledge base's embedding configuration/);
+    assert.equal(job.totals.rows_failed, BATCH);
+    assert.equal(job.totals.runs_failed, 1);
+    // Once the provider accepts again (the key was rotated on its side), resume continues.
+    assert.equal((await t.request('POST', '/jobs/sync_401/resume')).status, 200);
+    const ok = await runJob(t, 'sync_401');
+    assertSucceeded(ok);
+    await assertAllRows('kb_401');
+  });
 });

@@ -39,7 +39,7 @@ export class MysqlConnector implements SourceConnector {
   private readonly tables = new TableCache<MysqlColumnExtra>((ref) => this.loadTable(ref));
 
   constructor(params: MysqlParameters) {
-    const target = 'url' in params ? parseMysqlUrl(params.url) : params;
+    const target = 'url' in params ? { ...parseMysqlUrl(params.url), ...(params.ssl ? { ssl: true } : {}) } : params;
     this.options = {
       host: target.host ?? 'localhost',
       port: target.port ?? 3306,

@@ -54,9 +54,10 @@ export class PostgresConnector implements SourceConnector {
       application_name: 'kbsync',
     };
     if ('url' in params) {
-      this.config = { ...common, connectionString: params.url };
+      // ssl: true asks for TLS even when the URL does not say sslmode (an explicit sslmode wins).
+      this.config = { ...common, connectionString: params.url, ...(params.ssl ? { ssl: {} } : {}) };
       this.secrets = [passwordOfUrl(params.url)];
-      this.defaultSchema = 'public';
+      this.defaultSchema = params.schema ?? 'public';
     } else {
       this.config = {
         ...common,

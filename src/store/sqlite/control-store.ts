@@ -148,10 +148,14 @@ export class SqliteControlStore implements ControlStore {
       );
       if (!current) return null;
       const next = change(current);
-      if (run) {
-        this.db.prepare('UPDATE runs SET status = ?, body = ? WHERE id = ?').run(run.status, JSON.stringify(run), run.id);
-      }
       if (next === null) return current;
+      if (run) {
+        this.db
+          .prepare(
+            'INSERT INTO runs (id, job_id, status, body) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body',
+          )
+          .run(run.id, run.jobId, run.status, JSON.stringify(run));
+      }
       const [, , name, status, kbName, databaseName, nextRun, body] = this.jobColumns(next);
       this.db
         .prepare(
