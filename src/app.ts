@@ -45,6 +45,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Sync-run tuning (tests shorten the retry backoff). */
   sync?: Partial<Pick<SyncDeps, 'readAttempts' | 'retryBaseMs'>>;
+  /** Life of the scheduling lease (tests shorten it). */
+  leaseTtlMs?: number;
 }
 
 export interface App {
@@ -113,7 +115,11 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     },
     logger,
-    { maxConcurrentRuns: config.maxConcurrentRuns, onRunFinished: (run) => metrics.runFinished(run) },
+    {
+      maxConcurrentRuns: config.maxConcurrentRuns,
+      onRunFinished: (run) => metrics.runFinished(run),
+      ...(options.leaseTtlMs ? { leaseTtlMs: options.leaseTtlMs } : {}),
+    },
   );
   const jobs = new JobService(store, databases, clock, { maxActiveJobs: config.maxActiveJobs }, scheduler);
   jobs.onChange(() => scheduler.wake());

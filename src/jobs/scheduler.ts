@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { AppError, conflict } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { ProcessLease, SCHEDULER_LEASE } from './lease.js';
 import { firstTickAfter } from '../core/schedule.js';
 import type { ControlStore, JobRecord, JobStatus, RunRecord, RunTrigger } from '../store/port.js';
 import { EmbeddingProviderError } from '../embeddings/errors.js';
@@ -18,6 +19,8 @@ export interface SchedulerOptions {
   maxConcurrentRuns: number;
   /** Told about every finished run (metrics). */
   onRunFinished?: (run: RunRecord) => void;
+  /** Life of the scheduling lease (default 30 s; tests shorten it). */
+  leaseTtlMs?: number;
 }
 
 interface ActiveRun {
@@ -35,21 +38,49 @@ export class Scheduler {
   private ticking = false;
   private tickAgain = false;
   private catchUp = new Set<string>();
+  /** True while this process holds the scheduling lease. */
+  private holding = false;
+  private readonly lease: ProcessLease;
 
   constructor(
     private readonly store: ControlStore,
     private readonly sync: SyncDeps,
     private readonly logger: Logger,
     private readonly options: SchedulerOptions,
-  ) {}
+  ) {
+    this.lease = new ProcessLease(store, SCHEDULER_LEASE, options.leaseTtlMs);
+  }
 
   private get clock() {
     return this.sync.clock;
   }
 
-  /** Recovers what a previous process left behind, then starts ticking. */
+  /**
+   * Takes the scheduling lease (or waits for it in the background while another process of
+   * this store holds it), recovers what a previous process left behind, then starts ticking.
+   */
   async start(): Promise<void> {
     this.stopped = false;
+    const { acquired, holder } = await this.lease.tryAcquire();
+    if (!acquired) {
+      this.logger.warn({ holder }, 'another kbsync process schedules jobs on this store; this one serves the API and waits');
+      this.lease.waitFor(() => void this.begin());
+      return;
+    }
+    await this.begin();
+  }
+
+  private async begin(): Promise<void> {
+    if (this.stopped) return;
+    this.lease.keep(() => {
+      // Another process took over (this one stalled past the lease): stop starting runs.
+      this.logger.error('the scheduling lease was lost; this process stops scheduling');
+      this.cancelTimer?.();
+      this.cancelTimer = null;
+      this.holding = false;
+      this.lease.waitFor(() => void this.begin());
+    });
+    this.holding = true;
     const now = this.clock.now();
     for (const run of await this.store.listRunningRuns()) {
       if (this.active.has(run.jobId)) continue;
@@ -78,10 +109,12 @@ export class Scheduler {
   /** Stops ticking, asks running runs to stop at their next batch boundary, waits for them. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.holding = false;
     this.cancelTimer?.();
     this.cancelTimer = null;
     for (const a of this.active.values()) a.abort.abort();
     await Promise.all([...this.active.values()].map((a) => a.done));
+    await this.lease.release();
   }
 
   /** Something changed (job created, patched, paused, resumed, deleted): look again. */
@@ -120,7 +153,7 @@ export class Scheduler {
     try {
       do {
         this.tickAgain = false;
-        if (this.stopped) return;
+        if (this.stopped || !this.holding) return;
         const now = this.clock.now();
         const free = this.options.maxConcurrentRuns - this.active.size;
         if (free > 0) {
@@ -147,7 +180,7 @@ export class Scheduler {
   private async arm(): Promise<void> {
     this.cancelTimer?.();
     this.cancelTimer = null;
-    if (this.stopped || this.active.size >= this.options.maxConcurrentRuns) return; // a finishing run ticks again
+    if (this.stopped || !this.holding || this.active.size >= this.options.maxConcurrentRuns) return; // a finishing run ticks again
     const next = await this.store.nextDueTime();
     if (next === null) return;
     this.cancelTimer = this.clock.setTimer(Math.max(0, next - this.clock.now()), () => void this.tick());

@@ -195,6 +195,20 @@ export interface ControlStore {
   /** Runs left `running` by a process that died (for recovery at start-up). */
   listRunningRuns(): Promise<RunRecord[]>;
 
+  /**
+   * A named lease (the scheduler's, so one process schedules per store): granted when free,
+   * expired, already `owner`'s, or held by `takeOverFrom` (a holder known to be dead). Times are
+   * wall-clock epoch ms.
+   */
+  acquireLease(
+    name: string,
+    owner: string,
+    ttlMs: number,
+    now: number,
+    takeOverFrom?: string,
+  ): Promise<{ acquired: boolean; holder: string | null }>;
+  releaseLease(name: string, owner: string): Promise<void>;
+
   /** Store reachable (for /health). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1057,6 +1057,26 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
       });
     });
 
+    // --- leases -------------------------------------------------------------------------------
+
+    describe('leases', () => {
+      it('one holder at a time; renewal by the holder; expiry, take-over and release free it', async () => {
+        const t0 = 1_000_000;
+        assert.deepEqual(await store.acquireLease('sched', 'p1', 1000, t0), { acquired: true, holder: 'p1' });
+        assert.deepEqual(await store.acquireLease('sched', 'p2', 1000, t0 + 10), { acquired: false, holder: 'p1' });
+        assert.equal((await store.acquireLease('other', 'p2', 1000, t0)).acquired, true, 'names are independent');
+        assert.equal((await store.acquireLease('sched', 'p1', 1000, t0 + 900)).acquired, true, 'renewal');
+        assert.equal((await store.acquireLease('sched', 'p2', 1000, t0 + 1500)).acquired, false, 'renewed until t0 + 1900');
+        assert.equal((await store.acquireLease('sched', 'p2', 1000, t0 + 1900)).acquired, true, 'expired');
+        assert.equal((await store.acquireLease('sched', 'p3', 1000, t0 + 2000, 'p1')).acquired, false, 'take-over names the holder');
+        assert.equal((await store.acquireLease('sched', 'p3', 1000, t0 + 2000, 'p2')).acquired, true);
+        await store.releaseLease('sched', 'p2');
+        assert.equal((await store.acquireLease('sched', 'p2', 1000, t0 + 2100)).acquired, false, 'release by a non-holder does nothing');
+        await store.releaseLease('sched', 'p3');
+        assert.equal((await store.acquireLease('sched', 'p2', 1000, t0 + 2100)).acquired, true);
+      });
+    });
+
     // --- lifecycle ---------------------------------------------------------------------------
 
     describe('lifecycle', () => {

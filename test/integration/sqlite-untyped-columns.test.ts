@@ -16,7 +16,7 @@ it('pages through an untyped filter column mixing integers, reals, text and blob
   db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, f, body TEXT)');
   const values: unknown[] = [60, '60', 5, '5', 0.1 + 0.2, 'abc', Buffer.from([0, 255]), 60, '10', 7n];
   const insert = db.prepare('INSERT INTO t (id, f, body) VALUES (?, ?, ?)');
-  values.forEach((v, i) => insert.run(i + 1, v, `row ${i + 1}`));
+  for (const [i, v] of values.entries()) insert.run(i + 1, v, `row ${i + 1}`);
   db.close();
   const c = createSourceConnector('sqlite', { path: file.path });
   try {

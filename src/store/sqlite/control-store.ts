@@ -263,6 +263,33 @@ export class SqliteControlStore implements ControlStore {
     return rows.map((r) => JSON.parse(r.body) as RunRecord);
   }
 
+  async acquireLease(
+    name: string,
+    owner: string,
+    ttlMs: number,
+    now: number,
+    takeOverFrom?: string,
+  ): Promise<{ acquired: boolean; holder: string | null }> {
+    const tx = this.db.transaction(() => {
+      const row = this.db.prepare('SELECT owner, expires_at FROM leases WHERE name = ?').get(name) as
+        | { owner: string; expires_at: number }
+        | undefined;
+      const free = !row || row.expires_at <= now || row.owner === owner || (takeOverFrom !== undefined && row.owner === takeOverFrom);
+      if (!free) return { acquired: false, holder: row.owner };
+      this.db
+        .prepare(
+          'INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at',
+        )
+        .run(name, owner, now + ttlMs);
+      return { acquired: true, holder: owner };
+    });
+    return tx.immediate();
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    this.db.prepare('DELETE FROM leases WHERE name = ? AND owner = ?').run(name, owner);
+  }
+
   async ping(): Promise<void> {
     this.db.prepare('SELECT 1').get();
   }
