@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { applyMigrations } from '../../src/store/sqlite/migrations.js';
 import { SqliteVectorStore } from '../../src/store/sqlite/vector-store.js';
 import { vectorStoreContract } from './vector-store.contract.js';
 
@@ -52,7 +53,11 @@ describe('SqliteVectorStore (SQLite specifics)', () => {
     const again = new SqliteVectorStore(db);
     await again.createCollection('kb_01HSPECIFIC', 4);
     const all = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
-    const controlPlane = ['schema_migrations', 'databases', 'knowledge_bases', 'jobs', 'runs', 'sqlite_sequence'];
+    // Everything the numbered migrations make for the control plane, on a fresh file.
+    const fresh = new Database(':memory:');
+    applyMigrations(fresh);
+    const controlPlane = fresh.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+    fresh.close();
     assert.ok(
       all.every((n) => n.startsWith('kb_') || controlPlane.includes(n)),
       all.join(', '),
