@@ -206,6 +206,11 @@ export function toSourceRows(
   });
 }
 
+/** Rows whose filter value is NULL (reported as skipped): the same statement in every dialect. */
+export function buildCountNullQuery<Extra>(d: KeysetDialect<Extra>, table: ResolvedTable<Extra>, column: string): string {
+  return `SELECT count(*) FROM ${d.table(table.info)} WHERE ${d.quote(column)} IS NULL`;
+}
+
 /** `SELECT text(f), text(k)... ORDER BY f DESC, k DESC LIMIT 1`: the last position. */
 export function buildMaxPositionQuery<Extra>(
   d: KeysetDialect<Extra>,

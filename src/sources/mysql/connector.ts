@@ -12,6 +12,7 @@ import type {
   TableRef,
 } from '../port.js';
 import {
+  buildCountNullQuery,
   buildKeysetQuery,
   buildMaxPositionQuery,
   ceilUnits,
@@ -140,10 +141,7 @@ export class MysqlConnector implements SourceConnector {
 
   async countNullFilter(table: TableRef, filterColumn: string): Promise<number> {
     const t = await this.tables.require(table, [filterColumn]);
-    const rows = await this.queryArrays(
-      `SELECT COUNT(*) FROM ${mysqlDialect.table(t.info)} WHERE ${quoteIdent(filterColumn)} IS NULL`,
-      [],
-    );
+    const rows = await this.queryArrays(buildCountNullQuery(mysqlDialect, t, filterColumn), []);
     return Number(rows[0]?.[0] ?? 0);
   }
 

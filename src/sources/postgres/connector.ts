@@ -11,6 +11,7 @@ import type {
   TableRef,
 } from '../port.js';
 import {
+  buildCountNullQuery,
   buildKeysetQuery,
   buildMaxPositionQuery,
   ceilUnits,
@@ -143,10 +144,7 @@ export class PostgresConnector implements SourceConnector {
 
   async countNullFilter(table: TableRef, filterColumn: string): Promise<number> {
     const t = await this.tables.require(this.ref(table), [filterColumn]);
-    const rows = await this.queryArrays(
-      `SELECT count(*) FROM ${pgDialect.table(t.info)} WHERE ${quoteIdent(filterColumn)} IS NULL`,
-      [],
-    );
+    const rows = await this.queryArrays(buildCountNullQuery(pgDialect, t, filterColumn), []);
     return Number(rows[0]?.[0] ?? 0);
   }
 

@@ -10,6 +10,7 @@ import type {
   TableRef,
 } from '../port.js';
 import {
+  buildCountNullQuery,
   buildKeysetQuery,
   buildMaxPositionQuery,
   checkSeconds,
@@ -107,10 +108,7 @@ export class SqliteConnector implements SourceConnector {
 
   async countNullFilter(table: TableRef, filterColumn: string): Promise<number> {
     const t = await this.tables.require(table, [filterColumn]);
-    const rows = this.all(
-      `SELECT count(*) FROM ${sqliteDialect.table(t.info)} WHERE ${quoteIdent(filterColumn)} IS NULL`,
-      [],
-    );
+    const rows = this.all(buildCountNullQuery(sqliteDialect, t, filterColumn), []);
     return Number(rows[0]?.[0] ?? 0);
   }
 
