@@ -97,8 +97,8 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   const store = new SqliteControlStore(db, { ownsDb: true });
   const vectors = new SqliteVectorStore(db);
   const secrets = config.secretKey ? SecretBox.fromSetting(config.secretKey) : SecretBox.fromDataDir(config.dataDir);
-  const databases = new DatabaseService(store, secrets, options.connectorFactory ?? createSourceConnector);
-  const kbs = new KnowledgeBaseRegistry(store, secrets);
+  const databases = new DatabaseService(store, secrets, options.connectorFactory ?? createSourceConnector, clock);
+  const kbs = new KnowledgeBaseRegistry(store, secrets, clock);
   const providers = options.providerFactory ? { factory: options.providerFactory, close: async () => undefined } : defaultProviderFactory(config);
   const engine = new KnowledgeBaseEngine(vectors, kbs, providers.factory, { maxDocumentChars: config.maxDocumentChars });
   kbs.setHooks(engine.hooks());

@@ -2,6 +2,7 @@
  * Databases: the sources a job reads (`database` in `database.table`). Connections are tested
  * before they are saved; passwords are stored encrypted and never returned.
  */
+import { type Clock, systemClock } from '../core/clock.js';
 import { AppError, conflict, notFound, problemsToError, type Problem } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { formatTime } from '../core/time.js';
@@ -42,6 +43,7 @@ export class DatabaseService {
     private readonly store: ControlStore,
     private readonly secrets: SecretBox,
     private readonly connect: ConnectorFactory,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   async create(accountId: string, body: unknown): Promise<DatabaseRecord> {
@@ -92,7 +94,7 @@ export class DatabaseService {
       engine,
       parameters: stored,
       secret: password === null ? null : this.secrets.encrypt(password),
-      createdAt: Date.now(),
+      createdAt: this.clock.now(),
     };
     if (await this.store.getDatabase(accountId, name)) throw duplicate(name);
     await this.test(record);

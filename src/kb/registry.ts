@@ -2,6 +2,7 @@
  * The knowledge-base registry: names, descriptions, embedding and chunking configuration.
  * Jobs validate their `kb_name` against it. API keys are stored encrypted and never returned.
  */
+import { type Clock, systemClock } from '../core/clock.js';
 import { AppError, conflict, notFound, problemsToError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { CreateKnowledgeBaseBody } from '../core/schemas.js';
@@ -25,6 +26,7 @@ export class KnowledgeBaseRegistry {
   constructor(
     private readonly store: ControlStore,
     private readonly secrets: SecretBox,
+    private readonly clock: Clock = systemClock,
     private hooks: KnowledgeBaseHooks = noHooks,
   ) {}
 
@@ -72,7 +74,7 @@ export class KnowledgeBaseRegistry {
       },
       secret: apiKey === null ? null : this.secrets.encrypt(apiKey),
       chunking: { chunk_size: chunking.chunk_size, chunk_overlap: chunking.chunk_overlap },
-      createdAt: Date.now(),
+      createdAt: this.clock.now(),
     };
     await this.hooks.beforeCreate(record, apiKey);
     if ((await this.store.insertKnowledgeBase(record)) === 'duplicate') throw duplicate(input.kb_name);

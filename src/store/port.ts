@@ -164,8 +164,6 @@ export interface ControlStore {
   getJob(accountId: string, idOrName: string): Promise<JobRecord | null>;
   getJobById(id: string): Promise<JobRecord | null>;
   listJobs(accountId: string, query: JobListQuery): Promise<Page<JobRecord>>;
-  /** Replaces the stored job with `record` (matched by id); false when it no longer exists. */
-  updateJob(record: JobRecord): Promise<boolean>;
   /**
    * Atomic read-modify-write of one job: `change` sees the stored record and returns the new one
    * (or null to leave it). Returns the record as stored afterwards, or null when the job is gone.

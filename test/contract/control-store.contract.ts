@@ -649,7 +649,7 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
     // --- jobs: update, mutate, delete -------------------------------------------------------
 
     describe('jobs: update, mutate, delete', () => {
-      it('updateJob replaces the stored job, and every query sees the new values', async () => {
+      it('mutateJob replacing the whole record: every query sees the new values', async () => {
         const job = fullJob(A, 'before', { databaseName: 'db_old', kbName: 'kb_old' });
         await insertJobs([job]);
         const next: JobRecord = sparseJob(A, 'after', {
@@ -661,7 +661,7 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
           watermark: WM_END,
           statusBeforeRun: 'running',
         });
-        assert.equal(await store.updateJob(next), true);
+        assert.ok(await store.mutateJob(next.id, () => next));
         assert.deepEqual(await store.getJobById(job.id), next);
         assert.deepEqual(await store.getJob(A, 'after'), next);
         assert.equal(await store.getJob(A, 'before'), null, 'the old name is gone');
@@ -676,7 +676,7 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
         assert.deepEqual(await store.listDueJobs(T0, 5), [next]);
         assert.equal(await store.nextDueTime(), T0 - MIN);
 
-        assert.equal(await store.updateJob({ ...next, status: 'paused', nextRunMs: null }), true);
+        assert.ok(await store.mutateJob(next.id, () => ({ ...next, status: 'paused', nextRunMs: null })));
         assert.equal(await store.countActiveJobs(A), 1);
         assert.deepEqual(await store.listDueJobs(T0, 5), []);
         assert.equal(await store.nextDueTime(), null);
@@ -688,9 +688,9 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
         assert.equal((await store.countJobsByStatus()).scheduled ?? 0, 0);
       });
 
-      it('updateJob of a job that is gone answers false and creates nothing', async () => {
+      it('mutateJob of a job that is gone answers null and creates nothing', async () => {
         const ghost = fullJob(A, 'ghost');
-        assert.equal(await store.updateJob(ghost), false);
+        assert.equal(await store.mutateJob(ghost.id, () => ghost), null);
         assert.equal(await store.getJobById(ghost.id), null);
         assert.equal(await store.getJob(A, 'ghost'), null);
       });

@@ -129,16 +129,6 @@ export class SqliteControlStore implements ControlStore {
     return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
   }
 
-  async updateJob(record: JobRecord): Promise<boolean> {
-    const [id, , name, status, kbName, databaseName, nextRun, body] = this.jobColumns(record);
-    const result = this.db
-      .prepare(
-        'UPDATE jobs SET name = ?, status = ?, kb_name = ?, database_name = ?, next_run_ms = ?, body = ? WHERE id = ?',
-      )
-      .run(name, status, kbName, databaseName, nextRun, body, id);
-    return result.changes > 0;
-  }
-
   async mutateJob(id: string, change: (job: JobRecord) => JobRecord | null, run?: RunRecord): Promise<JobRecord | null> {
     // Synchronous transaction: nothing else in this process runs between the read and the write,
     // and IMMEDIATE keeps other processes out.
