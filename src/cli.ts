@@ -13,7 +13,7 @@ Usage:
   kbsync help      this text
 
 Configuration (environment variables):
-${OPTIONS.map((o) => `  ${o.env.padEnd(24)} ${o.describe} Default: ${o.default}`).join('\n')}
+${OPTIONS.map((o) => `  ${o.env.padEnd(32)} ${o.describe} Default: ${o.default}`).join('\n')}
 `;
 
 async function main(argv: string[]): Promise<number> {
