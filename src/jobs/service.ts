@@ -11,8 +11,22 @@ import { CreateJobBody, PatchJobBody } from '../core/schemas.js';
 import { fieldsWithIssues, issuesToProblems } from '../core/validation.js';
 import type { DatabaseService } from '../databases/service.js';
 import type { ColumnInfo } from '../sources/port.js';
-import { EMPTY_TOTALS, type ControlStore, type JobListQuery, type JobRecord, type Page, type RunRecord } from '../store/port.js';
-import { checkColumn, checkFilterColumn, resolveSourceTable, TIME_KINDS, type ResolvedSource } from './resolve-source.js';
+import {
+  ActiveJobLimitError,
+  EMPTY_TOTALS,
+  type ControlStore,
+  type JobListQuery,
+  type JobRecord,
+  type Page,
+  type RunRecord,
+} from '../store/port.js';
+import {
+  checkColumn,
+  checkFilterColumn,
+  resolveSourceTable,
+  TIME_KINDS,
+  type ResolvedSource,
+} from './resolve-source.js';
 
 export const DEFAULT_BATCH_SIZE = 500;
 export const DEFAULT_TIME_LOOKBACK_SECONDS = 300;
@@ -63,11 +77,16 @@ export class JobService {
     const kbName = str('kb_name');
     const kbExists = kbName !== undefined && (await this.store.getKnowledgeBase(accountId, kbName)) !== null;
     if (kbName !== undefined && !kbExists) {
-      problems.push({ code: 'INVALID_KB', detail: `knowledge base '${kbName}' does not exist (see POST /knowledge_bases/create)` });
+      problems.push({
+        code: 'INVALID_KB',
+        detail: `knowledge base '${kbName}' does not exist (see POST /knowledge_bases/create)`,
+      });
     }
 
     const sourceTable = str('source_table');
-    const source = sourceTable ? await resolveSourceTable(this.databases, accountId, sourceTable, problems) : null;
+    const source = sourceTable
+      ? await resolveSourceTable(this.databases, accountId, sourceTable, problems)
+      : null;
     if (source && kbName !== undefined && kbExists) {
       // Document ids are the source's keys, so two tables in one knowledge base would overwrite
       // each other's documents (row 17 of orders and row 17 of customers).
@@ -81,15 +100,21 @@ export class JobService {
     }
     let columns: CheckedColumns | null = null;
     if (source && sourceTable) {
-      columns = checkColumns(source, sourceTable, {
-        content: ok('content_columns') ? (input.content_columns as string[]) : undefined,
-        metadata: ok('metadata_columns') ? (input.metadata_columns as string[]) : undefined,
-        filter: str('filter_column'),
-        lookback: ok('lookback') ? (input.lookback as string | number) : undefined,
-      }, problems);
+      columns = checkColumns(
+        source,
+        sourceTable,
+        {
+          content: ok('content_columns') ? (input.content_columns as string[]) : undefined,
+          metadata: ok('metadata_columns') ? (input.metadata_columns as string[]) : undefined,
+          filter: str('filter_column'),
+          lookback: ok('lookback') ? (input.lookback as string | number) : undefined,
+        },
+        problems,
+      );
     }
 
-    if (problems.length > 0 || !parsed.success || !source || !columns) throw problemsToError(problems, INVALID_JOB);
+    if (problems.length > 0 || !parsed.success || !source || !columns)
+      throw problemsToError(problems, INVALID_JOB);
     const data = parsed.data;
     const now = this.clock.now();
     const grid = { startMs: schedule.startMs!, endMs: schedule.endMs!, intervalMs: schedule.interval!.ms };
@@ -143,7 +168,11 @@ export class JobService {
     return this.store.listJobs(accountId, query);
   }
 
-  async patch(accountId: string, idOrName: string, body: unknown): Promise<{ job: JobRecord; warnings: string[] }> {
+  async patch(
+    accountId: string,
+    idOrName: string,
+    body: unknown,
+  ): Promise<{ job: JobRecord; warnings: string[] }> {
     const job = await this.get(accountId, idOrName);
     const input = asObject(body);
     const parsed = PatchJobBody.safeParse(input, { reportInput: true });
@@ -161,7 +190,10 @@ export class JobService {
     );
     const startMs = schedule.startMs ?? job.startMs;
     const endMs = schedule.endMs ?? job.endMs;
-    if ((str('start_time') === undefined || schedule.startMs !== undefined) && (str('end_time') === undefined || schedule.endMs !== undefined)) {
+    if (
+      (str('start_time') === undefined || schedule.startMs !== undefined) &&
+      (str('end_time') === undefined || schedule.endMs !== undefined)
+    ) {
       checkWindow(startMs, endMs, problems);
     }
 
@@ -176,74 +208,79 @@ export class JobService {
     if (touchesColumns) {
       const source = await resolveSourceTable(this.databases, accountId, job.sourceTable, problems);
       if (source) {
-        columns = checkColumns(source, job.sourceTable, {
-          content: ok('content_columns') ? (input.content_columns as string[]) : job.contentColumns,
-          metadata: ok('metadata_columns') ? (input.metadata_columns as string[]) : job.metadataColumns,
-          filter: str('filter_column') ?? job.filterColumn,
-          // An unchanged filter column keeps the job's lookback; a new one gets its own default.
-          lookback: ok('lookback')
-            ? (input.lookback as string | number)
-            : (str('filter_column') ?? job.filterColumn) === job.filterColumn
-              ? job.lookbackSeconds
-              : undefined,
-        }, problems);
+        columns = checkColumns(
+          source,
+          job.sourceTable,
+          {
+            content: ok('content_columns') ? (input.content_columns as string[]) : job.contentColumns,
+            metadata: ok('metadata_columns') ? (input.metadata_columns as string[]) : job.metadataColumns,
+            filter: str('filter_column') ?? job.filterColumn,
+            // An unchanged filter column keeps the job's lookback; a new one gets its own default.
+            lookback: ok('lookback')
+              ? (input.lookback as string | number)
+              : (str('filter_column') ?? job.filterColumn) === job.filterColumn
+                ? job.lookbackSeconds
+                : undefined,
+          },
+          problems,
+        );
       }
     }
-    if (problems.length > 0 || !parsed.success || (touchesColumns && !columns)) throw problemsToError(problems, INVALID_JOB);
-    // Re-activating a completed job (a later end_time) must respect the active-job limit.
-    const reactivationBlocked =
-      job.status === 'completed' && (await this.store.countActiveJobs(accountId)) >= this.options.maxActiveJobs;
+    if (problems.length > 0 || !parsed.success || (touchesColumns && !columns))
+      throw problemsToError(problems, INVALID_JOB);
 
     const data = parsed.data;
     const now = this.clock.now();
     const warnings: string[] = [];
-    let limitHit = false;
-    const stored = await this.store.mutateJob(job.id, (current) => {
-      const next: JobRecord = { ...current, startMs, endMs, updatedAt: now };
-      if (schedule.interval) {
-        next.interval = schedule.interval.normalized;
-        next.intervalMs = schedule.interval.ms;
-      }
-      if (data.batch_size !== undefined) next.batchSize = data.batch_size;
-      const changed = (a: string[], b: string[]) => a.length !== b.length || a.some((x, i) => x !== b[i]);
-      if (
-        (data.content_columns && changed(data.content_columns, current.contentColumns)) ||
-        (data.metadata_columns && changed(data.metadata_columns, current.metadataColumns))
-      ) {
-        // Documents are built from these columns: the next run re-reads every row so each document
-        // is rebuilt (rows whose document comes out the same are not re-embedded).
-        next.watermark = null;
-      }
-      if (data.content_columns) next.contentColumns = data.content_columns;
-      if (data.metadata_columns) next.metadataColumns = data.metadata_columns;
-      if (columns) {
-        next.lookbackSeconds = columns.lookbackSeconds;
-        if (data.filter_column !== undefined && data.filter_column !== current.filterColumn) {
-          // A watermark is a position in the old column's order; it means nothing in the new one.
-          // The next run starts over from the beginning (`started` stays, so backfill: false does
-          // not skip rows that were never synced).
-          next.filterColumn = data.filter_column;
-          next.watermark = null;
-        }
-      }
-      if (current.status === 'running') {
-        // The run in progress ends on the new grid: its next tick (or completion) comes from here.
-        next.nextRunMs = placeOnGrid({ startMs, endMs, intervalMs: next.intervalMs }, now).nextRunMs;
-      }
-      if (current.status === 'scheduled' || current.status === 'completed') {
-        const placement = placeOnGrid({ startMs, endMs, intervalMs: next.intervalMs }, now);
-        next.status = placement.status;
-        next.nextRunMs = placement.nextRunMs;
-        if (placement.warning) warnings.push(placement.warning);
-        if (current.status === 'completed' && placement.status === 'scheduled' && reactivationBlocked) {
-          limitHit = true;
-          return null;
-        }
-      }
-      return next;
-    });
+    // Re-activating a completed job (a later end_time) respects the active-job limit, atomically.
+    const stored = await this.limited(() =>
+      this.store.mutateJob(
+        job.id,
+        (current) => {
+          const next: JobRecord = { ...current, startMs, endMs, updatedAt: now };
+          if (schedule.interval) {
+            next.interval = schedule.interval.normalized;
+            next.intervalMs = schedule.interval.ms;
+          }
+          if (data.batch_size !== undefined) next.batchSize = data.batch_size;
+          const changed = (a: string[], b: string[]) => a.length !== b.length || a.some((x, i) => x !== b[i]);
+          if (
+            (data.content_columns && changed(data.content_columns, current.contentColumns)) ||
+            (data.metadata_columns && changed(data.metadata_columns, current.metadataColumns))
+          ) {
+            // Documents are built from these columns: the next run re-reads every row so each document
+            // is rebuilt (rows whose document comes out the same are not re-embedded).
+            next.watermark = null;
+          }
+          if (data.content_columns) next.contentColumns = data.content_columns;
+          if (data.metadata_columns) next.metadataColumns = data.metadata_columns;
+          if (columns) {
+            next.lookbackSeconds = columns.lookbackSeconds;
+            if (data.filter_column !== undefined && data.filter_column !== current.filterColumn) {
+              // A watermark is a position in the old column's order; it means nothing in the new one.
+              // The next run starts over from the beginning (`started` stays, so backfill: false does
+              // not skip rows that were never synced).
+              next.filterColumn = data.filter_column;
+              next.watermark = null;
+            }
+          }
+          if (current.status === 'running') {
+            // The run in progress ends on the new grid: its next tick (or completion) comes from here.
+            next.nextRunMs = placeOnGrid({ startMs, endMs, intervalMs: next.intervalMs }, now).nextRunMs;
+          }
+          if (current.status === 'scheduled' || current.status === 'completed') {
+            const placement = placeOnGrid({ startMs, endMs, intervalMs: next.intervalMs }, now);
+            next.status = placement.status;
+            next.nextRunMs = placement.nextRunMs;
+            if (placement.warning) warnings.push(placement.warning);
+          }
+          return next;
+        },
+        undefined,
+        { maxActive: this.options.maxActiveJobs },
+      ),
+    );
     if (!stored) throw notFound('job', idOrName);
-    if (limitHit) throw this.limitError();
     this.changed();
     return { job: stored, warnings };
   }
@@ -269,28 +306,50 @@ export class JobService {
   async resume(accountId: string, idOrName: string): Promise<{ job: JobRecord; warnings: string[] }> {
     const job = await this.get(accountId, idOrName);
     const now = this.clock.now();
-    if (job.status === 'failed' && (await this.store.countActiveJobs(accountId)) >= this.options.maxActiveJobs) {
-      throw this.limitError();
-    }
     let refusal: string | null = null;
     let warning: string | null = null;
-    const stored = await this.store.mutateJob(job.id, (current) => {
-      if (current.status === 'scheduled') return null;
-      if (current.status === 'running') {
-        // A manual run of a paused or failed job: the job is scheduled again once the run ends.
-        if (current.statusBeforeRun === 'scheduled' || current.statusBeforeRun == null) return null;
-        const placement = placeOnGrid({ startMs: current.startMs, endMs: current.endMs, intervalMs: current.intervalMs }, now);
-        warning = placement.warning;
-        return { ...current, statusBeforeRun: 'scheduled', statusReason: null, nextRunMs: placement.nextRunMs, updatedAt: now };
-      }
-      if (current.status === 'completed') {
-        refusal = `job '${current.name}' is completed; extend end_time with PATCH to run it again`;
-        return null;
-      }
-      const placement = placeOnGrid({ startMs: current.startMs, endMs: current.endMs, intervalMs: current.intervalMs }, now);
-      warning = placement.warning;
-      return { ...current, status: placement.status, statusReason: null, nextRunMs: placement.nextRunMs, updatedAt: now };
-    });
+    const stored = await this.limited(() =>
+      this.store.mutateJob(
+        job.id,
+        (current) => {
+          if (current.status === 'scheduled') return null;
+          if (current.status === 'running') {
+            // A manual run of a paused or failed job: the job is scheduled again once the run ends.
+            if (current.statusBeforeRun === 'scheduled' || current.statusBeforeRun == null) return null;
+            const placement = placeOnGrid(
+              { startMs: current.startMs, endMs: current.endMs, intervalMs: current.intervalMs },
+              now,
+            );
+            warning = placement.warning;
+            return {
+              ...current,
+              statusBeforeRun: 'scheduled',
+              statusReason: null,
+              nextRunMs: placement.nextRunMs,
+              updatedAt: now,
+            };
+          }
+          if (current.status === 'completed') {
+            refusal = `job '${current.name}' is completed; extend end_time with PATCH to run it again`;
+            return null;
+          }
+          const placement = placeOnGrid(
+            { startMs: current.startMs, endMs: current.endMs, intervalMs: current.intervalMs },
+            now,
+          );
+          warning = placement.warning;
+          return {
+            ...current,
+            status: placement.status,
+            statusReason: null,
+            nextRunMs: placement.nextRunMs,
+            updatedAt: now,
+          };
+        },
+        undefined,
+        { maxActive: this.options.maxActiveJobs },
+      ),
+    );
     if (!stored) throw notFound('job', idOrName);
     if (refusal) throw conflict('Job cannot be resumed', [refusal]);
     this.changed();
@@ -309,7 +368,11 @@ export class JobService {
     return this.runner.runNow(job);
   }
 
-  async runs(accountId: string, idOrName: string, page: { limit: number; cursor: string | null }): Promise<Page<RunRecord>> {
+  async runs(
+    accountId: string,
+    idOrName: string,
+    page: { limit: number; cursor: string | null },
+  ): Promise<Page<RunRecord>> {
     const job = await this.get(accountId, idOrName);
     return this.store.listRuns(job.id, page);
   }
@@ -321,17 +384,34 @@ export class JobService {
     return run;
   }
 
-  private async otherSourceInKb(accountId: string, kbName: string, source: ResolvedSource): Promise<JobRecord | null> {
+  private async otherSourceInKb(
+    accountId: string,
+    kbName: string,
+    source: ResolvedSource,
+  ): Promise<JobRecord | null> {
     let cursor: string | null = null;
     do {
       const page = await this.store.listJobs(accountId, { kbName, limit: 200, cursor });
       const other = page.items.find(
-        (j) => j.databaseName !== source.database.name || j.tableSchema !== source.table.schema || j.tableName !== source.table.name,
+        (j) =>
+          j.databaseName !== source.database.name ||
+          j.tableSchema !== source.table.schema ||
+          j.tableName !== source.table.name,
       );
       if (other) return other;
       cursor = page.next;
     } while (cursor);
     return null;
+  }
+
+  /** Runs a store write that may hit the active-job limit, answering 429 when it does. */
+  private async limited<T>(write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      if (err instanceof ActiveJobLimitError) throw this.limitError();
+      throw err;
+    }
   }
 
   private limitError(): AppError {
@@ -364,12 +444,16 @@ function checkColumns(
     if (!list) continue;
     const seen = new Set<string>();
     for (const name of list) {
-      if (seen.has(name)) problems.push({ code: 'INVALID_REQUEST', detail: `${field} lists '${name}' twice` });
+      if (seen.has(name))
+        problems.push({ code: 'INVALID_REQUEST', detail: `${field} lists '${name}' twice` });
       seen.add(name);
       checkColumn(source.table, sourceTable, field, name, problems);
     }
   }
-  const filter = input.filter === undefined ? undefined : checkFilterColumn(source.table, sourceTable, input.filter, problems);
+  const filter =
+    input.filter === undefined
+      ? undefined
+      : checkFilterColumn(source.table, sourceTable, input.filter, problems);
   let lookbackSeconds = 0;
   if (filter) {
     const isTime = TIME_KINDS.includes(filter.kind);
@@ -383,7 +467,10 @@ function checkColumns(
           detail: `lookback must be a number of seconds or a duration like '5 MINUTES', got '${input.lookback}'`,
         });
       } else if (seconds > 0 && filter.kind === 'text') {
-        problems.push({ code: 'INVALID_REQUEST', detail: `lookback needs a time or number filter_column; '${filter.name}' is text` });
+        problems.push({
+          code: 'INVALID_REQUEST',
+          detail: `lookback needs a time or number filter_column; '${filter.name}' is text`,
+        });
       } else {
         lookbackSeconds = seconds;
       }

@@ -33,6 +33,11 @@ export interface KnowledgeBaseRecord {
 export type JobStatus = 'scheduled' | 'running' | 'paused' | 'completed' | 'failed';
 export const ACTIVE_JOB_STATUSES: readonly JobStatus[] = ['scheduled', 'running', 'paused'];
 
+/** mutateJob refused to re-activate a job: the account is at its active-job limit. */
+export class ActiveJobLimitError extends Error {
+  override name = 'ActiveJobLimitError';
+}
+
 export interface JobTotals {
   rows_read: number;
   documents_added: number;
@@ -169,9 +174,16 @@ export interface ControlStore {
    * (or null to leave it). Returns the record as stored afterwards, or null when the job is gone.
    * Every writer that could race (API, scheduler, sync run) goes through this. When `run` is
    * given and `change` returns a record, the run is inserted or replaced in the same transaction
-   * (a claimed job always has its run; a checkpoint's watermark and counters agree).
+   * (a claimed job always has its run; a checkpoint's watermark and counters agree). With
+   * `maxActive`, a change that would make an inactive job active while its account already has
+   * that many active jobs writes nothing and throws ActiveJobLimitError.
    */
-  mutateJob(id: string, change: (job: JobRecord) => JobRecord | null, run?: RunRecord): Promise<JobRecord | null>;
+  mutateJob(
+    id: string,
+    change: (job: JobRecord) => JobRecord | null,
+    run?: RunRecord,
+    options?: { maxActive?: number },
+  ): Promise<JobRecord | null>;
   /** Jobs in one status across accounts (recovery at start-up). */
   listJobsWithStatus(status: JobStatus, limit: number): Promise<JobRecord[]>;
   deleteJob(id: string): Promise<boolean>;

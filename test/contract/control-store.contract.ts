@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { newId } from '../../src/core/ids.js';
 import {
+  ActiveJobLimitError,
   type ControlStore,
   type DatabaseRecord,
   EMPTY_TOTALS,
@@ -504,6 +505,21 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
         // A higher limit lets it in; the limit is the caller's, per call.
         assert.deepEqual(await store.insertJob(fullJob(A, 'fourth'), 4), { ok: true });
         assert.equal(await store.countActiveJobs(A), 4);
+      });
+
+      it('mutateJob with maxActive refuses to re-activate a job at the limit, atomically', async () => {
+        await insertJobs([fullJob(A, 'live'), sparseJob(A, 'dead', { status: 'failed' })], 2);
+        const dead = (await store.getJob(A, 'dead'))!;
+        await assert.rejects(
+          store.mutateJob(dead.id, (j) => ({ ...j, status: 'scheduled' }), undefined, { maxActive: 1 }),
+          (e: unknown) => e instanceof ActiveJobLimitError,
+        );
+        assert.equal((await store.getJobById(dead.id))!.status, 'failed', 'nothing written');
+        // Changes that do not activate pass, and so does activation under a higher limit.
+        assert.ok(await store.mutateJob(dead.id, (j) => ({ ...j, statusReason: 'x' }), undefined, { maxActive: 1 }));
+        const live = (await store.getJob(A, 'live'))!;
+        assert.ok(await store.mutateJob(live.id, (j) => ({ ...j, status: 'paused' }), undefined, { maxActive: 1 }));
+        assert.equal((await store.mutateJob(dead.id, (j) => ({ ...j, status: 'scheduled' }), undefined, { maxActive: 2 }))!.status, 'scheduled');
       });
 
       it('the limit is per account', async () => {

@@ -3,16 +3,18 @@
  * JSON body with the whole record, so adding a field needs no migration.
  */
 import type Database from 'better-sqlite3';
-import type {
-  ControlStore,
-  CreateJobOutcome,
-  DatabaseRecord,
-  JobListQuery,
-  JobStatus,
-  JobRecord,
-  KnowledgeBaseRecord,
-  Page,
-  RunRecord,
+import {
+  ACTIVE_JOB_STATUSES,
+  ActiveJobLimitError,
+  type ControlStore,
+  type CreateJobOutcome,
+  type DatabaseRecord,
+  type JobListQuery,
+  type JobRecord,
+  type JobStatus,
+  type KnowledgeBaseRecord,
+  type Page,
+  type RunRecord,
 } from '../port.js';
 import { applyMigrations } from './migrations.js';
 
@@ -129,7 +131,12 @@ export class SqliteControlStore implements ControlStore {
     return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
   }
 
-  async mutateJob(id: string, change: (job: JobRecord) => JobRecord | null, run?: RunRecord): Promise<JobRecord | null> {
+  async mutateJob(
+    id: string,
+    change: (job: JobRecord) => JobRecord | null,
+    run?: RunRecord,
+    options: { maxActive?: number } = {},
+  ): Promise<JobRecord | null> {
     // Synchronous transaction: nothing else in this process runs between the read and the write,
     // and IMMEDIATE keeps other processes out.
     const tx = this.db.transaction((): JobRecord | null => {
@@ -139,6 +146,10 @@ export class SqliteControlStore implements ControlStore {
       if (!current) return null;
       const next = change(current);
       if (next === null) return current;
+      const active = (s: JobStatus) => ACTIVE_JOB_STATUSES.includes(s);
+      if (options.maxActive !== undefined && !active(current.status) && active(next.status)) {
+        if (this.activeCount(current.accountId) >= options.maxActive) throw new ActiveJobLimitError();
+      }
       if (run) {
         this.db
           .prepare(
