@@ -313,26 +313,13 @@ export class JobService {
         job.id,
         (current) => {
           if (current.status === 'scheduled') return null;
-          if (current.status === 'running') {
-            // A manual run of a paused or failed job: the job is scheduled again once the run ends.
-            if (current.statusBeforeRun === 'scheduled' || current.statusBeforeRun == null) return null;
-            const placement = placeOnGrid(
-              { startMs: current.startMs, endMs: current.endMs, intervalMs: current.intervalMs },
-              now,
-            );
-            warning = placement.warning;
-            return {
-              ...current,
-              statusBeforeRun: 'scheduled',
-              statusReason: null,
-              nextRunMs: placement.nextRunMs,
-              updatedAt: now,
-            };
-          }
           if (current.status === 'completed') {
             refusal = `job '${current.name}' is completed; extend end_time with PATCH to run it again`;
             return null;
           }
+          // During a manual run of a scheduled job there is nothing to resume.
+          if (current.status === 'running' && (current.statusBeforeRun ?? 'scheduled') === 'scheduled')
+            return null;
           const placement = placeOnGrid(
             { startMs: current.startMs, endMs: current.endMs, intervalMs: current.intervalMs },
             now,
@@ -340,7 +327,10 @@ export class JobService {
           warning = placement.warning;
           return {
             ...current,
-            status: placement.status,
+            // During a manual run of a paused or failed job, it is scheduled again once the run ends.
+            ...(current.status === 'running'
+              ? { statusBeforeRun: 'scheduled' as const }
+              : { status: placement.status }),
             statusReason: null,
             nextRunMs: placement.nextRunMs,
             updatedAt: now,
