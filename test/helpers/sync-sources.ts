@@ -460,6 +460,21 @@ export function uniqueIds(docs: Doc[]): Set<string> {
  * Registers the sync suite for one engine: ties across batches, microsecond precision, every
  * filter-column kind, composite keys with awkward names, updates, a dropped table, NULL filters.
  */
+/** A fresh source database of `kit` and a sync app with it registered as `src`. */
+export async function startSourceApp(kit: SourceKit): Promise<{ t: SyncTestApp; db: TempDatabase }> {
+  const db = await kit.create();
+  let t: SyncTestApp;
+  try {
+    t = await startSyncApp();
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const res = await t.request('POST', '/databases', { name: 'src', engine: kit.engine, parameters: db.params });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return { t, db };
+}
+
 export async function defineSourceSyncSuite(kit: SourceKit): Promise<void> {
   const skip = await skipUnlessSource(kit);
   describe(`sync on ${kit.label}`, { skip }, () => {
@@ -471,15 +486,7 @@ export async function defineSourceSyncSuite(kit: SourceKit): Promise<void> {
       Number(((await exec(`SELECT COUNT(*) AS n FROM ${q(table)} WHERE ${where}`)) as Array<{ n: unknown }>)[0]!.n);
 
     before(async () => {
-      db = await kit.create();
-      try {
-        t = await startSyncApp();
-      } catch (err) {
-        await db.close();
-        throw err;
-      }
-      const res = await t.request('POST', '/databases', { name: 'src', engine: kit.engine, parameters: db.params });
-      assert.equal(res.status, 201, JSON.stringify(res.body));
+      ({ t, db } = await startSourceApp(kit));
     });
     // A test that timed out may leave a run going (a broken watermark can loop forever); pausing
     // stops it at its next batch, so the tests after it are not held up by it.

@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { TempDatabase } from '../helpers/databases.js';
-import { startSyncApp, type SyncTestApp } from '../helpers/sync.js';
+import type { SyncTestApp } from '../helpers/sync.js';
 import {
   assertSucceeded,
   createJob,
@@ -28,6 +28,7 @@ import {
   mysqlKit,
   postgresKit,
   skipUnlessSource,
+  startSourceApp,
   type SourceSession,
   sqliteKit,
   uniqueIds,
@@ -47,15 +48,7 @@ for (const kit of [postgresKit, mysqlKit, sqliteKit]) {
     const p = kit.p;
 
     before(async () => {
-      db = await kit.create();
-      try {
-        t = await startSyncApp();
-      } catch (err) {
-        await db.close();
-        throw err;
-      }
-      const res = await t.request('POST', '/databases', { name: 'src', engine: kit.engine, parameters: db.params });
-      assert.equal(res.status, 201, JSON.stringify(res.body));
+      ({ t, db } = await startSourceApp(kit));
     });
     after(async () => {
       for (const s of sessions) await s.end().catch(() => undefined);
