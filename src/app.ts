@@ -109,6 +109,7 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       store,
       databases,
       sink: engine,
+      keys: vectors,
       clock,
       readAttempts: options.sync?.readAttempts ?? 4,
       retryBaseMs: options.sync?.retryBaseMs ?? 1000,

@@ -21,7 +21,7 @@ export class Metrics {
     this.rows = new Counter({ name: 'kbsync_rows_read_total', help: 'Source rows read by sync runs', registers: [this.registry] });
     this.documents = new Counter({
       name: 'kbsync_documents_total',
-      help: 'Documents written by sync runs, by outcome',
+      help: 'Documents written (added, updated, unchanged) or deleted by sync runs, by outcome',
       labelNames: ['outcome'],
       registers: [this.registry],
     });
@@ -55,6 +55,7 @@ export class Metrics {
     this.documents.inc({ outcome: 'added' }, run.documentsAdded);
     this.documents.inc({ outcome: 'updated' }, run.documentsUpdated);
     this.documents.inc({ outcome: 'unchanged' }, run.documentsUnchanged);
+    this.documents.inc({ outcome: 'deleted' }, run.documentsDeleted ?? 0);
     if (run.finishedAt !== null) this.runSeconds.observe((run.finishedAt - run.startedAt) / 1000);
   }
 }

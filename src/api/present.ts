@@ -1,6 +1,6 @@
 /** How records look over HTTP: snake_case, RFC 3339 UTC times, no secrets. */
 import { formatTime, formatTimeOrNull } from '../core/time.js';
-import type { JobRecord, RunRecord, Watermark } from '../store/port.js';
+import { EMPTY_TOTALS, type FailureRecord, type JobRecord, type RunRecord, type Watermark } from '../store/port.js';
 
 const watermark = (w: Watermark | null) => (w === null ? null : { filter_value: w.filter, key: w.key });
 
@@ -22,6 +22,8 @@ export function presentJob(job: JobRecord): Record<string, unknown> {
     end_time: formatTime(job.endMs),
     backfill: job.backfill,
     lookback: job.lookbackSeconds,
+    deletes: job.deletes ?? 'reconcile',
+    soft_delete_column: job.softDeleteColumn ?? null,
     batch_size: job.batchSize,
     updated_at: formatTime(job.updatedAt),
     status_reason: job.statusReason,
@@ -36,7 +38,8 @@ export function presentJob(job: JobRecord): Record<string, unknown> {
         }
       : null,
     watermark: watermark(job.watermark),
-    totals: job.totals,
+    // Totals stored before a counter existed read as 0.
+    totals: { ...EMPTY_TOTALS, ...job.totals },
   };
 }
 
@@ -55,9 +58,22 @@ export function presentRun(run: RunRecord): Record<string, unknown> {
     documents_unchanged: run.documentsUnchanged,
     rows_skipped: run.rowsSkipped,
     rows_failed: run.rowsFailed,
+    documents_deleted: run.documentsDeleted ?? 0,
     chunks_written: run.chunksWritten,
     watermark_start: watermark(run.watermarkStart),
     watermark_end: watermark(run.watermarkEnd),
     error: run.error,
+  };
+}
+
+/** A failed row of a job (GET /jobs/{job}/failures). */
+export function presentFailure(failure: FailureRecord): Record<string, unknown> {
+  return {
+    document_id: failure.docId,
+    key: failure.key,
+    reason: failure.reason,
+    first_failed_at: formatTime(failure.firstFailedAt),
+    last_failed_at: formatTime(failure.lastFailedAt),
+    attempts: failure.attempts,
   };
 }

@@ -1,8 +1,11 @@
 /**
  * One synced row becomes one document (API.md, "Knowledge bases"): id from the primary key,
  * content from the content columns as `column: value` lines, metadata with the source table,
- * the key, the filter value and any metadata columns. Pure.
+ * the key, the filter value and any metadata columns, typed by their column kinds
+ * (core/typed-values.ts). Pure.
  */
+import type { ColumnKind } from '../sources/port.js';
+import { plainValue, typedValue } from './typed-values.js';
 
 export type MetadataValue = string | number | boolean | null;
 
@@ -11,6 +14,12 @@ export interface RowDocumentSpec {
   contentColumns: string[];
   metadataColumns: string[];
   filterColumn: string;
+  /**
+   * Kinds of the metadata columns and the filter column (from the introspected table), which
+   * type their metadata: numbers, booleans, UTC ISO timestamps. A column without a kind here
+   * keeps the driver's own type, and the filter value its source text.
+   */
+  columnKinds?: Readonly<Record<string, ColumnKind>>;
 }
 
 export interface RowDocument {
@@ -36,16 +45,6 @@ export function valueToText(value: unknown): string {
   return String(value);
 }
 
-function metadataValue(value: unknown): MetadataValue {
-  if (value === null || value === undefined) return null;
-  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
-  if (typeof value === 'boolean' || typeof value === 'string') return value;
-  if (typeof value === 'bigint') {
-    return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(value) : value.toString();
-  }
-  return valueToText(value);
-}
-
 export function buildRowDocument(
   spec: RowDocumentSpec,
   row: { key: readonly string[]; filter: string; values: Record<string, unknown> },
@@ -56,9 +55,17 @@ export function buildRowDocument(
     if (text !== '') lines.push(`${column}: ${text}`);
   }
   const metadata: Record<string, MetadataValue> = {};
-  for (const column of spec.metadataColumns) metadata[column] = metadataValue(row.values[column]);
-  // The filter value is kept in the source's full-precision text form (never a rounded Date).
-  metadata[spec.filterColumn] = row.filter;
+  const kinds = spec.columnKinds;
+  const kindOf = (column: string): ColumnKind | undefined =>
+    kinds !== undefined && Object.hasOwn(kinds, column) ? kinds[column] : undefined;
+  for (const column of spec.metadataColumns) {
+    const kind = kindOf(column);
+    const value = row.values[column];
+    metadata[column] = kind === undefined ? plainValue(value) : typedValue(kind, value);
+  }
+  // The filter value is typed from the source's full-precision text form (never a rounded Date).
+  const filterKind = kindOf(spec.filterColumn);
+  metadata[spec.filterColumn] = filterKind === undefined ? row.filter : typedValue(filterKind, row.filter);
   metadata.source_table = spec.sourceTable;
   metadata.row_key = documentIdFromKey(row.key);
   return { id: documentIdFromKey(row.key), content: lines.join('\n'), metadata };

@@ -9,3 +9,24 @@ import { createHash } from 'node:crypto';
 export function contentHash(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
+
+/**
+ * The text a key is hashed from for delete reconciliation (SEMANTICS.md, "Deletes"): a single
+ * key is its text form; a composite key is each part prefixed by its length in characters
+ * (`3:abc2:de`), so no value can make two keys collide. Every source dialect builds the same
+ * string in SQL (sources/shared.ts), so a key hashes the same inside the source and here.
+ */
+export function keyHashInput(key: readonly string[]): string {
+  if (key.length === 1) return key[0]!;
+  return key.map((part) => `${Array.from(part).length}:${part}`).join('');
+}
+
+/** MD5 of the key's hash input, 32 hex digits: the one hash every source engine computes itself. */
+export function keyHash(key: readonly string[]): string {
+  return createHash('md5').update(keyHashInput(key), 'utf8').digest('hex');
+}
+
+/** The 32-bit number a key adds to its bucket's checksum: hex digits 25-32 of its key hash. */
+export function keyHashTerm(hash: string): number {
+  return Number.parseInt(hash.slice(24, 32), 16);
+}

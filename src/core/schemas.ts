@@ -43,6 +43,12 @@ export const jobFields = {
     .union([z.number().int().min(0), nonEmpty('lookback', 64)])
     .describe('Window re-read each run for late rows: seconds, or "5 MINUTES"; 0 disables. Default 300 s for time columns, else 0'),
   metadata_columns: columnList('metadata_columns', 0),
+  deletes: z
+    .enum(['reconcile', 'off'], { error: 'deletes must be reconcile or off' })
+    .describe('reconcile (default): a row deleted at the source leaves the knowledge base at the next run; off: documents of deleted rows stay'),
+  soft_delete_column: z
+    .union([nonEmpty('soft_delete_column'), z.null()])
+    .describe('A column whose value, when not NULL and not false/0, marks the row deleted (deleted_at, is_deleted); null: none'),
   batch_size: z
     .number()
     .int('batch_size must be a whole number')
@@ -64,6 +70,8 @@ export const CreateJobBody = z.strictObject({
   lookback: jobFields.lookback.optional(),
   metadata_columns: jobFields.metadata_columns.optional(),
   batch_size: jobFields.batch_size.optional(),
+  deletes: jobFields.deletes.optional(),
+  soft_delete_column: jobFields.soft_delete_column.optional(),
 });
 export type CreateJobInput = z.infer<typeof CreateJobBody>;
 
@@ -76,6 +84,8 @@ export const PatchJobBody = z.strictObject({
   metadata_columns: jobFields.metadata_columns.optional(),
   lookback: jobFields.lookback.optional(),
   batch_size: jobFields.batch_size.optional(),
+  deletes: jobFields.deletes.optional(),
+  soft_delete_column: jobFields.soft_delete_column.optional(),
 });
 export type PatchJobInput = z.infer<typeof PatchJobBody>;
 
@@ -164,7 +174,13 @@ export const QueryBody = z.strictObject({
       z.string(),
       z.union([
         metadataScalar,
-        z.strictObject({ in: z.array(metadataScalar).max(1000).optional(), gte: rangeBound.optional(), lte: rangeBound.optional() }),
+        z.strictObject({
+          in: z.array(metadataScalar).max(1000).optional(),
+          gt: rangeBound.optional(),
+          gte: rangeBound.optional(),
+          lt: rangeBound.optional(),
+          lte: rangeBound.optional(),
+        }),
       ]),
     )
     .optional(),

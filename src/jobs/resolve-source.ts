@@ -66,6 +66,17 @@ export async function resolveSourceTable(
           `table '${split.rest}' has no primary key or NOT NULL unique key, so its rows cannot be identified; add one`,
         );
       }
+      // Rows are read in order on (filter, key...): a key column the source cannot order by
+      // consistently (the adapter says why) would skip rows.
+      const unorderable = table.columns.filter((c) => keyColumns.includes(c.name) && c.unorderable !== undefined);
+      if (unorderable.length > 0) {
+        const which = table.primaryKey.length > 0 ? 'primary key' : 'unique key';
+        return invalid(
+          unorderable
+            .map((c) => `${which} column '${c.name}' of table '${split.rest}' has type ${c.type}, which cannot be synced: ${c.unorderable}`)
+            .join('; '),
+        );
+      }
       return { database, table, keyColumns };
     });
   } catch (err) {
@@ -103,6 +114,13 @@ export function checkFilterColumn(
   problems: Problem[],
 ): ColumnInfo | undefined {
   const column = checkColumn(table, sourceTable, 'filter_column', name, problems);
+  if (column?.unorderable !== undefined) {
+    problems.push({
+      code: 'INVALID_REQUEST',
+      detail: `filter_column '${name}' has type ${column.type}, which cannot order rows: ${column.unorderable} (use a timestamp, date, number or text column)`,
+    });
+    return undefined;
+  }
   if (column && !ORDERABLE.includes(column.kind)) {
     problems.push({
       code: 'INVALID_REQUEST',

@@ -12,7 +12,7 @@ import { firstTickAfter } from '../core/schedule.js';
 import type { ControlStore, JobRecord, JobStatus, RunRecord, RunTrigger } from '../store/port.js';
 import { EmbeddingProviderError } from '../embeddings/errors.js';
 import { PermanentSyncError, RunCancelled } from '../sync/errors.js';
-import { executeSync, type SyncDeps } from '../sync/run-sync.js';
+import { executeSync, type SyncDeps, type SyncOptions } from '../sync/run-sync.js';
 
 export interface SchedulerOptions {
   /** Runs this process executes at once. */
@@ -135,11 +135,11 @@ export class Scheduler {
   }
 
   /** POST /jobs/{job}/run: a manual run now; 409 while one is in progress. */
-  async runNow(job: JobRecord): Promise<RunRecord> {
+  async runNow(job: JobRecord, options: SyncOptions = {}): Promise<RunRecord> {
     if (this.active.has(job.id) || job.status === 'running') {
       throw conflict('Job is already running', [`job '${job.name}' has a run in progress; wait for it to finish`]);
     }
-    const started = await this.claim(job.id, 'manual');
+    const started = await this.claim(job.id, 'manual', options);
     if (!started) throw conflict('Job is already running', [`job '${job.name}' has a run in progress`]);
     return started;
   }
@@ -191,7 +191,7 @@ export class Scheduler {
    * records the run and starts it. Scheduled triggers move next_run to the first tick after now,
    * so ticks passing during the run collapse into at most one run right after it.
    */
-  private async claim(jobId: string, trigger: RunTrigger): Promise<RunRecord | null> {
+  private async claim(jobId: string, trigger: RunTrigger, options: SyncOptions = {}): Promise<RunRecord | null> {
     const now = this.clock.now();
     let before: JobStatus | null = null;
     const run: RunRecord = {
@@ -207,6 +207,7 @@ export class Scheduler {
       documentsUnchanged: 0,
       rowsSkipped: 0,
       rowsFailed: 0,
+      documentsDeleted: 0,
       chunksWritten: 0,
       watermarkStart: null,
       watermarkEnd: null,
@@ -230,18 +231,24 @@ export class Scheduler {
     if (!job || before === null) return null;
     const abort = new AbortController();
     const active: ActiveRun = { run, abort, done: Promise.resolve() };
-    active.done = this.execute(job, run, before, abort.signal);
+    active.done = this.execute(job, run, before, abort.signal, options);
     this.active.set(jobId, active);
     this.logger.info({ job: job.name, run: run.id, trigger }, 'run started');
     return run;
   }
 
-  private async execute(job: JobRecord, run: RunRecord, statusBefore: JobStatus, signal: AbortSignal): Promise<void> {
+  private async execute(
+    job: JobRecord,
+    run: RunRecord,
+    statusBefore: JobStatus,
+    signal: AbortSignal,
+    options: SyncOptions,
+  ): Promise<void> {
     // Let claim() register the run before any of its work (and its completion) happens.
     await Promise.resolve();
     let outcome: { status: RunRecord['status']; error: RunRecord['error']; permanent: boolean };
     try {
-      await executeSync(this.sync, job.id, run, signal);
+      await executeSync(this.sync, job.id, run, signal, options);
       outcome = { status: 'succeeded', error: null, permanent: false };
     } catch (err) {
       if (err instanceof RunCancelled || signal.aborted) {

@@ -15,6 +15,7 @@ import {
   ActiveJobLimitError,
   EMPTY_TOTALS,
   type ControlStore,
+  type FailureRecord,
   type JobListQuery,
   type JobRecord,
   type Page,
@@ -39,7 +40,11 @@ export interface JobServiceOptions {
 
 /** Run-now is delegated to the scheduler. */
 export interface RunStarter {
-  runNow(job: JobRecord): Promise<RunRecord>;
+  /**
+   * A manual run now (409 CONFLICT while one is in progress). `retryFailures`: the run first reads
+   * the job's failed rows again by key (POST /jobs/{job}/failures/retry), then goes on as usual.
+   */
+  runNow(job: JobRecord, options?: { retryFailures?: boolean }): Promise<RunRecord>;
 }
 
 export class JobService {
@@ -108,6 +113,7 @@ export class JobService {
           metadata: ok('metadata_columns') ? (input.metadata_columns as string[]) : undefined,
           filter: str('filter_column'),
           lookback: ok('lookback') ? (input.lookback as string | number) : undefined,
+          softDelete: ok('soft_delete_column') ? (input.soft_delete_column as string | null) : undefined,
         },
         problems,
       );
@@ -139,6 +145,8 @@ export class JobService {
       backfill: data.backfill ?? true,
       lookbackSeconds: columns.lookbackSeconds,
       batchSize: data.batch_size ?? DEFAULT_BATCH_SIZE,
+      deletes: data.deletes ?? 'reconcile',
+      softDeleteColumn: data.soft_delete_column ?? null,
       status: placement.status,
       statusReason: null,
       nextRunMs: placement.nextRunMs,
@@ -197,8 +205,8 @@ export class JobService {
       checkWindow(startMs, endMs, problems);
     }
 
-    const touchesColumns = ['content_columns', 'metadata_columns', 'filter_column', 'lookback'].some(ok);
-    if (job.status === 'running' && (touchesColumns || ok('batch_size'))) {
+    const touchesColumns = ['content_columns', 'metadata_columns', 'filter_column', 'lookback', 'soft_delete_column'].some(ok);
+    if (job.status === 'running' && (touchesColumns || ok('batch_size') || ok('deletes'))) {
       // A run reads with the columns it started with; changing them under it would mix two shapes.
       throw conflict('Job is running', [
         `job '${job.name}' has a run in progress; pause it (the run stops at its next batch) or wait, then change its columns`,
@@ -221,6 +229,7 @@ export class JobService {
               : (str('filter_column') ?? job.filterColumn) === job.filterColumn
                 ? job.lookbackSeconds
                 : undefined,
+            softDelete: ok('soft_delete_column') ? (input.soft_delete_column as string | null) : undefined,
           },
           problems,
         );
@@ -243,6 +252,10 @@ export class JobService {
             next.intervalMs = schedule.interval.ms;
           }
           if (data.batch_size !== undefined) next.batchSize = data.batch_size;
+          if (data.deletes !== undefined) next.deletes = data.deletes;
+          // A new mark needs no re-read: reconciliation removes the rows it marks and brings back
+          // the rows it no longer marks.
+          if (data.soft_delete_column !== undefined) next.softDeleteColumn = data.soft_delete_column;
           const changed = (a: string[], b: string[]) => a.length !== b.length || a.some((x, i) => x !== b[i]);
           if (
             (data.content_columns && changed(data.content_columns, current.contentColumns)) ||
@@ -358,6 +371,25 @@ export class JobService {
     return this.runner.runNow(job);
   }
 
+  /** The job's failed rows, by document id (API.md, "Failed rows"). */
+  async failures(
+    accountId: string,
+    idOrName: string,
+    page: { limit: number; cursor: string | null },
+  ): Promise<Page<FailureRecord>> {
+    const job = await this.get(accountId, idOrName);
+    return this.store.listFailures(job.id, page);
+  }
+
+  /** POST /jobs/{job}/failures/retry: a manual run that reads the failed rows again first. */
+  async retryFailures(accountId: string, idOrName: string): Promise<RunRecord> {
+    const job = await this.get(accountId, idOrName);
+    if ((await this.store.countFailures(job.id)) === 0) {
+      throw conflict('No failed rows to retry', [`job '${job.name}' has no failed rows`]);
+    }
+    return this.runner.runNow(job, { retryFailures: true });
+  }
+
   async runs(
     accountId: string,
     idOrName: string,
@@ -423,7 +455,7 @@ interface CheckedColumns {
 function checkColumns(
   source: ResolvedSource,
   sourceTable: string,
-  input: { content?: string[]; metadata?: string[]; filter?: string; lookback?: string | number },
+  input: { content?: string[]; metadata?: string[]; filter?: string; lookback?: string | number; softDelete?: string | null },
   problems: Problem[],
 ): CheckedColumns | null {
   const before = problems.length;
@@ -439,6 +471,9 @@ function checkColumns(
       seen.add(name);
       checkColumn(source.table, sourceTable, field, name, problems);
     }
+  }
+  if (typeof input.softDelete === 'string') {
+    checkColumn(source.table, sourceTable, 'soft_delete_column', input.softDelete, problems);
   }
   const filter =
     input.filter === undefined

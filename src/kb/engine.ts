@@ -3,7 +3,6 @@
  * The sync run writes through `upsertDocuments` (its DocumentSink); the API uses the rest.
  */
 import { splitText } from '../core/chunking.js';
-import type { RowDocument } from '../core/documents.js';
 import { AppError, problemsToError } from '../core/errors.js';
 import { contentHash } from '../core/hash.js';
 import { QueryBody, UpsertDocumentsBody } from '../core/schemas.js';
@@ -12,7 +11,7 @@ import { EmbeddingProviderError } from '../embeddings/errors.js';
 import type { EmbeddingConfig, EmbeddingProvider } from '../embeddings/port.js';
 import type { KnowledgeBaseRecord } from '../store/port.js';
 import type { DocumentInput, Metadata, MetadataFilter, SearchHit, StoredDocument, VectorStore } from '../store/vector-port.js';
-import type { DocumentSink, UpsertCounts } from '../sync/run-sync.js';
+import type { DocumentSink, SyncedDocument, UpsertCounts } from '../sync/run-sync.js';
 import type { KnowledgeBaseHooks, KnowledgeBaseRegistry } from './registry.js';
 import { fuse, keywordRelevance, semanticRelevance } from './relevance.js';
 
@@ -83,19 +82,44 @@ export class KnowledgeBaseEngine implements DocumentSink {
     return this.vectors.counts(record.id);
   }
 
-  /** The sync run's sink: one batch, atomic; unchanged content is not re-embedded. */
-  async upsertDocuments(kb: KnowledgeBaseRecord, docs: RowDocument[], signal?: AbortSignal): Promise<UpsertCounts> {
+  /**
+   * The sync run's sink: one batch, atomic; unchanged content is not re-embedded. A document that
+   * cannot be written on its own account (longer than KBSYNC_MAX_DOCUMENT_CHARS, or an input the
+   * provider refuses) is reported in `failed` and the rest of the batch is written; a provider that
+   * cannot be used at all (unreachable, rate-limited, wrong key or model) still throws.
+   */
+  async upsertDocuments(kb: KnowledgeBaseRecord, docs: SyncedDocument[], signal?: AbortSignal): Promise<UpsertCounts> {
+    return this.write(kb, docs, { isolate: true, ...(signal ? { signal } : {}) });
+  }
+
+  /** `isolate: false` (the documents API): any failure fails the whole call, nothing is written. */
+  private async write(
+    kb: KnowledgeBaseRecord,
+    docs: SyncedDocument[],
+    options: { isolate: boolean; signal?: AbortSignal },
+  ): Promise<UpsertCounts> {
     const counts: UpsertCounts = { added: 0, updated: 0, unchanged: 0, chunksWritten: 0 };
     if (docs.length === 0) return counts;
-    const stored = await this.vectors.getContentHashes(kb.id, docs.map((d) => d.id));
-    const toEmbed: Array<{ doc: RowDocument; hash: string; isNew: boolean }> = [];
+    const failed: Array<{ id: string; reason: string }> = [];
+    const limit = this.options.maxDocumentChars;
+    const writable = docs.filter((doc) => {
+      if (doc.content.length <= limit) return true;
+      failed.push({
+        id: doc.id,
+        reason: `content has ${doc.content.length} characters; the limit is ${limit} (KBSYNC_MAX_DOCUMENT_CHARS)`,
+      });
+      return false;
+    });
+    const stored =
+      writable.length === 0 ? new Map<string, string>() : await this.vectors.getContentHashes(kb.id, writable.map((d) => d.id));
+    const toEmbed: Array<{ doc: SyncedDocument; hash: string; isNew: boolean }> = [];
     const metadataOnly: Array<{ id: string; contentHash: string; metadata: Metadata }> = [];
-    for (const doc of docs) {
+    for (const doc of writable) {
       const hash = documentHash(doc.content, doc.metadata);
       const previous = stored.get(doc.id);
       if (previous === hash.full) counts.unchanged++;
       else if (previous !== undefined && previous.split('.')[0] === hash.content) {
-        metadataOnly.push({ id: doc.id, contentHash: hash.full, metadata: doc.metadata });
+        metadataOnly.push({ id: doc.id, contentHash: hash.full, metadata: doc.metadata, ...keyHashOf(doc) });
       } else toEmbed.push({ doc, hash: hash.full, isNew: previous === undefined });
     }
 
@@ -104,12 +128,19 @@ export class KnowledgeBaseEngine implements DocumentSink {
       const chunked = toEmbed.map(({ doc }) =>
         splitText(doc.content, { chunkSize: kb.chunking.chunk_size, chunkOverlap: kb.chunking.chunk_overlap }),
       );
-      const texts = chunked.flat().map((c) => c.text);
-      const vectors = texts.length === 0 ? [] : await this.provider(kb).embed(texts, signal ? { signal } : undefined);
-      let next = 0;
+      const embedded = await embedPerDocument(
+        this.provider(kb),
+        chunked.map((chunks) => chunks.map((c) => c.text)),
+        options,
+      );
       toEmbed.forEach(({ doc, hash, isNew }, i) => {
-        const chunks = chunked[i]!.map((c) => ({ index: c.index, text: c.text, embedding: vectors[next++]! }));
-        inputs.push({ id: doc.id, content: doc.content, contentHash: hash, metadata: doc.metadata, chunks });
+        const vectors = embedded[i]!;
+        if (!Array.isArray(vectors)) {
+          failed.push({ id: doc.id, reason: vectors.refused });
+          return;
+        }
+        const chunks = chunked[i]!.map((c, k) => ({ index: c.index, text: c.text, embedding: vectors[k]! }));
+        inputs.push({ id: doc.id, content: doc.content, contentHash: hash, metadata: doc.metadata, chunks, ...keyHashOf(doc) });
         counts.chunksWritten += chunks.length;
         if (isNew) counts.added++;
         else counts.updated++;
@@ -119,6 +150,7 @@ export class KnowledgeBaseEngine implements DocumentSink {
     if (inputs.length > 0 || metadataOnly.length > 0) {
       counts.updated += await this.vectors.upsertDocuments(kb.id, inputs, metadataOnly);
     }
+    if (failed.length > 0) counts.failed = failed;
     return counts;
   }
 
@@ -141,7 +173,7 @@ export class KnowledgeBaseEngine implements DocumentSink {
     if (details.length > 0) throw new AppError('INVALID_REQUEST', 'Invalid documents', details);
     const docs = parsed.data.documents.map((d) => ({ id: d.id, content: d.content, metadata: (d.metadata ?? {}) as Metadata }));
     try {
-      return await this.upsertDocuments(kb, docs);
+      return await this.write(kb, docs, { isolate: false });
     } catch (err) {
       throw providerFailure(err);
     }
@@ -234,6 +266,79 @@ function presentDocument(d: StoredDocument) {
   return { id: d.id, content: d.content, metadata: d.metadata, chunk_count: d.chunkCount, updated_at: d.updatedAt };
 }
 
+/** A tiny input any working provider embeds: tells "this input is refused" from "everything is". */
+const PROBE_TEXT = 'kbsync probe';
+
+/**
+ * The provider refused the request for what it contains (400, 413, 422…): final (not retryable),
+ * and not a key, permission or model problem (401, 403, 404), which no row can be blamed for.
+ */
+function isRefusal(err: unknown): err is EmbeddingProviderError {
+  return (
+    err instanceof EmbeddingProviderError &&
+    !err.retryable &&
+    err.status !== undefined &&
+    err.status >= 400 &&
+    err.status < 500 &&
+    err.status !== 401 &&
+    err.status !== 403 &&
+    err.status !== 404
+  );
+}
+
+/**
+ * The vectors of each document's texts, in one embed call when the provider takes them all. With
+ * `isolate`, a refusal does not fail the batch: if the provider still embeds a probe text, the
+ * batch is bisected until each refused document stands alone (about 2·log2(n) calls per refused
+ * document), and those come back as `{ refused: reason }`. If the provider refuses the probe too,
+ * its configuration (model, dimensions…) is at fault, not the rows, and the refusal is thrown.
+ */
+async function embedPerDocument(
+  provider: EmbeddingProvider,
+  texts: string[][],
+  options: { isolate: boolean; signal?: AbortSignal },
+): Promise<Array<Float32Array[] | { refused: string }>> {
+  const embedOptions = options.signal ? { signal: options.signal } : undefined;
+  const out: Array<Float32Array[] | { refused: string }> = new Array(texts.length);
+  const embedInto = async (docs: number[]): Promise<void> => {
+    const flat = docs.flatMap((i) => texts[i]!);
+    const vectors = flat.length === 0 ? [] : await provider.embed(flat, embedOptions);
+    let next = 0;
+    for (const i of docs) out[i] = texts[i]!.map(() => vectors[next++]!);
+  };
+  const all = texts.map((_, i) => i);
+  let refusal: EmbeddingProviderError;
+  try {
+    await embedInto(all);
+    return out;
+  } catch (err) {
+    if (!options.isolate || !isRefusal(err)) throw err;
+    refusal = err;
+  }
+  try {
+    await provider.embed([PROBE_TEXT], embedOptions);
+  } catch (err) {
+    throw isRefusal(err) ? refusal : err;
+  }
+  const bisect = async (docs: number[], err: EmbeddingProviderError): Promise<void> => {
+    if (docs.length === 1) {
+      out[docs[0]!] = { refused: `the embedding provider refused this document: ${err.message}` };
+      return;
+    }
+    const mid = docs.length >> 1;
+    for (const half of [docs.slice(0, mid), docs.slice(mid)]) {
+      try {
+        await embedInto(half);
+      } catch (e) {
+        if (!isRefusal(e)) throw e;
+        await bisect(half, e);
+      }
+    }
+  };
+  await bisect(all, refusal);
+  return out;
+}
+
 /** A provider that refuses or cannot be reached is the caller's configuration problem, not a 500. */
 function providerFailure(err: unknown): unknown {
   if (err instanceof EmbeddingProviderError) {
@@ -245,4 +350,9 @@ function providerFailure(err: unknown): unknown {
     );
   }
   return err;
+}
+
+/** A synced row's key hash travels with its document (delete reconciliation finds it by that). */
+function keyHashOf(doc: { keyHash?: string }): { keyHash?: string } {
+  return doc.keyHash === undefined ? {} : { keyHash: doc.keyHash };
 }

@@ -26,6 +26,13 @@ export interface ColumnInfo {
   type: string;
   kind: ColumnKind;
   nullable: boolean;
+  /**
+   * Set by the adapter when rows cannot be read in keyset order on this column: the engine's
+   * ORDER BY and its comparison with a bound value disagree (MySQL ENUM and SET sort by member
+   * position but compare as strings), so `(f, k) > (…)` would skip rows. Holds the reason, shown
+   * to the user; such a column is refused as a key or filter column. Absent: orderable.
+   */
+  unorderable?: string;
 }
 
 export interface TableRef {
@@ -87,7 +94,46 @@ export interface SourceConnector {
    * Integer and numeric columns subtract `seconds` as a plain number.
    */
   lookbackFrom(table: TableRef, filterColumn: string, value: string, seconds: number): Promise<string | null>;
+  /**
+   * Delete reconciliation (SEMANTICS.md, "Deletes"): the rows in scope, grouped into buckets by
+   * the first `digits` hex digits of the MD5 of their key (core/hash.ts keyHash), computed inside
+   * the source. Only buckets under one of `within` (prefixes of fewer digits) when given.
+   */
+  keyBuckets(req: KeyScopeRequest & { digits: number; within: string[] | null }): Promise<KeyBucket[]>;
+  /** Keys (text form) of the rows in scope whose key hash starts with one of `buckets`. */
+  keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]>;
+  /** The rows with these keys (text form) and a non-NULL filter value, in no particular order. */
+  readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]>;
   close(): Promise<void>;
+}
+
+/** Which rows a reconciliation compares with the knowledge base. */
+export interface KeyScopeRequest {
+  table: TableRef;
+  keyColumns: string[];
+  /** Rows whose soft-delete column marks them deleted are out of scope. */
+  softDeleteColumn: string | null;
+  /**
+   * Only rows after this position in (filter, key) order (a `backfill: false` job never synced
+   * the rows before it); null: every row, whatever its filter value.
+   */
+  after: { filterColumn: string; position: KeysetPosition } | null;
+}
+
+export interface KeyBucket {
+  /** Hex prefix of the key hashes in the bucket. */
+  bucket: string;
+  count: number;
+  /** Sum of the keys' 32-bit hash terms (core/hash.ts keyHashTerm), as decimal digits. */
+  sum: string;
+}
+
+export interface ReadByKeysRequest {
+  table: TableRef;
+  columns: string[];
+  filterColumn: string;
+  keyColumns: string[];
+  keys: string[][];
 }
 
 /** Connection parameters as registered (API.md, "Databases"). */

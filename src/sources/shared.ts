@@ -4,7 +4,18 @@
  * messages. Nothing here knows a driver.
  */
 import { AppError } from '../core/errors.js';
-import type { ColumnInfo, KeysetPosition, ReadBatchRequest, SourceRow, TableInfo, TableRef } from './port.js';
+import type {
+  ColumnInfo,
+  ColumnKind,
+  KeyBucket,
+  KeyScopeRequest,
+  KeysetPosition,
+  ReadBatchRequest,
+  ReadByKeysRequest,
+  SourceRow,
+  TableInfo,
+  TableRef,
+} from './port.js';
 
 /** Introspected column plus what an adapter needs to bind a value of it (a cast, an affinity). */
 export interface ResolvedColumn<Extra> {
@@ -127,6 +138,28 @@ export interface KeysetDialect<Extra> {
   boundLeadingColumn: boolean;
   /** `LIMIT` clause for a validated positive integer. */
   limit(n: number, params: unknown[]): string;
+  /**
+   * A test true only for a real NULL in `expr`, where `expr IS NULL` is not one (MariaDB/MySQL
+   * match zero dates with IS NULL on a NOT NULL DATE/DATETIME column). Default `expr IS NULL`.
+   */
+  isNull?(expr: string, column: ResolvedColumn<Extra>): string;
+  /**
+   * SQL for the MD5 (32 lower-case hex digits) of a key's hash input (core/hash.ts
+   * keyHashInput), from each key column's text-form expression (`textOf`).
+   */
+  keyHash(texts: string[]): string;
+  /** SQL for the unsigned 32-bit number of 8 hex digits (`hex8` is an expression). */
+  hex32(hex8: string): string;
+  /** A plain placeholder for a text value (no cast). */
+  param(value: string, params: unknown[]): string;
+}
+
+/** keyHash for engines with an MD5 function and a variadic CONCAT (PostgreSQL, MySQL). */
+export function md5KeyHash(md5: string, charLength: string): (texts: string[]) => string {
+  return (texts) =>
+    texts.length === 1
+      ? `${md5}(${texts[0]})`
+      : `${md5}(CONCAT(${texts.map((t) => `${charLength}(${t}), ':', ${t}`).join(', ')}))`;
 }
 
 /**
@@ -159,16 +192,10 @@ export function buildKeysetQuery<Extra>(
   const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
   const select = [...valueColumns.map(ref), ...order.map((c) => d.textOf(ref(c), col(c)))];
   const f = ref(req.filterColumn);
-  const rowOf = (names: string[]): string => `(${names.map(ref).join(', ')})`;
   const where = [`${f} IS NOT NULL`];
 
   const compareRow = (op: '>' | '<=', pos: KeysetPosition): void => {
-    const values = [pos.filter, ...pos.key];
-    if (d.boundLeadingColumn && order.length > 1) {
-      where.push(`${f} ${op === '>' ? '>=' : '<='} ${d.bind(col(req.filterColumn), pos.filter, params)}`);
-    }
-    const bound = order.map((name, i) => d.bind(col(name), values[i]!, params));
-    where.push(`${rowOf(order)} ${op} (${bound.join(', ')})`);
+    where.push(...positionBound(d, table, req.filterColumn, req.keyColumns, op, pos, params));
   };
 
   if (req.from !== null && 'after' in req.from) compareRow('>', req.from.after);
@@ -179,6 +206,177 @@ export function buildKeysetQuery<Extra>(
   const sql =
     `SELECT ${select.join(', ')} FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} WHERE ${where.join(' AND ')} ` +
     `ORDER BY ${order.map(ref).join(', ')} ${d.limit(req.limit, params)}`;
+  return { sql, params, valueColumns };
+}
+
+/** `(f, k...) op (bound...)`, plus the leading-column repeat some dialects need for an index range. */
+function positionBound<Extra>(
+  d: KeysetDialect<Extra>,
+  table: ResolvedTable<Extra>,
+  filterColumn: string,
+  keyColumns: string[],
+  op: '>' | '<=',
+  pos: KeysetPosition,
+  params: unknown[],
+): string[] {
+  const col = (name: string): ResolvedColumn<Extra> => table.columns.get(name)!;
+  const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
+  const order = [filterColumn, ...keyColumns];
+  const values = [pos.filter, ...pos.key];
+  const parts: string[] = [];
+  if (d.boundLeadingColumn && order.length > 1) {
+    parts.push(`${ref(filterColumn)} ${op === '>' ? '>=' : '<='} ${d.bind(col(filterColumn), pos.filter, params)}`);
+  }
+  const bound = order.map((name, i) => d.bind(col(name), values[i]!, params));
+  parts.push(`(${order.map(ref).join(', ')}) ${op} (${bound.join(', ')})`);
+  return parts;
+}
+
+/**
+ * The soft-delete mark (API.md, `soft_delete_column`): a value that is not NULL and not
+ * false/0 marks the row deleted. `isMarkedDeleted` is the same rule for a value already read.
+ */
+function notMarkedDeleted(expr: string, kind: ColumnKind): string {
+  switch (kind) {
+    case 'boolean':
+      return `${expr} IS NOT TRUE`;
+    case 'integer':
+    case 'numeric':
+      return `(${expr} IS NULL OR ${expr} = 0)`;
+    case 'text':
+      return `(${expr} IS NULL OR ${expr} IN ('0', 'false'))`;
+    default:
+      return `${expr} IS NULL`;
+  }
+}
+
+export function isMarkedDeleted(value: unknown): boolean {
+  if (value === null || value === undefined) return false;
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'number') return value !== 0;
+  if (typeof value === 'bigint') return value !== 0n;
+  if (typeof value === 'string') return !(value === '0' || value === 'false' || /^0+(\.0*)?$/.test(value));
+  return true;
+}
+
+/** The WHERE conditions of a reconciliation's scope, plus the key-hash expression. */
+function keyScope<Extra>(
+  d: KeysetDialect<Extra>,
+  table: ResolvedTable<Extra>,
+  req: KeyScopeRequest,
+  params: unknown[],
+): { where: string[]; hash: string } {
+  const col = (name: string): ResolvedColumn<Extra> => table.columns.get(name)!;
+  const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
+  const where: string[] = [];
+  if (req.softDeleteColumn !== null) {
+    where.push(notMarkedDeleted(ref(req.softDeleteColumn), col(req.softDeleteColumn).info.kind));
+  }
+  if (req.after !== null) {
+    where.push(`${ref(req.after.filterColumn)} IS NOT NULL`);
+    where.push(...positionBound(d, table, req.after.filterColumn, req.keyColumns, '>', req.after.position, params));
+  }
+  const hash = d.keyHash(req.keyColumns.map((k) => d.textOf(ref(k), col(k))));
+  return { where: where.length === 0 ? ['1 = 1'] : where, hash };
+}
+
+/** Every column a reconciliation request names (checked against the table before use). */
+export function scopeColumns(req: KeyScopeRequest): string[] {
+  return [
+    ...req.keyColumns,
+    ...(req.softDeleteColumn === null ? [] : [req.softDeleteColumn]),
+    ...(req.after === null ? [] : [req.after.filterColumn]),
+  ];
+}
+
+function hexDigits(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 1 || n > 32) throw new AppError('INVALID_REQUEST', `key-hash digits must be 1-32, got ${String(n)}`);
+  return n;
+}
+
+/** Prefix lists longer than this are filtered after the query instead of bound into it. */
+const MAX_BOUND_PREFIXES = 1000;
+
+/**
+ * `SELECT bucket, count, sum FROM (SELECT md5(key) ...) GROUP BY bucket`: one pass over the
+ * table's keys inside the source; only the aggregates travel.
+ */
+export function buildKeyBucketsQuery<Extra>(
+  d: KeysetDialect<Extra>,
+  table: ResolvedTable<Extra>,
+  req: KeyScopeRequest & { digits: number; within: string[] | null },
+): { sql: string; params: unknown[]; filterAfter: Set<string> | null } {
+  const digits = hexDigits(req.digits);
+  const params: unknown[] = [];
+  const scope = keyScope(d, table, req, params);
+  let outer = '';
+  let filterAfter: Set<string> | null = null;
+  if (req.within !== null && req.within.length > 0) {
+    const width = hexDigits(req.within[0]!.length);
+    if (req.within.length <= MAX_BOUND_PREFIXES && req.within.every((p) => p.length === width && /^[0-9a-f]+$/.test(p))) {
+      outer = `WHERE substr(h, 1, ${width}) IN (${req.within.map((p) => d.param(p, params)).join(', ')})`;
+    } else {
+      filterAfter = new Set(req.within);
+    }
+  }
+  const sql =
+    `SELECT substr(h, 1, ${digits}) AS b, count(*) AS n, sum(${d.hex32('substr(h, 25, 8)')}) AS s ` +
+    `FROM (SELECT ${scope.hash} AS h FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} WHERE ${scope.where.join(' AND ')}) kbsync_keys ` +
+    `${outer} GROUP BY substr(h, 1, ${digits})`;
+  return { sql, params, filterAfter };
+}
+
+/** Turns the rows of a key-bucket query into KeyBuckets. */
+export function toKeyBuckets(rows: unknown[][], filterAfter: Set<string> | null, toText: (v: unknown) => string): KeyBucket[] {
+  const buckets = rows.map((r) => ({ bucket: toText(r[0]), count: Number(r[1]), sum: BigInt(toText(r[2]).replace(/\.0*$/, '')).toString() }));
+  if (filterAfter === null) return buckets;
+  const width = [...filterAfter][0]?.length ?? 0;
+  return buckets.filter((b) => filterAfter.has(b.bucket.slice(0, width)));
+}
+
+/** The text-form keys of the rows in scope whose key hash starts with one of `buckets`. */
+export function buildKeysInBucketsQuery<Extra>(
+  d: KeysetDialect<Extra>,
+  table: ResolvedTable<Extra>,
+  req: KeyScopeRequest & { buckets: string[] },
+): { sql: string; params: unknown[] } {
+  const width = hexDigits(req.buckets[0]?.length ?? 0);
+  if (!req.buckets.every((b) => b.length === width && /^[0-9a-f]+$/.test(b))) {
+    throw new AppError('INVALID_REQUEST', 'key buckets must be hex prefixes of one length');
+  }
+  const params: unknown[] = [];
+  const scope = keyScope(d, table, req, params);
+  const col = (name: string): ResolvedColumn<Extra> => table.columns.get(name)!;
+  const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
+  const prefixes = req.buckets.map((b) => d.param(b, params)).join(', ');
+  const sql =
+    `SELECT ${req.keyColumns.map((k) => d.textOf(ref(k), col(k))).join(', ')} FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} ` +
+    `WHERE ${scope.where.join(' AND ')} AND substr(${scope.hash}, 1, ${width}) IN (${prefixes})`;
+  return { sql, params };
+}
+
+/** Rows by key: the keyset query's select list, `WHERE key IN (...)` (or ORs of composite equalities). */
+export function buildReadByKeysQuery<Extra>(
+  d: KeysetDialect<Extra>,
+  table: ResolvedTable<Extra>,
+  req: ReadByKeysRequest,
+): KeysetQuery {
+  const col = (name: string): ResolvedColumn<Extra> => table.columns.get(name)!;
+  const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
+  const order = [req.filterColumn, ...req.keyColumns];
+  const valueColumns = [...new Set([...req.columns, ...order])];
+  const params: unknown[] = [];
+  const select = [...valueColumns.map(ref), ...order.map((c) => d.textOf(ref(c), col(c)))];
+  for (const key of req.keys) checkPosition({ filter: '', key }, req.keyColumns, 'keys');
+  const match =
+    req.keyColumns.length === 1
+      ? `${ref(req.keyColumns[0]!)} IN (${req.keys.map((k) => d.bind(col(req.keyColumns[0]!), k[0]!, params)).join(', ')})`
+      : req.keys
+          .map((k) => `(${req.keyColumns.map((c, i) => `${ref(c)} = ${d.bind(col(c), k[i]!, params)}`).join(' AND ')})`)
+          .join(' OR ');
+  const sql =
+    `SELECT ${select.join(', ')} FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} ` +
+    `WHERE ${ref(req.filterColumn)} IS NOT NULL AND (${match})`;
   return { sql, params, valueColumns };
 }
 
@@ -208,7 +406,9 @@ export function toSourceRows(
 
 /** Rows whose filter value is NULL (reported as skipped): the same statement in every dialect. */
 export function buildCountNullQuery<Extra>(d: KeysetDialect<Extra>, table: ResolvedTable<Extra>, column: string): string {
-  return `SELECT count(*) FROM ${d.table(table.info)} WHERE ${d.quote(column)} IS NULL`;
+  const expr = d.quote(column);
+  const test = d.isNull ? d.isNull(expr, table.columns.get(column)!) : `${expr} IS NULL`;
+  return `SELECT count(*) FROM ${d.table(table.info)} WHERE ${test}`;
 }
 
 /** `SELECT text(f), text(k)... ORDER BY f DESC, k DESC LIMIT 1`: the last position. */
@@ -253,13 +453,17 @@ export function ceilUnits(seconds: number, unitSeconds: number): bigint {
   return BigInt(Math.ceil(x - Math.max(1, Math.abs(x)) * 1e-12));
 }
 
-/** Integer filter minus seconds, exact for integers beyond 2^53. */
-export function subtractInteger(value: string, seconds: number): string {
+/**
+ * Integer filter minus seconds, exact for integers beyond 2^53, and never below `min` (the
+ * column type's smallest value, e.g. 0 for an unsigned column, where a negative bound would wrap).
+ */
+export function subtractInteger(value: string, seconds: number, min?: bigint): string {
   const v = value.trim();
   if (!/^[+-]?\d+$/.test(v)) {
     throw new AppError('INVALID_REQUEST', `lookback: ${JSON.stringify(value)} is not an integer`);
   }
-  return (BigInt(v) - ceilUnits(seconds, 1)).toString();
+  const result = BigInt(v) - ceilUnits(seconds, 1);
+  return (min !== undefined && result < min ? min : result).toString();
 }
 
 /**

@@ -30,6 +30,8 @@ export interface KnowledgeBaseRecord {
   createdAt: number;
 }
 
+export type DeletesMode = 'reconcile' | 'off';
+
 export type JobStatus = 'scheduled' | 'running' | 'paused' | 'completed' | 'failed';
 export const ACTIVE_JOB_STATUSES: readonly JobStatus[] = ['scheduled', 'running', 'paused'];
 
@@ -43,6 +45,8 @@ export interface JobTotals {
   documents_added: number;
   documents_updated: number;
   documents_unchanged: number;
+  /** Documents removed because their row was deleted (or soft-deleted) at the source. */
+  documents_deleted: number;
   rows_skipped: number;
   rows_failed: number;
   chunks_written: number;
@@ -55,6 +59,7 @@ export const EMPTY_TOTALS: JobTotals = Object.freeze({
   documents_added: 0,
   documents_updated: 0,
   documents_unchanged: 0,
+  documents_deleted: 0,
   rows_skipped: 0,
   rows_failed: 0,
   chunks_written: 0,
@@ -99,6 +104,16 @@ export interface JobRecord {
   watermark: Watermark | null;
   /** False until the first run has placed the watermark (matters for backfill: false). */
   started: boolean;
+  /** `reconcile` (absent in jobs stored before deletes existed): deleted rows leave the knowledge base; `off`: they stay. */
+  deletes?: DeletesMode;
+  /** A column whose value, when not NULL and not false/0, marks the row deleted (null: none). */
+  softDeleteColumn?: string | null;
+  /**
+   * For `backfill: false`: the position the first run started from, in the order of
+   * `filterColumn`; reconciliation compares only the rows after it (the rows before were never
+   * synced). Null: every row. Absent: a job started before this was recorded.
+   */
+  reconcileFrom?: { filterColumn: string; position: Watermark | null };
   totals: JobTotals;
   lastRun: RunSummary | null;
   createdAt: number;
@@ -131,6 +146,8 @@ export interface RunRecord {
   documentsUnchanged: number;
   rowsSkipped: number;
   rowsFailed: number;
+  /** Absent in runs stored before deletes existed. */
+  documentsDeleted?: number;
   chunksWritten: number;
   watermarkStart: Watermark | null;
   watermarkEnd: Watermark | null;
@@ -151,6 +168,24 @@ export interface JobListQuery {
 }
 
 export type CreateJobOutcome = { ok: true } | { ok: false; reason: 'duplicate' | 'limit' };
+
+/** A source row a run could not turn into a document or embed (API.md, "Failed rows"). */
+export interface FailureInput {
+  /** The document id the row maps to (core/documents.ts documentIdFromKey). */
+  docId: string;
+  /** The row's key values in the source's text form, so a retry can read the row again. */
+  key: string[];
+  /** Why, in words the user can act on (never a secret). */
+  reason: string;
+}
+
+export interface FailureRecord extends FailureInput {
+  jobId: string;
+  firstFailedAt: number;
+  lastFailedAt: number;
+  /** Runs that failed this row, the first included. */
+  attempts: number;
+}
 
 export interface ControlStore {
   insertDatabase(record: DatabaseRecord): Promise<'ok' | 'duplicate'>;
@@ -204,6 +239,24 @@ export interface ControlStore {
   listRuns(jobId: string, page: { limit: number; cursor: string | null }): Promise<Page<RunRecord>>;
   /** Runs left `running` by a process that died (for recovery at start-up). */
   listRunningRuns(): Promise<RunRecord[]>;
+
+  /**
+   * Failed rows of a job, one per document id. Upserts: a row failing again gets attempts + 1,
+   * `lastFailedAt = now` and the new reason and key, and keeps its `firstFailedAt`. Its own
+   * transaction, apart from the batch's checkpoint (mutateJob): a crash between the two only
+   * means the batch is read and recorded again (at worst one extra attempt is counted). A job
+   * that no longer exists records nothing.
+   */
+  recordFailures(jobId: string, failures: FailureInput[], now: number): Promise<void>;
+  /**
+   * Forgets the failures of these document ids (rows synced since); answers how many were there.
+   * Called for every written batch, so it is one statement whatever the number of ids (up to
+   * 10,000) and cheap when none match.
+   */
+  clearFailures(jobId: string, docIds: string[]): Promise<number>;
+  /** Ordered by document id; the cursor is the last document id of the previous page. */
+  listFailures(jobId: string, page: { limit: number; cursor: string | null }): Promise<Page<FailureRecord>>;
+  countFailures(jobId: string): Promise<number>;
 
   /**
    * A named lease (the scheduler's, so one process schedules per store): granted when free,

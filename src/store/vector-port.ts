@@ -7,10 +7,20 @@
 export type MetadataValue = string | number | boolean | null;
 export type Metadata = Record<string, MetadataValue>;
 
-/** Metadata filter: field -> value (equality) or {in} / {gte, lte} (API.md, query `filter`). */
+/**
+ * Metadata filter: field -> value (equality) or {in, gt, gte, lt, lte} (API.md, query `filter`).
+ * Bounds compare numbers numerically and ISO 8601 times chronologically (sqlite/metadata-filter.ts).
+ */
 export type MetadataFilter = Record<
   string,
-  MetadataValue | { in?: MetadataValue[]; gte?: string | number; lte?: string | number }
+  | MetadataValue
+  | {
+      in?: MetadataValue[];
+      gt?: string | number;
+      gte?: string | number;
+      lt?: string | number;
+      lte?: string | number;
+    }
 >;
 
 export interface ChunkInput {
@@ -25,12 +35,27 @@ export interface DocumentInput {
   contentHash: string;
   metadata: Metadata;
   chunks: ChunkInput[];
+  /**
+   * MD5 of the source key (core/hash.ts keyHash) for a document synced from a table row; absent
+   * for documents written through the documents API, which delete reconciliation never touches.
+   */
+  keyHash?: string;
 }
 
 export interface MetadataUpdate {
   id: string;
   contentHash: string;
   metadata: Metadata;
+  /** As DocumentInput.keyHash; fills it in for a document stored before key hashes existed. */
+  keyHash?: string;
+}
+
+/** Synced documents whose key hash starts with `bucket` (delete reconciliation). */
+export interface KeyHashBucket {
+  bucket: string;
+  count: number;
+  /** Sum of the keys' hash terms (core/hash.ts keyHashTerm), as decimal digits. */
+  sum: string;
 }
 
 export interface StoredDocument {
@@ -65,6 +90,22 @@ export interface VectorStore {
    */
   upsertDocuments(kbId: string, docs: DocumentInput[], metadataOnly?: MetadataUpdate[]): Promise<number>;
   deleteDocument(kbId: string, id: string): Promise<boolean>;
+  /** Deletes these documents with their chunks in one transaction; answers how many existed. */
+  deleteDocuments(kbId: string, ids: string[]): Promise<number>;
+  /**
+   * Synced documents (those with a key hash) grouped by the first `digits` hex digits of their
+   * key hash, only under the prefixes `within` when given: the knowledge base's side of delete
+   * reconciliation, answered from an index.
+   */
+  keyHashBuckets(kbId: string, digits: number, within: string[] | null): Promise<KeyHashBucket[]>;
+  /** Ids of the synced documents whose key hash starts with one of `buckets` (all of one length). */
+  documentIdsInKeyBuckets(kbId: string, buckets: string[]): Promise<string[]>;
+  /**
+   * Documents synced before key hashes were stored: ids with a `row_key` metadata entry and no
+   * key hash, at most `limit`. `setKeyHashes` fills them in.
+   */
+  documentsWithoutKeyHash(kbId: string, limit: number): Promise<string[]>;
+  setKeyHashes(kbId: string, hashes: Array<{ id: string; keyHash: string }>): Promise<void>;
   listDocuments(
     kbId: string,
     page: { limit: number; after: string | null },

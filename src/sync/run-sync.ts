@@ -3,30 +3,56 @@
  * on (filter column, key) in bounded batches, turn rows into documents, upsert them into the
  * knowledge base, and only then advance the watermark (a checkpoint per batch).
  */
-import { buildRowDocument, type RowDocument } from '../core/documents.js';
 import type { Clock } from '../core/clock.js';
+import { buildRowDocument, documentIdFromKey, type RowDocument } from '../core/documents.js';
+import { keyHash } from '../core/hash.js';
 import type { DatabaseService } from '../databases/service.js';
-import type { KeysetPosition, SourceConnector, TableInfo } from '../sources/port.js';
+import type { ColumnKind, KeyScopeRequest, KeysetPosition, SourceConnector, SourceRow, TableInfo } from '../sources/port.js';
+import { isMarkedDeleted } from '../sources/shared.js';
 import type { ControlStore, JobRecord, KnowledgeBaseRecord, RunRecord } from '../store/port.js';
+import type { VectorStore } from '../store/vector-port.js';
 import { isTransientSourceError, PermanentSyncError, RunCancelled } from './errors.js';
+import { findKeyDifferences, type KeySide } from './reconcile.js';
 
 export interface UpsertCounts {
   added: number;
   updated: number;
   unchanged: number;
   chunksWritten: number;
+  /** Documents of the batch not written, each with why (too long, refused by the provider); the rest were. */
+  failed?: Array<{ id: string; reason: string }>;
 }
+
+/** A synced row's document, with the hash of its key (delete reconciliation finds it by that). */
+export type SyncedDocument = RowDocument & { keyHash?: string };
 
 /** Where documents go: the knowledge-base engine. */
 export interface DocumentSink {
   /** Upserts one batch atomically; unchanged content is not re-embedded. */
-  upsertDocuments(kb: KnowledgeBaseRecord, docs: RowDocument[], signal?: AbortSignal): Promise<UpsertCounts>;
+  upsertDocuments(kb: KnowledgeBaseRecord, docs: SyncedDocument[], signal?: AbortSignal): Promise<UpsertCounts>;
 }
+
+/** The knowledge base's side of delete reconciliation (the VectorStore answers it). */
+export type KnowledgeBaseKeys = Pick<
+  VectorStore,
+  'keyHashBuckets' | 'documentIdsInKeyBuckets' | 'documentsWithoutKeyHash' | 'setKeyHashes' | 'deleteDocuments'
+>;
+
+export interface SyncOptions {
+  /** Re-read the job's failed rows by key before the incremental read (POST /jobs/{job}/failures/retry). */
+  retryFailures?: boolean;
+}
+
+/** Rows re-read by key (failed rows, rows reconciliation found missing) per source query. */
+const KEYS_PER_READ = 500;
+/** Documents deleted per transaction and checkpoint. */
+const DELETES_PER_BATCH = 500;
 
 export interface SyncDeps {
   store: ControlStore;
   databases: DatabaseService;
   sink: DocumentSink;
+  keys: KnowledgeBaseKeys;
   clock: Clock;
   /** Retries of a failing source read inside the run, with exponential backoff from `retryBaseMs`. */
   readAttempts: number;
@@ -39,7 +65,13 @@ export interface SyncDeps {
  * failures throw PermanentSyncError, cancellation throws RunCancelled, anything else is transient.
  * The caller records the outcome (jobs/scheduler.ts).
  */
-export async function executeSync(deps: SyncDeps, jobId: string, run: RunRecord, signal: AbortSignal): Promise<RunRecord> {
+export async function executeSync(
+  deps: SyncDeps,
+  jobId: string,
+  run: RunRecord,
+  signal: AbortSignal,
+  options: SyncOptions = {},
+): Promise<RunRecord> {
   const job = await deps.store.getJobById(jobId);
   if (!job) throw new RunCancelled('job deleted');
   const kb = await deps.store.getKnowledgeBase(job.accountId, job.kbName);
@@ -50,11 +82,20 @@ export async function executeSync(deps: SyncDeps, jobId: string, run: RunRecord,
   if (!database) {
     throw new PermanentSyncError('DATABASE_MISSING', `database '${job.databaseName}' is no longer registered: register it again, then resume the job`);
   }
-  return deps.databases.withConnector(database, (connector) => new SyncRun(deps, job, kb, connector, run, signal).execute());
+  return deps.databases.withConnector(database, (connector) => new SyncRun(deps, job, kb, connector, run, signal, options).execute());
 }
+
+interface BatchCounts extends UpsertCounts {
+  deleted: number;
+}
+
+const NOTHING: BatchCounts = { added: 0, updated: 0, unchanged: 0, chunksWritten: 0, deleted: 0 };
 
 class SyncRun {
   private job: JobRecord;
+  private kinds: Record<string, ColumnKind> = {};
+  /** Whether the job may have failed rows to clear (checked once; set when a row fails). */
+  private mayHaveFailures = true;
 
   constructor(
     private readonly deps: SyncDeps,
@@ -63,14 +104,18 @@ class SyncRun {
     private readonly source: SourceConnector,
     private readonly run: RunRecord,
     private readonly signal: AbortSignal,
+    private readonly options: SyncOptions,
   ) {
     this.job = job;
   }
 
   async execute(): Promise<RunRecord> {
     const table = await this.checkTable();
+    this.kinds = Object.fromEntries(table.columns.map((c) => [c.name, c.kind]));
     const ref = { schema: table.schema, name: table.name };
     const { filterColumn, keyColumns } = this.job;
+    this.run.documentsDeleted ??= 0;
+    this.mayHaveFailures = (await this.deps.store.countFailures(this.job.id)) > 0;
     this.run.rowsSkipped = await this.withRetry(() => this.source.countNullFilter(ref, filterColumn));
     // The upper bound is fixed now, so a run under constant inserts still ends; rows beyond it
     // are the next run's.
@@ -80,23 +125,26 @@ class SyncRun {
     this.run.watermarkEnd = watermark;
 
     if (!this.job.started && !this.job.backfill) {
-      // backfill: false — like MindsDB's LAST: the first run only places the watermark.
-      await this.checkpoint(until ?? null, { added: 0, updated: 0, unchanged: 0, chunksWritten: 0 }, 0, true);
+      // backfill: false — like MindsDB's LAST: the first run only places the watermark, and
+      // reconciliation will compare only the rows after it.
+      await this.checkpoint(until ?? null, NOTHING, 0, true, { filterColumn, position: until ?? null });
       return this.run;
     }
+    if (this.options.retryFailures && this.mayHaveFailures) await this.retryFailures(table);
     if (until === null) {
-      await this.checkpoint(watermark, { added: 0, updated: 0, unchanged: 0, chunksWritten: 0 }, 0, true);
-      return this.run;
+      await this.checkpoint(watermark, NOTHING, 0, true);
+    } else {
+      // Phase 1, lookback: re-read [watermark − lookback, watermark] for rows that committed late
+      // with an older filter value. The watermark does not move; unchanged rows cost no embedding.
+      if (watermark && this.job.lookbackSeconds > 0) {
+        const from = await this.withRetry(() => this.source.lookbackFrom(ref, filterColumn, watermark.filter, this.job.lookbackSeconds));
+        if (from !== null) await this.readRange(table, { atLeast: from }, watermark, false);
+      }
+      // Phase 2: everything after the watermark up to the bound, checkpointing each batch.
+      await this.readRange(table, watermark ? { after: watermark } : null, until, true);
     }
-
-    // Phase 1, lookback: re-read [watermark − lookback, watermark] for rows that committed late
-    // with an older filter value. The watermark does not move; unchanged rows cost no embedding.
-    if (watermark && this.job.lookbackSeconds > 0) {
-      const from = await this.withRetry(() => this.source.lookbackFrom(ref, filterColumn, watermark.filter, this.job.lookbackSeconds));
-      if (from !== null) await this.readRange(table, { atLeast: from }, watermark, false);
-    }
-    // Phase 2: everything after the watermark up to the bound, checkpointing each batch.
-    await this.readRange(table, watermark ? { after: watermark } : null, until, true);
+    // Phase 3: documents whose row is gone (an empty table included).
+    if ((this.job.deletes ?? 'reconcile') === 'reconcile') await this.reconcile(table);
     return this.run;
   }
 
@@ -106,14 +154,13 @@ class SyncRun {
     until: KeysetPosition,
     advance: boolean,
   ): Promise<void> {
-    const columns = [...new Set([...this.job.contentColumns, ...this.job.metadataColumns])];
     let from = start;
     for (;;) {
       this.throwIfAborted();
       const rows = await this.withRetry(() =>
         this.source.readBatch({
           table: { schema: table.schema, name: table.name },
-          columns,
+          columns: this.readColumns(),
           filterColumn: this.job.filterColumn,
           keyColumns: this.job.keyColumns,
           from,
@@ -122,26 +169,16 @@ class SyncRun {
         }),
       );
       if (rows.length === 0) break;
-      const docs = rows.map((row) =>
-        buildRowDocument(
-          {
-            sourceTable: this.job.sourceTable,
-            contentColumns: this.job.contentColumns,
-            metadataColumns: this.job.metadataColumns,
-            filterColumn: this.job.filterColumn,
-          },
-          { key: row.position.key, filter: row.position.filter, values: row.values },
-        ),
-      );
-      let counts: UpsertCounts;
-      try {
-        counts = await this.deps.sink.upsertDocuments(this.kb, dedupeById(docs), this.signal);
-      } catch (err) {
-        // The batch is not written and the watermark stays before it; the run fails with the
-        // reason, and the next run retries these rows.
-        this.run.rowsFailed += rows.length;
-        throw err;
+      const after = from !== null && 'after' in from ? from.after : null;
+      if (after !== null && rows.some((r) => samePosition(r.position, after))) {
+        // A keyset read must move strictly forward; a source that hands back the position it was
+        // asked to start after would make this loop forever (a key type read inexactly).
+        throw new PermanentSyncError(
+          'KEYSET_STUCK',
+          `reading '${this.job.sourceTable}' after position ${JSON.stringify(after)} returned that position again, so the run cannot move forward; a key or filter column's type is not read exactly — report this with the column types, and change filter_column or the key meanwhile`,
+        );
       }
+      const counts = await this.writeRows(rows);
       const last = rows[rows.length - 1]!.position;
       await this.checkpoint(advance ? last : this.job.watermark, counts, rows.length, advance);
       if (rows.length < this.job.batchSize) break;
@@ -149,16 +186,197 @@ class SyncRun {
     }
   }
 
+  /** Content, metadata and soft-delete columns (key and filter columns are always read). */
+  private readColumns(): string[] {
+    const soft = this.job.softDeleteColumn ?? null;
+    return [...new Set([...this.job.contentColumns, ...this.job.metadataColumns, ...(soft === null ? [] : [soft])])];
+  }
+
+  /**
+   * Turns rows into documents and writes them: soft-deleted rows remove their document, rows
+   * that cannot become a document are recorded as failures (the rest are written), and rows
+   * written clear their earlier failures.
+   */
+  private async writeRows(rows: SourceRow[]): Promise<BatchCounts> {
+    const soft = this.job.softDeleteColumn ?? null;
+    const keyOf = new Map<string, string[]>();
+    const marked: string[] = [];
+    const docs: SyncedDocument[] = [];
+    for (const row of rows) {
+      const id = documentIdFromKey(row.position.key);
+      keyOf.set(id, row.position.key);
+      if (soft !== null && isMarkedDeleted(row.values[soft])) {
+        marked.push(id);
+        continue;
+      }
+      const doc = buildRowDocument(
+        {
+          sourceTable: this.job.sourceTable,
+          contentColumns: this.job.contentColumns,
+          metadataColumns: this.job.metadataColumns,
+          filterColumn: this.job.filterColumn,
+          columnKinds: this.kinds,
+        },
+        { key: row.position.key, filter: row.position.filter, values: row.values },
+      );
+      docs.push({ ...doc, keyHash: keyHash(row.position.key) });
+    }
+    let counts: UpsertCounts;
+    try {
+      counts = await this.deps.sink.upsertDocuments(this.kb, dedupeById(docs), this.signal);
+    } catch (err) {
+      // The batch is not written and the watermark stays before it; the run fails with the
+      // reason, and the next run retries these rows.
+      this.run.rowsFailed += rows.length;
+      throw err;
+    }
+    const deleted = marked.length === 0 ? 0 : await this.deps.keys.deleteDocuments(this.kb.id, [...new Set(marked)]);
+    const failed = counts.failed ?? [];
+    if (failed.length > 0) {
+      this.run.rowsFailed += failed.length;
+      this.mayHaveFailures = true;
+      await this.deps.store.recordFailures(
+        this.job.id,
+        failed.map((f) => ({ docId: f.id, key: keyOf.get(f.id) ?? [f.id], reason: f.reason })),
+        this.deps.clock.now(),
+      );
+    }
+    if (this.mayHaveFailures) {
+      const failedIds = new Set(failed.map((f) => f.id));
+      await this.deps.store.clearFailures(this.job.id, [...keyOf.keys()].filter((id) => !failedIds.has(id)));
+    }
+    return { ...counts, deleted };
+  }
+
+  /** Re-reads the job's failed rows by key and writes them; rows gone from the source are forgotten. */
+  private async retryFailures(table: TableInfo): Promise<void> {
+    const keys: string[][] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await this.deps.store.listFailures(this.job.id, { limit: 1000, cursor });
+      keys.push(...page.items.map((f) => f.key));
+      cursor = page.next;
+    } while (cursor !== null);
+    for (let i = 0; i < keys.length; i += KEYS_PER_READ) {
+      this.throwIfAborted();
+      const chunk = keys.slice(i, i + KEYS_PER_READ);
+      const rows = await this.readByKeys(table, chunk);
+      const found = new Set(rows.map((r) => documentIdFromKey(r.position.key)));
+      const gone = chunk.map(documentIdFromKey).filter((id) => !found.has(id));
+      if (gone.length > 0) await this.deps.store.clearFailures(this.job.id, gone);
+      await this.checkpoint(this.job.watermark, await this.writeRows(rows), rows.length, false);
+    }
+  }
+
+  private readByKeys(table: TableInfo, keys: string[][]): Promise<SourceRow[]> {
+    return this.withRetry(() =>
+      this.source.readByKeys({
+        table: { schema: table.schema, name: table.name },
+        columns: this.readColumns(),
+        filterColumn: this.job.filterColumn,
+        keyColumns: this.job.keyColumns,
+        keys,
+      }),
+    );
+  }
+
+  /**
+   * Phase 3 (SEMANTICS.md, "Deletes"): compares key-hash buckets of the source and the knowledge
+   * base (sync/reconcile.ts), deletes the documents whose row is gone, and writes rows the
+   * knowledge base misses (a row re-inserted with an old filter value, a soft-delete mark cleared
+   * without touching the filter column, a late row beyond the lookback).
+   */
+  private async reconcile(table: TableInfo): Promise<void> {
+    await this.fillKeyHashes();
+    const from = this.job.reconcileFrom;
+    // A backfill: false job that started before its start position was recorded: compare every
+    // row, but never write the old rows it was told to skip.
+    const legacySkip = !this.job.backfill && from === undefined;
+    const scope: KeyScopeRequest = {
+      table: { schema: table.schema, name: table.name },
+      keyColumns: this.job.keyColumns,
+      softDeleteColumn: this.job.softDeleteColumn ?? null,
+      after:
+        from !== undefined && from.position !== null && from.filterColumn === this.job.filterColumn
+          ? { filterColumn: from.filterColumn, position: from.position }
+          : null,
+    };
+    const keyOfId = new Map<string, string[]>();
+    const sourceSide: KeySide = {
+      buckets: (digits, within) => this.withRetry(() => this.source.keyBuckets({ ...scope, digits, within })),
+      ids: async (buckets) =>
+        (await this.withRetry(() => this.source.keysInBuckets({ ...scope, buckets }))).map((key) => {
+          const id = documentIdFromKey(key);
+          keyOfId.set(id, key);
+          return id;
+        }),
+    };
+    const kbSide: KeySide = {
+      buckets: (digits, within) => this.deps.keys.keyHashBuckets(this.kb.id, digits, within),
+      ids: (buckets) => this.deps.keys.documentIdsInKeyBuckets(this.kb.id, buckets),
+    };
+    const diff = await findKeyDifferences(sourceSide, kbSide, { throwIfAborted: () => this.throwIfAborted() });
+
+    for (let i = 0; i < diff.gone.length; i += DELETES_PER_BATCH) {
+      this.throwIfAborted();
+      const ids = diff.gone.slice(i, i + DELETES_PER_BATCH);
+      const deleted = await this.deps.keys.deleteDocuments(this.kb.id, ids);
+      if (this.mayHaveFailures) await this.deps.store.clearFailures(this.job.id, ids);
+      await this.checkpoint(this.job.watermark, { ...NOTHING, deleted }, 0, false);
+    }
+    if (legacySkip || diff.missing.length === 0) return;
+    // Rows that failed wait for POST …/failures/retry instead of being embedded again every run.
+    const failing = this.mayHaveFailures ? await this.failedIds() : new Set<string>();
+    const keys = diff.missing.filter((id) => !failing.has(id)).map((id) => keyOfId.get(id)!);
+    for (let i = 0; i < keys.length; i += KEYS_PER_READ) {
+      this.throwIfAborted();
+      const rows = await this.readByKeys(table, keys.slice(i, i + KEYS_PER_READ));
+      await this.checkpoint(this.job.watermark, await this.writeRows(rows), rows.length, false);
+    }
+  }
+
+  private async failedIds(): Promise<Set<string>> {
+    const ids = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const page = await this.deps.store.listFailures(this.job.id, { limit: 1000, cursor });
+      for (const f of page.items) ids.add(f.docId);
+      cursor = page.next;
+    } while (cursor !== null);
+    return ids;
+  }
+
+  /** Documents synced before key hashes were stored get theirs, from their id (once per document). */
+  private async fillKeyHashes(): Promise<void> {
+    for (;;) {
+      const ids = await this.deps.keys.documentsWithoutKeyHash(this.kb.id, 1000);
+      const hashes = ids.flatMap((id) => {
+        const key = keyFromDocumentId(id, this.job.keyColumns.length);
+        return key === null ? [] : [{ id, keyHash: keyHash(key) }];
+      });
+      if (hashes.length === 0) return;
+      await this.deps.keys.setKeyHashes(this.kb.id, hashes);
+      if (ids.length < 1000) return;
+    }
+  }
+
   /**
    * Records a batch: the watermark (only now that the documents are durable), the run's counters
    * and the job's totals, in one transaction. A pause or delete seen here stops the run.
    */
-  private async checkpoint(watermark: KeysetPosition | null, counts: UpsertCounts, rowsRead: number, advance: boolean): Promise<void> {
+  private async checkpoint(
+    watermark: KeysetPosition | null,
+    counts: BatchCounts,
+    rowsRead: number,
+    advance: boolean,
+    reconcileFrom?: JobRecord['reconcileFrom'],
+  ): Promise<void> {
     const r = this.run;
     r.rowsRead += rowsRead;
     r.documentsAdded += counts.added;
     r.documentsUpdated += counts.updated;
     r.documentsUnchanged += counts.unchanged;
+    r.documentsDeleted = (r.documentsDeleted ?? 0) + counts.deleted;
     r.chunksWritten += counts.chunksWritten;
     if (advance) r.watermarkEnd = watermark;
     let stop = false;
@@ -169,11 +387,13 @@ class SyncRun {
       totals.documents_added += counts.added;
       totals.documents_updated += counts.updated;
       totals.documents_unchanged += counts.unchanged;
+      totals.documents_deleted = (totals.documents_deleted ?? 0) + counts.deleted;
       totals.chunks_written += counts.chunksWritten;
       return {
         ...current,
         watermark: advance ? watermark : current.watermark,
         started: current.started || advance,
+        ...(reconcileFrom !== undefined ? { reconcileFrom } : {}),
         totals,
         updatedAt: this.deps.clock.now(),
       };
@@ -238,8 +458,23 @@ class SyncRun {
  * A batch can hold the same document twice only if a key repeats (never for a real primary
  * key); keep the last so an upsert batch has unique ids.
  */
-function dedupeById(docs: RowDocument[]): RowDocument[] {
-  const byId = new Map<string, RowDocument>();
+function dedupeById<T extends RowDocument>(docs: T[]): T[] {
+  const byId = new Map<string, T>();
   for (const doc of docs) byId.set(doc.id, doc);
   return byId.size === docs.length ? docs : [...byId.values()];
+}
+
+function samePosition(a: KeysetPosition, b: KeysetPosition): boolean {
+  return a.filter === b.filter && a.key.length === b.key.length && a.key.every((k, i) => k === b.key[i]);
+}
+
+/** The key texts a synced document's id was made from (core/documents.ts documentIdFromKey). */
+function keyFromDocumentId(id: string, keyCount: number): string[] | null {
+  if (keyCount === 1) return [id];
+  try {
+    const parts: unknown = JSON.parse(id);
+    return Array.isArray(parts) && parts.length === keyCount && parts.every((p) => typeof p === 'string') ? parts : null;
+  } catch {
+    return null;
+  }
 }

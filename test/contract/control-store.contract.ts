@@ -115,6 +115,7 @@ function fullJob(accountId: string, name: string, over: Partial<JobRecord> = {})
       documents_added: 1002,
       documents_updated: 1003,
       documents_unchanged: 1004,
+      documents_deleted: 1009,
       rows_skipped: 1005,
       rows_failed: 1006,
       chunks_written: 3_000_007,
@@ -1070,6 +1071,122 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
           running.find((r) => r.id === r2.id),
           r2,
         );
+      });
+    });
+
+    // --- failed rows --------------------------------------------------------------------------
+
+    describe('failed rows', () => {
+      let job: JobRecord;
+      let other: JobRecord;
+      beforeEach(async () => {
+        job = fullJob(A, 'with_failures');
+        other = fullJob(B, 'other_failures');
+        await insertJobs([job, other]);
+      });
+
+      const failure = (docId: string, reason = `too long: ${AWKWARD}`) => ({
+        docId,
+        key: docId.startsWith('[') ? (JSON.parse(docId) as string[]) : [docId],
+        reason,
+      });
+
+      async function pageFailures(jobId: string, limit: number): Promise<{ ids: string[]; sizes: number[] }> {
+        const ids: string[] = [];
+        const sizes: number[] = [];
+        let cursor: string | null = null;
+        for (let guard = 0; guard < 100; guard++) {
+          const page: Awaited<ReturnType<ControlStore['listFailures']>> = await store.listFailures(jobId, {
+            limit,
+            cursor,
+          });
+          assert.ok(page.items.length <= limit, 'a page never exceeds the limit');
+          ids.push(...page.items.map((f) => f.docId));
+          sizes.push(page.items.length);
+          if (page.next === null) return { ids, sizes };
+          cursor = page.next;
+        }
+        assert.fail('listFailures cursor never reached the end');
+      }
+
+      it('records a failure field for field; none listed or counted before', async () => {
+        assert.deepEqual(await store.listFailures(job.id, { limit: 10, cursor: null }), { items: [], next: null });
+        assert.equal(await store.countFailures(job.id), 0);
+        const composite = JSON.stringify(['7', AWKWARD]);
+        await store.recordFailures(job.id, [failure('17'), failure(composite, 'provider refused')], T0);
+        assert.deepEqual((await store.listFailures(job.id, { limit: 10, cursor: null })).items, [
+          { jobId: job.id, docId: '17', key: ['17'], reason: `too long: ${AWKWARD}`, firstFailedAt: T0, lastFailedAt: T0, attempts: 1 },
+          { jobId: job.id, docId: composite, key: ['7', AWKWARD], reason: 'provider refused', firstFailedAt: T0, lastFailedAt: T0, attempts: 1 },
+        ].sort((a, b) => (a.docId < b.docId ? -1 : 1)));
+        assert.equal(await store.countFailures(job.id), 2);
+        assert.equal(await store.countFailures(other.id), 0, 'per job');
+        await store.recordFailures(job.id, [], T0);
+        assert.equal(await store.countFailures(job.id), 2, 'an empty list records nothing');
+      });
+
+      it('recording again counts an attempt, keeps first_failed_at and takes the new reason', async () => {
+        await store.recordFailures(job.id, [failure('1', 'first reason'), failure('2')], T0);
+        await store.recordFailures(job.id, [failure('1', 'second reason')], T0 + MIN);
+        const [one, two] = (await store.listFailures(job.id, { limit: 10, cursor: null })).items;
+        assert.deepEqual(one, {
+          jobId: job.id,
+          docId: '1',
+          key: ['1'],
+          reason: 'second reason',
+          firstFailedAt: T0,
+          lastFailedAt: T0 + MIN,
+          attempts: 2,
+        });
+        assert.equal(two?.attempts, 1, 'a failure not recorded again is untouched');
+        assert.equal(two?.lastFailedAt, T0);
+        assert.equal(typeof one?.lastFailedAt, 'number');
+        assert.equal(await store.countFailures(job.id), 2, 'one record per document, however often it fails');
+      });
+
+      it('clearFailures deletes the ids present, answers how many, and leaves other jobs alone', async () => {
+        await store.recordFailures(job.id, ['1', '2', '3', '4'].map((id) => failure(id)), T0);
+        await store.recordFailures(other.id, [failure('2')], T0);
+        assert.equal(await store.clearFailures(job.id, ['2', '4', 'not-there']), 2);
+        assert.deepEqual(
+          (await store.listFailures(job.id, { limit: 10, cursor: null })).items.map((f) => f.docId),
+          ['1', '3'],
+        );
+        assert.equal(await store.countFailures(other.id), 1, 'the same id in another job is kept');
+        assert.equal(await store.clearFailures(job.id, ['2', '4']), 0, 'ids not present');
+        assert.equal(await store.clearFailures(job.id, []), 0);
+        assert.equal(await store.clearFailures(newId('job'), ['1']), 0, 'an unknown job');
+        const many = Array.from({ length: 10_000 }, (_, i) => `absent-${i}`);
+        assert.equal(await store.clearFailures(job.id, many), 0, '10,000 ids none of which match');
+        assert.equal(await store.clearFailures(job.id, [...many, '3', AWKWARD]), 1);
+        assert.equal(await store.countFailures(job.id), 1);
+      });
+
+      it('listFailures pages in document-id order, without duplicates or gaps', async () => {
+        const ids = Array.from({ length: 11 }, (_, i) => `doc-${String(i).padStart(2, '0')}`);
+        for (const id of shuffled(ids)) await store.recordFailures(job.id, [failure(id)], T0);
+        await store.recordFailures(other.id, [failure('doc-00')], T0);
+        const { ids: paged, sizes } = await pageFailures(job.id, 4);
+        assert.deepEqual(sizes, [4, 4, 3]);
+        assert.deepEqual(paged, ids);
+        const head = await store.listFailures(job.id, { limit: 10, cursor: null });
+        assert.ok(head.next);
+        assert.deepEqual(
+          (await store.listFailures(job.id, { limit: 5, cursor: head.next })).items.map((f) => f.docId),
+          [ids[10]],
+        );
+        assert.equal((await store.listFailures(job.id, { limit: 11, cursor: null })).next, null, 'an exact last page');
+        assert.deepEqual(await store.listFailures(newId('job'), { limit: 5, cursor: null }), { items: [], next: null });
+      });
+
+      it('deleting the job deletes its failures; a deleted job records nothing', async () => {
+        await store.recordFailures(job.id, [failure('1'), failure('2')], T0);
+        await store.recordFailures(other.id, [failure('1')], T0);
+        assert.equal(await store.deleteJob(job.id), true);
+        assert.equal(await store.countFailures(job.id), 0);
+        assert.deepEqual(await store.listFailures(job.id, { limit: 10, cursor: null }), { items: [], next: null });
+        assert.equal(await store.countFailures(other.id), 1);
+        await store.recordFailures(job.id, [failure('3')], T0);
+        assert.equal(await store.countFailures(job.id), 0);
       });
     });
 

@@ -946,8 +946,8 @@ const sqlite: Fixture = {
     bool: 'BOOLEAN',
   },
   tsTypeName: 'DATETIME',
-  // Declared-type affinity: BOOLEAN names no family SQLite knows.
-  kinds: ['timestamp', 'date', 'integer', 'numeric', 'text', 'text'],
+  // SQLite has no boolean type, but a declared BOOLEAN column holds 0/1 (typed metadata true/false).
+  kinds: ['timestamp', 'date', 'integer', 'numeric', 'text', 'boolean'],
   badConnections: () => {
     const notADatabase = tempSqliteFile();
     writeFileSync(notADatabase.path, 'this is not a database, just some text long enough to have a header');

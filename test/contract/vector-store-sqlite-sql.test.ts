@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { AppError } from '../../src/core/errors.js';
-import { compileMetadataFilter, validateMetadataFilter } from '../../src/store/sqlite/metadata-filter.js';
+import { toUtcIso } from '../../src/core/typed-values.js';
+import { compileMetadataFilter, timeBoundKey, validateMetadataFilter } from '../../src/store/sqlite/metadata-filter.js';
 import { toFtsMatchExpression } from '../../src/store/sqlite/vector-keyword-query.js';
 import type { Metadata, MetadataFilter, MetadataValue } from '../../src/store/vector-port.js';
 
@@ -28,8 +29,8 @@ describe('compileMetadataFilter', () => {
   it('collects every problem into one INVALID_REQUEST', () => {
     const filter = {
       'bad"name': 1,
-      price: { gt: 1 },
-      when: { gte: 1, lte: 'x' },
+      price: { above: 1 },
+      when: { gte: 1, lt: 'x' },
     } as unknown as MetadataFilter;
     assert.throws(
       () => compileMetadataFilter(filter, 'm'),
@@ -47,7 +48,22 @@ describe('compileMetadataFilter', () => {
     after(() => db.close());
 
     const fields = ['a', 'b', 'c.d'] as const;
-    const str = fc.constantFrom('', 'x', 'y', '10', '2025-01-01', '2025-06-19T18:00:00Z', 'true');
+    const str = fc.constantFrom(
+      '',
+      'x',
+      'y',
+      '10',
+      '2025-01-01',
+      '2025-06-19T18:00:00Z',
+      'true',
+      // Typed timestamps with fractions of several lengths, one in another zone, one naive.
+      '2025-06-19T18:00:00.5Z',
+      '2025-06-19T18:00:00.50Z',
+      '2025-06-19T17:59:59.999999Z',
+      '2025-06-19T18:00:00.000000001Z',
+      '2025-06-19T20:00:00+02:00',
+      '2025-06-19 18:00:00',
+    );
     // 0 and 1 often, since JSON false/true come back from json_extract as 0/1.
     const num = fc.oneof(
       fc.constantFrom(0, 1),
@@ -57,8 +73,8 @@ describe('compileMetadataFilter', () => {
     const scalar: fc.Arbitrary<MetadataValue> = fc.oneof(str, num, fc.boolean(), fc.constant(null));
     const metadata: fc.Arbitrary<Metadata> = fc.dictionary(fc.constantFrom(...fields), scalar);
     const bounds = fc.oneof(
-      fc.record({ gte: num, lte: num }, { requiredKeys: [] }),
-      fc.record({ gte: str, lte: str }, { requiredKeys: [] }),
+      fc.record({ gt: num, gte: num, lt: num, lte: num }, { requiredKeys: [] }),
+      fc.record({ gt: str, gte: str, lt: str, lte: str }, { requiredKeys: [] }),
     );
     const condition = fc.oneof(
       scalar,
@@ -70,6 +86,13 @@ describe('compileMetadataFilter', () => {
       maxKeys: 2,
     });
 
+    /** The chronological key of a typed timestamp, computed independently of the SQL. */
+    function timeKey(v: string): string | null {
+      const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d*))?Z$/.exec(v);
+      if (m === null) return null;
+      const fraction = (m[2] ?? '').padEnd(12, '0');
+      return `${m[1]}.${fraction}`;
+    }
     function equal(v: MetadataValue | undefined, want: MetadataValue): boolean {
       if (want === null) return v === null || v === undefined;
       return v === want;
@@ -79,14 +102,22 @@ describe('compileMetadataFilter', () => {
         const v = m[field];
         if (cond === null || typeof cond !== 'object') return equal(v, cond);
         if (cond.in !== undefined && !cond.in.some((w) => equal(v, w))) return false;
-        for (const [op, b] of [
-          ['gte', cond.gte],
-          ['lte', cond.lte],
-        ] as const) {
+        for (const op of ['gt', 'gte', 'lt', 'lte'] as const) {
+          const b = cond[op];
           if (b === undefined) continue;
           if (typeof v !== typeof b) return false;
-          const x = v as string | number;
-          if (op === 'gte' ? !(x >= b) : !(x <= b)) return false;
+          let x = v as string | number;
+          let y: string | number = b;
+          if (typeof b === 'string') {
+            if (timeBoundKey(b) !== null) {
+              const stored = timeKey(x as string);
+              if (stored === null) return false;
+              x = stored;
+              y = timeKey(toUtcIso(b)!)!;
+            }
+          }
+          const holds = op === 'gt' ? x > y : op === 'gte' ? x >= y : op === 'lt' ? x < y : x <= y;
+          if (!holds) return false;
         }
         return true;
       });

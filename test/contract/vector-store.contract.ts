@@ -10,6 +10,7 @@ import type {
   DocumentInput,
   Metadata,
   MetadataFilter,
+  MetadataValue,
   SearchHit,
   VectorStore,
 } from '../../src/store/vector-port.js';
@@ -568,7 +569,7 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
         await assertFilter(kb, { category: { in: [] } }, []);
       });
 
-      it('gte/lte compare numbers as numbers and ISO dates as strings', async () => {
+      it('gte/lte compare numbers as numbers and ISO times chronologically', async () => {
         const kb = await freshKb();
         await store.upsertDocuments(kb, catalogue());
         // As strings, '9' > '25.5' > '100'; as numbers they are not.
@@ -582,6 +583,68 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
         await assertFilter(kb, { published: { lte: '2025-01-01T00:00:00Z' } }, ['p4']);
         await assertFilter(kb, { published: { gte: '2025-06-19T18:00:00Z' } }, ['p3']);
         await assertFilter(kb, { price: { gte: 0 }, category: { in: ['chairs', 'tables'] } }, ['p3', 'p5']);
+      });
+
+      it('gt/lt are strict bounds, for numbers and strings alike', async () => {
+        const kb = await freshKb();
+        await store.upsertDocuments(kb, catalogue());
+        await assertFilter(kb, { price: { gt: 10, lt: 100 } }, ['p2']);
+        await assertFilter(kb, { price: { gt: 9 } }, ['p1', 'p2', 'p3']);
+        await assertFilter(kb, { price: { lt: 10 } }, ['p5']);
+        await assertFilter(kb, { price: { gte: 10, lt: 100 } }, ['p1', 'p2']);
+        await assertFilter(kb, { price: { gt: 10, lte: 100 } }, ['p2', 'p3']);
+        // Strings that are not times compare by byte order; numbers never match a string bound.
+        await assertFilter(kb, { category: { gt: 'chairs', lt: 'tables' } }, ['p1', 'p2']);
+        await assertFilter(kb, { category: { lt: 'lamps' } }, ['p3', 'p4']);
+        await assertFilter(kb, { price: { lt: 'z' } }, ['p4']);
+        await assertFilter(kb, { price: { gt: '' } }, ['p4']);
+        await assertFilter(kb, { published: { gt: '2025-06-19T18:00:00Z' } }, []);
+        await assertFilter(kb, { published: { lt: '2025-01-15T00:00:00Z' } }, ['p4']);
+      });
+
+      it('time bounds compare chronologically, whatever the fraction digits and the bound offset', async () => {
+        const kb = await freshKb();
+        const at: Record<string, MetadataValue> = {
+          t1: '2026-01-01T10:30:00Z',
+          t2: '2026-01-01T10:30:00.5Z',
+          t3: '2026-01-01T10:30:00.123456Z',
+          t4: '2026-01-01T10:29:59.999999999Z',
+          t5: '2026-01-02T00:00:00Z',
+          t6: '2026-01-01T10:30:00.000Z', // the same instant as t1
+          t7: '2026-01-01T10:30:00.1Z',
+          // Not in the typed layout: never matched by a time bound.
+          n1: '2026-01-01 10:30:00',
+          n2: '2026-01-01T12:30:00+02:00',
+          n3: 1767263400,
+          n4: null,
+        };
+        await store.upsertDocuments(
+          kb,
+          Object.entries(at).map(([id, v]) => textDoc(id, 'catalogue', { at: v }, axis(0))),
+        );
+        const times = ['t1', 't2', 't3', 't4', 't5', 't6', 't7'];
+        // In plain string order '…10:30:00Z' sorts after '…10:30:00.5Z' ('Z' > '.').
+        await assertFilter(kb, { at: { gte: '2026-01-01T10:30:00Z' } }, ['t1', 't2', 't3', 't5', 't6', 't7']);
+        await assertFilter(kb, { at: { gt: '2026-01-01T10:30:00Z' } }, ['t2', 't3', 't5', 't7']);
+        await assertFilter(kb, { at: { lt: '2026-01-01T10:30:00.5Z' } }, ['t1', 't3', 't4', 't6', 't7']);
+        await assertFilter(kb, { at: { lte: '2026-01-01T10:30:00.500000Z' } }, ['t1', 't2', 't3', 't4', 't6', 't7']);
+        await assertFilter(kb, { at: { lte: '2026-01-01T10:30:00Z' } }, ['t1', 't4', 't6']);
+        await assertFilter(kb, { at: { gt: '2026-01-01T10:30:00.1Z', lt: '2026-01-01T10:30:00.5Z' } }, ['t3']);
+        await assertFilter(kb, { at: { gte: '2026-01-01T10:30:00.1000Z', lte: '2026-01-01T10:30:00.1Z' } }, ['t7']);
+        // Offsets are converted to UTC first; no zone is UTC; a space may stand for the 'T'.
+        await assertFilter(kb, { at: { gte: '2026-01-01T12:30:00+02:00', lt: '2026-01-01 02:30:00.2-08:00' } }, [
+          't1',
+          't3',
+          't6',
+          't7',
+        ]);
+        await assertFilter(kb, { at: { lt: '2026-01-01 16:00+0530' } }, ['t4']);
+        await assertFilter(kb, { at: { gte: '2026-01-01 10:30:00.123456' } }, ['t2', 't3', 't5']);
+        await assertFilter(kb, { at: { gte: '2026-01-01T23:00:00-01' } }, ['t5']);
+        await assertFilter(kb, { at: { gt: '1999-01-01T00:00:00Z' } }, times);
+        // A date alone is a plain string bound.
+        await assertFilter(kb, { at: { gte: '2026-01-02' } }, ['t5']);
+        await assertFilter(kb, { at: { lt: '2026-01-02' } }, [...times.filter((t) => t !== 't5'), 'n1', 'n2']);
       });
 
       it('a filter keeps vector results ordered and finds far neighbours that match', async () => {
@@ -613,7 +676,10 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
           { '$.category': 'lamps' },
           { '': 1 },
           { ['x'.repeat(65)]: 1 },
-          { price: { gt: 5 } },
+          { price: { gt: 5, lt: 'z' } },
+          { price: { above: 5 } },
+          { price: { lt: true } },
+          { price: { gt: Number.POSITIVE_INFINITY } },
           { price: {} },
           { price: { in: 'lamps' } },
           { price: { gte: 1, lte: 'z' } },

@@ -21,6 +21,12 @@ let t: TestApp;
 let fake: FakeOpenAIServer;
 /** Scripted replies by request number (FakeReply per `n`); unlisted requests are answered normally. */
 const replies = new Map<number, FakeReply>();
+/** From this request number on, every request is refused (a provider refusing whatever it is sent). */
+let refuseFrom: number | null = null;
+/** Requests carrying an input that contains one of these are refused (a provider refusing one input). */
+const refusedInputs = new Set<string>();
+const refusesInput = (input: unknown) =>
+  Array.isArray(input) && input.some((text) => typeof text === 'string' && [...refusedInputs].some((r) => text.includes(r)));
 
 const serverError: FakeReply = { status: 500, body: { error: { message: 'The server had an error while processing your request.', type: 'server_error' } } };
 const rateLimited: FakeReply = { status: 429, headers: { 'retry-after': '1' }, body: { error: { message: 'Rate limit reached for requests', type: 'requests', code: 'rate_limit_exceeded' } } };
@@ -28,6 +34,14 @@ const badRequest: FakeReply = { status: 400, body: { error: { message: 'This mod
 
 /** Scripts the k-th (1-based) request from now. */
 const nextRequest = (k: number, reply: FakeReply) => replies.set(fake.requests.length + k, reply);
+/**
+ * Refuses the k-th request from now and every one after, until `refuseFrom = null`. One refused
+ * request alone is not enough: the sync isolates the documents a provider refuses (it re-sends the
+ * batch in halves), and only a provider that refuses even its probe text fails the batch.
+ */
+const refuseAllFrom = (k: number) => {
+  refuseFrom = fake.requests.length + k;
+};
 
 const embedding = (apiKey = API_KEY) => ({ provider: 'openai', base_url: fake.baseUrl, model: 'text-embedding-3-small', api_key: apiKey });
 
@@ -54,7 +68,12 @@ async function assertAllRows(kb: string): Promise<void> {
 const inputsOf = (n: number) => fake.requests[n - 1]?.body?.input;
 
 before(async () => {
-  fake = await startFakeOpenAIServer({ apiKey: API_KEY, script: (req) => replies.get(req.n) });
+  fake = await startFakeOpenAIServer({
+    apiKey: API_KEY,
+    script: (req) =>
+      replies.get(req.n) ??
+      ((refuseFrom !== null && req.n >= refuseFrom) || refusesInput(req.body?.input) ? badRequest : undefined),
+  });
   try {
     // No providerFactory: the app builds its real providers from the knowledge base's configuration.
     t = await startTestApp({});
@@ -131,7 +150,7 @@ describe('sync with a failing OpenAI-compatible provider', () => {
   it('a batch the provider rejects fails the run without advancing past it; the next run loses nothing', { timeout: 20_000 }, async () => {
     await createOpenAIKb('kb_400');
     await createItemsJob('sync_400', 'kb_400');
-    nextRequest(2, badRequest);
+    refuseAllFrom(2);
 
     const failed = await runJob(t, 'sync_400');
     assert.equal(failed.status, 'failed');
@@ -145,6 +164,7 @@ describe('sync with a failing OpenAI-compatible provider', () => {
     assert.deepEqual(failed.watermark_end, job.watermark);
     assert.equal((await listDocuments(t, 'kb_400')).length, BATCH);
 
+    refuseFrom = null;
     const ok = await runJob(t, 'sync_400');
     assertSucceeded(ok);
     assert.equal(ok.documents_added, ROWS - BATCH);
@@ -157,12 +177,28 @@ describe('sync with a failing OpenAI-compatible provider', () => {
     // the reason) and the run fails without advancing past it".
     await createOpenAIKb('kb_failed_rows');
     await createItemsJob('sync_failed_rows', 'kb_failed_rows');
-    nextRequest(2, badRequest);
+    refuseAllFrom(2);
 
-    const failed = await runJob(t, 'sync_failed_rows');
+    const failed = await runJob(t, 'sync_failed_rows').finally(() => {
+      refuseFrom = null;
+    });
     assert.equal(failed.status, 'failed');
     assert.match(failed.error.message, /does not accept this input/);
     assert.equal(failed.rows_failed, BATCH, `rows_failed is ${failed.rows_failed}: the ${BATCH} rows of the rejected batch are not recorded`);
+  });
+
+  it('a row the provider refuses does not stop the run: the rest of its batch and the later batches are written', { timeout: 20_000 }, async () => {
+    await createOpenAIKb('kb_one_refused');
+    await createItemsJob('sync_one_refused', 'kb_one_refused');
+    refusedInputs.add('body of item 15');
+    const run = await runJob(t, 'sync_one_refused').finally(() => refusedInputs.clear());
+    assertSucceeded(run);
+    assert.equal(run.rows_read, ROWS);
+    assert.equal(run.documents_added, ROWS - 1);
+    assert.deepEqual(run.watermark_end.key, [String(ROWS)], 'the run went on to the end');
+    const ids = uniqueIds(await listDocuments(t, 'kb_one_refused'));
+    assert.equal(ids.size, ROWS - 1);
+    assert.ok(!ids.has('15'), 'the refused row is not written');
   });
 
   it('a provider that refuses the key mid-way marks the job failed with what to fix; totals count the failed rows', { timeout: 20_000 }, async () => {

@@ -3,7 +3,7 @@ import { CreateJobBody, ListJobsQuery, PageQuery, PatchJobBody } from '../../cor
 import type { Services } from '../../app.js';
 import { errorResponse, jsonSchema, successResponse } from '../docs.js';
 import { ok } from '../envelope.js';
-import { presentJob, presentRun } from '../present.js';
+import { presentFailure, presentJob, presentRun } from '../present.js';
 import { parseQuery } from '../query.js';
 import { accountOf } from '../server.js';
 
@@ -77,6 +77,40 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
     const page = await jobs.runs(accountOf(request), request.params.job, { limit: q.limit ?? 50, cursor: q.cursor ?? null });
     return ok(reply, 'Runs', { runs: page.items.map(presentRun), next_cursor: page.next });
   });
+
+  app.get(
+    '/jobs/:job/failures',
+    {
+      schema: {
+        tags: ['jobs'],
+        summary: 'Rows that could not be synced (too long, refused by the embedding provider), by document id',
+        params: jobParam,
+        querystring: jsonSchema(PageQuery),
+        response: { 200: successResponse('Failed rows: {failures, next_cursor}'), 400: errorResponse, 404: errorResponse },
+      },
+    },
+    async (request: JobParams, reply) => {
+      const q = parseQuery(PageQuery, request.query);
+      const page = await jobs.failures(accountOf(request), request.params.job, { limit: q.limit ?? 50, cursor: q.cursor ?? null });
+      return ok(reply, 'Failed rows', { failures: page.items.map(presentFailure), next_cursor: page.next });
+    },
+  );
+
+  app.post(
+    '/jobs/:job/failures/retry',
+    {
+      schema: {
+        tags: ['jobs'],
+        summary: 'Retry the failed rows now (a manual run that reads them again first); 409 while a run is in progress or when there are none',
+        params: jobParam,
+        response: { 202: successResponse('Run started'), 404: errorResponse, 409: errorResponse },
+      },
+    },
+    async (request: JobParams, reply) => {
+      const run = await jobs.retryFailures(accountOf(request), request.params.job);
+      return ok(reply, 'Retry of the failed rows started', { run_id: run.id, ...presentRun(run) }, 202);
+    },
+  );
 
   app.get('/jobs/:job/runs/:run', { schema: { tags: ['jobs'], summary: 'One run' } }, async (request: RunParams, reply) => {
     return ok(reply, 'Run', presentRun(await jobs.run(accountOf(request), request.params.job, request.params.run)));

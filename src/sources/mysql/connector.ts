@@ -4,8 +4,11 @@ import type { Pool } from 'mysql2/promise';
 import { AppError } from '../../core/errors.js';
 import type {
   ConnectionParameters,
+  KeyBucket,
+  KeyScopeRequest,
   KeysetPosition,
   ReadBatchRequest,
+  ReadByKeysRequest,
   SourceConnector,
   SourceRow,
   TableInfo,
@@ -13,6 +16,11 @@ import type {
 } from '../port.js';
 import {
   buildCountNullQuery,
+  buildKeyBucketsQuery,
+  buildKeysInBucketsQuery,
+  buildReadByKeysQuery,
+  scopeColumns,
+  toKeyBuckets,
   buildKeysetQuery,
   buildMaxPositionQuery,
   ceilUnits,
@@ -156,6 +164,9 @@ export class MysqlConnector implements SourceConnector {
     const { info, extra } = t.columns.get(filterColumn)!;
     let sql: string;
     let params: unknown[];
+    // The smallest value of a time column: DATE_SUB is NULL below year 0 (a zero date watermark,
+    // '0000-00-00', included), so the window is clamped there instead of failing every run.
+    let zero: string | null = null;
     switch (info.kind) {
       case 'timestamp': {
         // Subtract whole units of the column's precision (rounded up, so the window is never
@@ -163,16 +174,21 @@ export class MysqlConnector implements SourceConnector {
         const fsp = Math.min(Math.max(extra.fsp, 0), 6);
         const unit = 10 ** (6 - fsp);
         const micros = ceilUnits(seconds, unit / 1e6) * BigInt(unit);
-        sql = `SELECT CAST(CAST(DATE_SUB(CAST(? AS DATETIME(6)), INTERVAL ? MICROSECOND) AS DATETIME(${fsp})) AS CHAR)`;
-        params = [value, micros.toString()];
+        sql =
+          `SELECT CAST(CAST(DATE_SUB(CAST(? AS DATETIME(6)), INTERVAL ? MICROSECOND) AS DATETIME(${fsp})) AS CHAR), ` +
+          'CAST(? AS DATETIME(6)) IS NOT NULL';
+        params = [value, micros.toString(), value];
+        zero = `0000-00-00 00:00:00${fsp > 0 ? `.${'0'.repeat(fsp)}` : ''}`;
         break;
       }
       case 'date':
-        sql = 'SELECT CAST(DATE_SUB(CAST(? AS DATE), INTERVAL ? DAY) AS CHAR)';
-        params = [value, ceilUnits(seconds, 86_400).toString()];
+        sql = 'SELECT CAST(DATE_SUB(CAST(? AS DATE), INTERVAL ? DAY) AS CHAR), CAST(? AS DATE) IS NOT NULL';
+        params = [value, ceilUnits(seconds, 86_400).toString(), value];
+        zero = '0000-00-00';
         break;
       case 'integer':
-        return subtractInteger(value, seconds);
+        // An UNSIGNED column stops at 0: a negative bound would wrap to 2^64 - n and re-read nothing.
+        return subtractInteger(value, seconds, extra.unsigned ? 0n : undefined);
       case 'numeric':
         if (extra.dataType === 'decimal') {
           // Seconds rounded up to the column's scale keep the result exact in DECIMAL.
@@ -193,6 +209,7 @@ export class MysqlConnector implements SourceConnector {
     }
     const rows = await this.queryArrays(sql, params);
     const result = rows[0]?.[0];
+    if (result === null && zero !== null && Number(rows[0]?.[1]) === 1) return zero;
     if (result === null || result === undefined) {
       throw new AppError(
         'INVALID_REQUEST',
@@ -200,6 +217,29 @@ export class MysqlConnector implements SourceConnector {
       );
     }
     return mysqlDialect.toText(result);
+  }
+
+  async keyBuckets(req: KeyScopeRequest & { digits: number; within: string[] | null }): Promise<KeyBucket[]> {
+    const ref = req.table;
+    const t = await this.tables.require(ref, scopeColumns(req));
+    const q = buildKeyBucketsQuery(mysqlDialect, t, { ...req, table: ref });
+    return toKeyBuckets((await this.queryArrays(q.sql, q.params)), q.filterAfter, mysqlDialect.toText);
+  }
+
+  async keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]> {
+    if (req.buckets.length === 0) return [];
+    const ref = req.table;
+    const t = await this.tables.require(ref, scopeColumns(req));
+    const q = buildKeysInBucketsQuery(mysqlDialect, t, { ...req, table: ref });
+    return (await this.queryArrays(q.sql, q.params)).map((row) => row.map(mysqlDialect.toText));
+  }
+
+  async readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]> {
+    if (req.keys.length === 0) return [];
+    const ref = req.table;
+    const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns]);
+    const q = buildReadByKeysQuery(mysqlDialect, t, { ...req, table: ref });
+    return toSourceRows((await this.queryArrays(q.sql, q.params)), q.valueColumns, req.keyColumns.length, mysqlDialect.toText);
   }
 
   async close(): Promise<void> {

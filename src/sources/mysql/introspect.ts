@@ -1,7 +1,7 @@
 /** Reads tables, columns and keys of the connected database from information_schema. */
 import type { ColumnInfo } from '../port.js';
 import type { ResolvedColumn, ResolvedTable } from '../shared.js';
-import { bindExprOf, kindOf, type MysqlColumnExtra } from './sql.js';
+import { bindExprOf, kindOf, type MysqlColumnExtra, unorderableReason } from './sql.js';
 
 export type MysqlQuery = <R>(sql: string, params: unknown[]) => Promise<R[]>;
 
@@ -65,6 +65,8 @@ export async function introspect(
         kind: kindOf(dataType, columnType),
         nullable: str(c.is_nullable) === 'YES',
       };
+      const unorderable = unorderableReason(dataType);
+      if (unorderable !== undefined) info.unorderable = unorderable;
       infos.push(info);
       cols.set(info.name, {
         info,
@@ -74,6 +76,7 @@ export async function introspect(
           fsp: Number(c.fsp ?? 0),
           precision,
           scale,
+          unsigned: /\bunsigned\b/.test(columnType),
         },
       });
     }

@@ -3,8 +3,11 @@ import pg from 'pg';
 import { AppError } from '../../core/errors.js';
 import type {
   ConnectionParameters,
+  KeyBucket,
+  KeyScopeRequest,
   KeysetPosition,
   ReadBatchRequest,
+  ReadByKeysRequest,
   SourceConnector,
   SourceRow,
   TableInfo,
@@ -12,6 +15,11 @@ import type {
 } from '../port.js';
 import {
   buildCountNullQuery,
+  buildKeyBucketsQuery,
+  buildKeysInBucketsQuery,
+  buildReadByKeysQuery,
+  scopeColumns,
+  toKeyBuckets,
   buildKeysetQuery,
   buildMaxPositionQuery,
   ceilUnits,
@@ -35,6 +43,17 @@ export type PostgresParameters = Exclude<ConnectionParameters, { path: string }>
 // shortest-exact floats (0 would round doubles to 15 digits and lose the watermark).
 const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=1';
 
+// date, timestamp and timestamptz values come back as the server's text (ISO, UTC in this
+// session), not as a JavaScript Date, which would drop microseconds and read a date or a naive
+// timestamp in this process's time zone. Typed metadata is made from that text (core/typed-values.ts).
+const TEXT_TYPE_OIDS = new Set([1082, 1114, 1184]);
+const TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    TEXT_TYPE_OIDS.has(oid) && format !== 'binary'
+      ? (text: string) => text
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
 export class PostgresConnector implements SourceConnector {
   readonly engine = 'postgres' as const;
   private pool: pg.Pool | null = null;
@@ -53,6 +72,7 @@ export class PostgresConnector implements SourceConnector {
       allowExitOnIdle: true,
       options: SESSION_OPTIONS,
       application_name: 'kbsync',
+      types: TYPES,
     };
     if ('url' in params) {
       // ssl: true asks for TLS even when the URL does not say sslmode (an explicit sslmode wins).
@@ -195,6 +215,29 @@ export class PostgresConnector implements SourceConnector {
         },
       );
     }
+  }
+
+  async keyBuckets(req: KeyScopeRequest & { digits: number; within: string[] | null }): Promise<KeyBucket[]> {
+    const ref = this.ref(req.table);
+    const t = await this.tables.require(ref, scopeColumns(req));
+    const q = buildKeyBucketsQuery(pgDialect, t, { ...req, table: ref });
+    return toKeyBuckets((await this.queryArrays(q.sql, q.params)), q.filterAfter, pgDialect.toText);
+  }
+
+  async keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]> {
+    if (req.buckets.length === 0) return [];
+    const ref = this.ref(req.table);
+    const t = await this.tables.require(ref, scopeColumns(req));
+    const q = buildKeysInBucketsQuery(pgDialect, t, { ...req, table: ref });
+    return (await this.queryArrays(q.sql, q.params)).map((row) => row.map(pgDialect.toText));
+  }
+
+  async readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]> {
+    if (req.keys.length === 0) return [];
+    const ref = this.ref(req.table);
+    const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns]);
+    const q = buildReadByKeysQuery(pgDialect, t, { ...req, table: ref });
+    return toSourceRows((await this.queryArrays(q.sql, q.params)), q.valueColumns, req.keyColumns.length, pgDialect.toText);
   }
 
   async close(): Promise<void> {

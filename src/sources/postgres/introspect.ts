@@ -76,7 +76,7 @@ export async function introspect(
       if (c.oid !== t.oid) continue;
       const info: ColumnInfo = { name: c.name, type: c.type, kind: kindOf(c.base), nullable: c.nullable };
       infos.push(info);
-      cols.set(c.name, { info, extra: { castType: c.cast_type } });
+      cols.set(c.name, { info, extra: { castType: c.cast_type, base: c.base } });
     }
     const indexes = new Map<string, { primary: boolean; columns: string[]; allNotNull: boolean }>();
     for (const k of keys) {

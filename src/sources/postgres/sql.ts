@@ -1,6 +1,6 @@
 /** PostgreSQL spelling: identifier quoting, type families and the keyset dialect. */
 import type { ColumnKind, TableRef } from '../port.js';
-import type { KeysetDialect } from '../shared.js';
+import { type KeysetDialect, md5KeyHash } from '../shared.js';
 
 /** What binding a value needs beyond the port's ColumnInfo. */
 export interface PgColumnExtra {
@@ -9,6 +9,8 @@ export interface PgColumnExtra {
    * time zone` for `timestamp(3)`: a watermark is cast back to it, and a modifier could round it.
    */
   castType: string;
+  /** pg_type.typname of the column's (domain-resolved) base type, e.g. `bytea`. */
+  base: string;
 }
 
 /** `"a""b"`: the only character to escape inside a quoted PostgreSQL identifier is `"`. */
@@ -51,8 +53,10 @@ export const pgDialect: KeysetDialect<PgColumnExtra> = {
   quote: quoteIdent,
   table: (ref: TableRef) => `${quoteIdent(ref.schema ?? 'public')}.${quoteIdent(ref.name)}`,
   // ::text is the exact form (microseconds, big integers, numeric scale); the session runs in
-  // UTC with DateStyle ISO so a timestamptz reads the same on every connection.
-  textOf: (expr) => `${expr}::text`,
+  // UTC with DateStyle ISO so a timestamptz reads the same on every connection. A bytea's ::text
+  // follows bytea_output ('\x00ff' or escaped octets; both cast back exactly through ::bytea),
+  // so it is spelled in hex here: document ids do not change with a server setting.
+  textOf: (expr, column) => (column.extra.base === 'bytea' ? `(E'\\\\x' || encode(${expr}, 'hex'))` : `${expr}::text`),
   toText: (v) => String(v),
   bind: (c, value, params) => {
     params.push(value);
@@ -63,5 +67,12 @@ export const pgDialect: KeysetDialect<PgColumnExtra> = {
   limit: (n, params) => {
     params.push(n);
     return `LIMIT $${params.length}`;
+  },
+  keyHash: md5KeyHash('md5', 'length'),
+  // bit(32) -> bigint reads the 32 bits as an unsigned number.
+  hex32: (hex8) => `('x' || ${hex8})::bit(32)::bigint`,
+  param: (value, params) => {
+    params.push(value);
+    return `$${params.length}::text`;
   },
 };

@@ -2,8 +2,11 @@
 import Database from 'better-sqlite3';
 import { AppError } from '../../core/errors.js';
 import type {
+  KeyBucket,
+  KeyScopeRequest,
   KeysetPosition,
   ReadBatchRequest,
+  ReadByKeysRequest,
   SourceConnector,
   SourceRow,
   TableInfo,
@@ -11,6 +14,11 @@ import type {
 } from '../port.js';
 import {
   buildCountNullQuery,
+  buildKeyBucketsQuery,
+  buildKeysInBucketsQuery,
+  buildReadByKeysQuery,
+  scopeColumns,
+  toKeyBuckets,
   buildKeysetQuery,
   buildMaxPositionQuery,
   checkSeconds,
@@ -26,6 +34,7 @@ import { introspect } from './introspect.js';
 import {
   bindValue,
   quoteIdent,
+  registerKeyHash,
   type SqliteColumnExtra,
   sqliteDialect,
   subtractFromTime,
@@ -49,6 +58,7 @@ export class SqliteConnector implements SourceConnector {
       // Read-only: kbsync must never change a user's file, nor create one at a mistyped path.
       // `timeout` waits that long for a writer's lock instead of failing at once.
       const db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: 5_000 });
+      registerKeyHash(db);
       this.db = db;
     }
     return this.db;
@@ -150,6 +160,29 @@ export class SqliteConnector implements SourceConnector {
       default:
         return null;
     }
+  }
+
+  async keyBuckets(req: KeyScopeRequest & { digits: number; within: string[] | null }): Promise<KeyBucket[]> {
+    const ref = req.table;
+    const t = await this.tables.require(ref, scopeColumns(req));
+    const q = buildKeyBucketsQuery(sqliteDialect, t, { ...req, table: ref });
+    return toKeyBuckets(this.all(q.sql, q.params), q.filterAfter, toText);
+  }
+
+  async keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]> {
+    if (req.buckets.length === 0) return [];
+    const ref = req.table;
+    const t = await this.tables.require(ref, scopeColumns(req));
+    const q = buildKeysInBucketsQuery(sqliteDialect, t, { ...req, table: ref });
+    return this.all(q.sql, q.params).map((row) => row.map(toText));
+  }
+
+  async readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]> {
+    if (req.keys.length === 0) return [];
+    const ref = req.table;
+    const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns]);
+    const q = buildReadByKeysQuery(sqliteDialect, t, { ...req, table: ref });
+    return toSourceRows(this.all(q.sql, q.params), q.valueColumns, req.keyColumns.length, toText, toValue);
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,8 @@
  * SQLite spelling: identifier quoting, type families from declared types, how a watermark text
  * is bound back, and time arithmetic on stored text.
  */
+import type Database from 'better-sqlite3';
+import { keyHash } from '../../core/hash.js';
 import type { ColumnKind, TableRef } from '../port.js';
 import { ceilUnits, type KeysetDialect } from '../shared.js';
 
@@ -30,10 +32,12 @@ export function affinityOf(declared: string): Affinity {
 
 /**
  * A family from the declared type. SQLite has no date type, so a declared DATE/TIME name is the
- * only hint that a column holds times; it is checked before INT so `DATETIME` is a time.
+ * only hint that a column holds times; it is checked before INT so `DATETIME` is a time. Nor has
+ * it a boolean type: a declared BOOL/BOOLEAN column (NUMERIC affinity) holds 0/1.
  */
 export function kindOf(declared: string): ColumnKind {
   const t = declared.toUpperCase().trim();
+  if (t === 'BOOL' || t === 'BOOLEAN') return 'boolean';
   if (t === 'DATE') return 'date';
   if (t.includes('DATE') || t.includes('TIME')) return 'timestamp';
   if (t.includes('INT')) return 'integer';
@@ -109,7 +113,26 @@ export const sqliteDialect: KeysetDialect<SqliteColumnExtra> = {
     params.push(n);
     return 'LIMIT ?';
   },
+  // SQLite has no MD5: the connector registers these on its own connection (registerKeyHash).
+  keyHash: (texts) => `kbsync_key_hash(${texts.join(', ')})`,
+  hex32: (hex8) => `kbsync_hex32(${hex8})`,
+  param: (value, params) => {
+    params.push(value);
+    return '?';
+  },
 };
+
+/**
+ * The functions sqliteDialect's key hashing calls, on a connection kbsync opened itself. Each
+ * argument is a key column's value as the keyset reads it, turned into its text form exactly
+ * as a document id is (toText), so a key hashes here as it does in the knowledge base.
+ */
+export function registerKeyHash(db: Database.Database): void {
+  db.function('kbsync_key_hash', { deterministic: true, varargs: true, safeIntegers: true }, (...values: unknown[]) =>
+    keyHash(values.map(toText)),
+  );
+  db.function('kbsync_hex32', { deterministic: true }, (hex: unknown) => Number.parseInt(String(hex), 16));
+}
 
 // YYYY-MM-DD, then optionally [ T]HH:MM[:SS[.fff...]] and a zone (Z or ±HH[:]MM).
 const DATETIME =

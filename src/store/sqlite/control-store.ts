@@ -9,6 +9,8 @@ import {
   type ControlStore,
   type CreateJobOutcome,
   type DatabaseRecord,
+  type FailureInput,
+  type FailureRecord,
   type JobListQuery,
   type JobRecord,
   type JobStatus,
@@ -22,6 +24,26 @@ const isUniqueViolation = (err: unknown): boolean =>
   err instanceof Error && (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
 
 const parse = <T>(row: { body: string } | undefined): T | null => (row ? (JSON.parse(row.body) as T) : null);
+
+interface FailureRow {
+  job_id: string;
+  doc_id: string;
+  key: string;
+  reason: string;
+  first_failed_at: number;
+  last_failed_at: number;
+  attempts: number;
+}
+
+const failureFromRow = (r: FailureRow): FailureRecord => ({
+  jobId: r.job_id,
+  docId: r.doc_id,
+  key: JSON.parse(r.key) as string[],
+  reason: r.reason,
+  firstFailedAt: r.first_failed_at,
+  lastFailedAt: r.last_failed_at,
+  attempts: r.attempts,
+});
 
 export class SqliteControlStore implements ControlStore {
   private readonly db: Database.Database;
@@ -263,6 +285,56 @@ export class SqliteControlStore implements ControlStore {
     const rows = this.db.prepare("SELECT body FROM runs WHERE status = 'running'").all() as { body: string }[];
     return rows.map((r) => JSON.parse(r.body) as RunRecord);
   }
+
+  // --- failed rows -------------------------------------------------------------------------
+
+  async recordFailures(jobId: string, failures: FailureInput[], now: number): Promise<void> {
+    if (failures.length === 0) return;
+    const upsert = this.db.prepare(
+      `INSERT INTO job_failures (job_id, doc_id, key, reason, first_failed_at, last_failed_at, attempts)
+       VALUES (?, ?, ?, ?, ?, ?, 1)
+       ON CONFLICT (job_id, doc_id) DO UPDATE SET
+         key = excluded.key, reason = excluded.reason, last_failed_at = excluded.last_failed_at,
+         attempts = job_failures.attempts + 1`,
+    );
+    const tx = this.db.transaction(() => {
+      // A job deleted under its run records nothing (rather than failing on the foreign key).
+      if (!this.db.prepare('SELECT 1 FROM jobs WHERE id = ?').get(jobId)) return;
+      for (const f of failures) upsert.run(jobId, f.docId, JSON.stringify(f.key), f.reason, now, now);
+    });
+    tx.immediate();
+  }
+
+  async clearFailures(jobId: string, docIds: string[]): Promise<number> {
+    if (docIds.length === 0) return 0;
+    // Called for every written batch: a job without failures (the usual case) answers from the
+    // primary key without parsing the ids; otherwise one statement, the ids as one JSON parameter.
+    if (!this.db.prepare('SELECT 1 FROM job_failures WHERE job_id = ? LIMIT 1').get(jobId)) return 0;
+    return this.db
+      .prepare('DELETE FROM job_failures WHERE job_id = ? AND doc_id IN (SELECT value FROM json_each(?))')
+      .run(jobId, JSON.stringify(docIds)).changes;
+  }
+
+  async listFailures(jobId: string, page: { limit: number; cursor: string | null }): Promise<Page<FailureRecord>> {
+    const columns = 'job_id, doc_id, key, reason, first_failed_at, last_failed_at, attempts';
+    const rows = (
+      page.cursor === null
+        ? this.db
+            .prepare(`SELECT ${columns} FROM job_failures WHERE job_id = ? ORDER BY doc_id LIMIT ?`)
+            .all(jobId, page.limit + 1)
+        : this.db
+            .prepare(`SELECT ${columns} FROM job_failures WHERE job_id = ? AND doc_id > ? ORDER BY doc_id LIMIT ?`)
+            .all(jobId, page.cursor, page.limit + 1)
+    ) as FailureRow[];
+    const items = rows.slice(0, page.limit).map(failureFromRow);
+    return { items, next: rows.length > page.limit ? (items.at(-1)?.docId ?? null) : null };
+  }
+
+  async countFailures(jobId: string): Promise<number> {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM job_failures WHERE job_id = ?').get(jobId) as { n: number }).n;
+  }
+
+  // --- leases ------------------------------------------------------------------------------
 
   async acquireLease(
     name: string,

@@ -3,12 +3,17 @@
  * the translation is unit-tested directly and the adapter only splices the fragment in.
  *
  * Semantics (shared by every adapter, pinned by the contract suite):
- * - several fields are ANDed; `{in, gte, lte}` in one object are ANDed too;
+ * - several fields are ANDed; `{in, gt, gte, lt, lte}` in one object are ANDed too;
  * - equality is type-strict: the string '10' never equals the number 10, and `true` never equals 1;
  * - `null` matches a field that is JSON null or absent;
- * - `gte`/`lte` compare numbers as numbers and strings as strings (byte order, which is
- *   chronological for ISO 8601 timestamps written in one format, e.g. all UTC with `Z`); a value of
- *   the other type never matches a range;
+ * - `gt`/`gte`/`lt`/`lte` with a number compare numbers numerically; a non-number never matches;
+ * - with a string that is an ISO 8601 date and time ('2026-01-01T10:30:00Z', '2026-01-01
+ *   12:30:00+02:00'; no zone is UTC), they compare chronologically with the stored timestamps in
+ *   the typed layout 'YYYY-MM-DDTHH:MM:SS[.f…]Z' (core/typed-values.ts), whatever their number of
+ *   fraction digits; other values never match. Plain string order would be wrong there: it puts
+ *   '…10:30:00Z' after '…10:30:00.5Z' ('Z' > '.');
+ * - with any other string (a date 'YYYY-MM-DD', a code) they compare strings by byte order; a
+ *   non-string never matches;
  * - `in: []` matches nothing.
  *
  * Field names are user input. They never reach the SQL text: they are validated and bound as a
@@ -16,6 +21,7 @@
  * what flat metadata (`Record<string, scalar>`) needs.
  */
 import { AppError } from '../../core/errors.js';
+import { toUtcIso } from '../../core/typed-values.js';
 import type { MetadataFilter, MetadataValue } from '../vector-port.js';
 
 /** No quote or backslash can appear, so `$."<field>"` cannot be broken out of. */
@@ -32,9 +38,13 @@ export interface SqlFragment {
 }
 
 type Scalar = MetadataValue;
-type Range = { in?: Scalar[]; gte?: string | number; lte?: string | number };
+type Bound = string | number;
+type BoundOp = 'gt' | 'gte' | 'lt' | 'lte';
+type Range = { in?: Scalar[] } & { [op in BoundOp]?: Bound };
 
-const RANGE_KEYS = new Set(['in', 'gte', 'lte']);
+const BOUND_OPS: readonly BoundOp[] = ['gt', 'gte', 'lt', 'lte'];
+const SQL_OPS: Record<BoundOp, '>' | '>=' | '<' | '<='> = { gt: '>', gte: '>=', lt: '<', lte: '<=' };
+const RANGE_KEYS = new Set<string>(['in', ...BOUND_OPS]);
 
 /**
  * Validates the whole filter first and reports every problem at once (API envelope style), then
@@ -86,7 +96,7 @@ function validateCondition(field: string, condition: unknown): string[] {
       : [];
   }
   if (typeof condition !== 'object' || Array.isArray(condition)) {
-    return [`filter '${field}' must be a string, number, boolean, null or an object with in/gte/lte`];
+    return [`filter '${field}' must be a string, number, boolean, null or an object with in/gt/gte/lt/lte`];
   }
   const problems: string[] = [];
   const keys = Object.keys(condition);
@@ -94,7 +104,7 @@ function validateCondition(field: string, condition: unknown): string[] {
   if (unknown.length > 0) problems.push(`filter '${field}': unknown operator(s) ${unknown.join(', ')}`);
   const known = keys.filter((k) => RANGE_KEYS.has(k));
   if (known.length === 0 && unknown.length === 0) {
-    problems.push(`filter '${field}' must use at least one of in, gte, lte`);
+    problems.push(`filter '${field}' must use at least one of in, gt, gte, lt, lte`);
   }
   const c = condition as Record<string, unknown>;
   if ('in' in c) {
@@ -107,16 +117,15 @@ function validateCondition(field: string, condition: unknown): string[] {
       problems.push(`filter '${field}': in values must be strings, finite numbers, booleans or null`);
     }
   }
-  const bounds: Array<'gte' | 'lte'> = ['gte', 'lte'];
-  for (const op of bounds) {
-    if (!(op in c)) continue;
+  const present = BOUND_OPS.filter((op) => op in c);
+  for (const op of present) {
     const v = c[op];
     if (!(typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))) {
       problems.push(`filter '${field}': ${op} must be a string or a finite number`);
     }
   }
-  if ('gte' in c && 'lte' in c && typeof c.gte !== typeof c.lte) {
-    problems.push(`filter '${field}': gte and lte must both be numbers or both be strings`);
+  if (new Set(present.map((op) => typeof c[op])).size > 1) {
+    problems.push(`filter '${field}': ${present.join(', ')} must all be numbers or all be strings`);
   }
   return problems;
 }
@@ -133,8 +142,10 @@ function fieldCondition(column: string, path: string, condition: Scalar | Range)
   if (isScalar(condition)) return equals(column, path, [condition]);
   const parts: SqlFragment[] = [];
   if (condition.in !== undefined) parts.push(equals(column, path, condition.in));
-  if (condition.gte !== undefined) parts.push(bound(column, path, '>=', condition.gte));
-  if (condition.lte !== undefined) parts.push(bound(column, path, '<=', condition.lte));
+  for (const op of BOUND_OPS) {
+    const value = condition[op];
+    if (value !== undefined) parts.push(bound(column, path, SQL_OPS[op], value));
+  }
   return {
     sql: parts.map((p) => `(${p.sql})`).join(' AND '),
     params: parts.flatMap((p) => p.params),
@@ -179,20 +190,52 @@ function equals(column: string, path: string, values: Scalar[]): SqlFragment {
 
 /**
  * SQLite orders every number before every string, so ranges must not mix types. For strings that
- * costs no type lookup: `>= 'x'` already excludes numbers, and `BETWEEN '' AND 'x'` (every string
- * is >= '') excludes them from `<=`. Numbers need json_type to keep booleans (1/0) out.
+ * costs no type lookup: `>`/`>= 'x'` already exclude numbers, and `BETWEEN '' AND 'x'` (every
+ * string is >= '') excludes them from `<`/`<=`. Numbers need json_type to keep booleans (1/0) out.
+ * A time bound compares sort keys (timeKeySql).
  */
-function bound(column: string, path: string, op: '>=' | '<=', value: string | number): SqlFragment {
+function bound(column: string, path: string, op: '>' | '>=' | '<' | '<=', value: Bound): SqlFragment {
   const extract = `json_extract(${column}, ?)`;
   if (typeof value === 'string') {
-    return op === '>='
-      ? { sql: `${extract} >= ?`, params: [path, value] }
-      : { sql: `${extract} BETWEEN '' AND ?`, params: [path, value] };
+    const key = timeBoundKey(value);
+    if (key !== null) {
+      return { sql: `(SELECT ${timeKeySql('v')} FROM (SELECT ${extract} AS v)) ${op} ?`, params: [path, key] };
+    }
+    if (op === '>' || op === '>=') return { sql: `${extract} ${op} ?`, params: [path, value] };
+    if (op === '<=') return { sql: `${extract} BETWEEN '' AND ?`, params: [path, value] };
+    return { sql: `${extract} >= '' AND ${extract} < ?`, params: [path, path, value] };
   }
   return {
     sql: `json_type(${column}, ?) IN ('integer', 'real') AND ${extract} ${op} ?`,
     params: [path, path, value],
   };
+}
+
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+const SECONDS_GLOB = '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]';
+
+/**
+ * The sort key of a typed timestamp 'YYYY-MM-DDTHH:MM:SS[.f…]Z': its first 19 characters, then the
+ * fraction digits without trailing zeros. Keys of equal instants are equal, and byte order on
+ * keys is time order for any fraction lengths: after the fixed-width seconds, digit strings
+ * without trailing zeros compare like the fractions they spell ('' < '05' < '5' = '50'). NULL for
+ * a value in any other layout (another zone, no seconds, not text), which then matches no bound.
+ */
+function timeKeySql(v: string): string {
+  const fraction = `substr(${v}, 21, length(${v}) - 21)`;
+  return (
+    `CASE WHEN ${v} GLOB '${SECONDS_GLOB}Z' THEN substr(${v}, 1, 19) ` +
+    `WHEN ${v} GLOB '${SECONDS_GLOB}.[0-9]*Z' AND rtrim(${fraction}, '0123456789') = '' ` +
+    `THEN substr(${v}, 1, 19) || rtrim(${fraction}, '0') END`
+  );
+}
+
+/** The same key for a bound that is an ISO 8601 date and time (converted to UTC); else null. */
+export function timeBoundKey(bound: string): string | null {
+  if (DATE_ONLY.test(bound)) return null;
+  const iso = toUtcIso(bound);
+  if (iso === null) return null;
+  return iso.slice(0, 19) + (iso.length > 20 ? iso.slice(20, -1).replace(/0+$/, '') : '');
 }
 
 function placeholders(n: number): string {

@@ -93,6 +93,59 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 4,
+    name: 'knowledge bases: key hash of synced documents, for delete reconciliation',
+    sql: `
+      ALTER TABLE kb_documents ADD COLUMN key_hash TEXT;
+      ALTER TABLE kb_documents ADD COLUMN key_term INTEGER;
+      CREATE INDEX kb_documents_by_key_hash ON kb_documents (collection_id, key_hash, key_term)
+        WHERE key_hash IS NOT NULL;
+    `,
+  },
+  {
+    id: 5,
+    name: 'job failures: rows a run could not sync, by document id',
+    sql: `
+      CREATE TABLE job_failures (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        doc_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        first_failed_at INTEGER NOT NULL,
+        last_failed_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        PRIMARY KEY (job_id, doc_id)
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    id: 6,
+    name: 'typed metadata: the next run of each job re-reads its rows (metadata-only updates, nothing re-embedded)',
+    // Synced metadata used to be the source's text ("75.00", "2026-01-01 15:00:00+00"); it is typed
+    // now (core/typed-values.ts). Without a watermark the next run re-reads every row, and a row
+    // whose content is unchanged gets its typed metadata without embedding (kb/engine.ts
+    // documentHash). `started` stays, so a backfill: false job does not skip rows. Such a job goes
+    // back to the position its first run placed (runs.body watermarkEnd), so the rows it never
+    // synced stay out: found as the first run with an end position, which started from none and
+    // read nothing, with no later run started from none (the watermark was reset since, so every
+    // row was read). A job without a watermark re-reads everything anyway.
+    sql: `
+      UPDATE jobs SET body = json_set(body, '$.watermark', json((
+        SELECT json_extract(f.body, '$.watermarkEnd') FROM runs f
+        WHERE json_extract(jobs.body, '$.backfill') = 0
+          AND f.id = (SELECT r.id FROM runs r
+                      WHERE r.job_id = jobs.id AND json_type(r.body, '$.watermarkEnd') = 'object'
+                      ORDER BY r.id LIMIT 1)
+          AND json_type(f.body, '$.watermarkStart') = 'null'
+          AND json_extract(f.body, '$.rowsRead') = 0
+          AND NOT EXISTS (SELECT 1 FROM runs l
+                          WHERE l.job_id = jobs.id AND l.id > f.id
+                            AND json_type(l.body, '$.watermarkStart') IS NOT 'object')
+      )))
+      WHERE json_type(body, '$.watermark') = 'object';
+    `,
+  },
 ];
 
 export function applyMigrations(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number[] {

@@ -12,8 +12,10 @@
 import type Database from 'better-sqlite3';
 import * as sqliteVec from 'sqlite-vec';
 import { conflict, notFound } from '../../core/errors.js';
+import { keyHashTerm } from '../../core/hash.js';
 import type {
   DocumentInput,
+  KeyHashBucket,
   Metadata,
   MetadataFilter,
   MetadataUpdate,
@@ -152,6 +154,8 @@ export class SqliteVectorStore implements VectorStore {
             JSON.stringify(doc.metadata),
             doc.chunks.length,
             updatedAt,
+            doc.keyHash ?? null,
+            termOf(doc.keyHash),
           );
           for (const chunk of doc.chunks) {
             // vec0 accepts only an integer rowid; a JS number would bind as REAL.
@@ -164,7 +168,15 @@ export class SqliteVectorStore implements VectorStore {
         }
         let updated = 0;
         for (const item of metadataOnly) {
-          updated += this.#s.updateMetadata.run(JSON.stringify(item.metadata), item.contentHash, updatedAt, c.id, item.id).changes;
+          updated += this.#s.updateMetadata.run(
+            JSON.stringify(item.metadata),
+            item.contentHash,
+            updatedAt,
+            item.keyHash ?? null,
+            termOf(item.keyHash),
+            c.id,
+            item.id,
+          ).changes;
         }
         return updated;
       })
@@ -178,6 +190,57 @@ export class SqliteVectorStore implements VectorStore {
         const c = this.#requireCollection(kbId);
         this.#removeChunks(c, id);
         return this.#s.deleteDocument.run(c.id, id).changes > 0;
+      })
+      .immediate();
+  }
+
+  async deleteDocuments(kbId: string, ids: string[]): Promise<number> {
+    checkKbId(kbId);
+    if (ids.length === 0) return 0;
+    return this.#db
+      .transaction(() => {
+        const c = this.#requireCollection(kbId);
+        let deleted = 0;
+        for (const id of ids) {
+          this.#removeChunks(c, id);
+          deleted += this.#s.deleteDocument.run(c.id, id).changes;
+        }
+        return deleted;
+      })
+      .immediate();
+  }
+
+  async keyHashBuckets(kbId: string, digits: number, within: string[] | null): Promise<KeyHashBucket[]> {
+    const c = this.#requireCollection(kbId);
+    checkHexDigits(digits);
+    const width = within?.[0]?.length ?? 0;
+    // Prefix ranges [p, p + 'g') walk the (collection_id, key_hash) index; hex digits sort below 'g'.
+    const rows = (
+      within === null
+        ? this.#s.keyBuckets.all(digits, c.id, digits)
+        : this.#s.keyBucketsWithin.all(digits, JSON.stringify(within), c.id, width)
+    ) as Array<{ b: string; n: number; s: number | bigint }>;
+    return rows.map((r) => ({ bucket: r.b, count: r.n, sum: String(r.s) }));
+  }
+
+  async documentIdsInKeyBuckets(kbId: string, buckets: string[]): Promise<string[]> {
+    const c = this.#requireCollection(kbId);
+    if (buckets.length === 0) return [];
+    checkHexDigits(buckets[0]!.length);
+    return this.#s.idsInKeyBuckets.all(JSON.stringify(buckets), c.id, buckets[0]!.length) as string[];
+  }
+
+  async documentsWithoutKeyHash(kbId: string, limit: number): Promise<string[]> {
+    const c = this.#requireCollection(kbId);
+    return this.#s.withoutKeyHash.all(c.id, limit) as string[];
+  }
+
+  async setKeyHashes(kbId: string, hashes: Array<{ id: string; keyHash: string }>): Promise<void> {
+    checkKbId(kbId);
+    this.#db
+      .transaction(() => {
+        const c = this.#requireCollection(kbId);
+        for (const h of hashes) this.#s.setKeyHash.run(h.keyHash, termOf(h.keyHash), c.id, h.id);
       })
       .immediate();
   }
@@ -334,16 +397,43 @@ function prepareStatic(db: Database.Database) {
     ),
     deleteCollection: db.prepare('DELETE FROM kb_collections WHERE id = ?'),
     updateMetadata: db.prepare(
-      'UPDATE kb_documents SET metadata = ?, content_hash = ?, updated_at = ? WHERE collection_id = ? AND doc_id = ?',
+      `UPDATE kb_documents SET metadata = ?, content_hash = ?, updated_at = ?,
+         key_hash = coalesce(?, key_hash), key_term = coalesce(?, key_term)
+       WHERE collection_id = ? AND doc_id = ?`,
     ),
+    keyBuckets: db.prepare(
+      `SELECT substr(key_hash, 1, ?) AS b, count(*) AS n, sum(key_term) AS s FROM kb_documents
+       WHERE collection_id = ? AND key_hash IS NOT NULL GROUP BY substr(key_hash, 1, ?)`,
+    ),
+    keyBucketsWithin: db.prepare(
+      `SELECT substr(d.key_hash, 1, ?) AS b, count(*) AS n, sum(d.key_term) AS s
+       FROM json_each(?) AS p CROSS JOIN kb_documents d
+       WHERE d.collection_id = ? AND d.key_hash >= p.value AND d.key_hash < p.value || 'g'
+         AND length(p.value) = ?
+       GROUP BY 1`,
+    ),
+    idsInKeyBuckets: db
+      .prepare(
+        `SELECT d.doc_id FROM json_each(?) AS p CROSS JOIN kb_documents d
+         WHERE d.collection_id = ? AND d.key_hash >= p.value AND d.key_hash < p.value || 'g' AND length(p.value) = ?`,
+      )
+      .pluck(),
+    withoutKeyHash: db
+      .prepare(
+        `SELECT doc_id FROM kb_documents
+         WHERE collection_id = ? AND key_hash IS NULL AND json_extract(metadata, '$.row_key') IS NOT NULL LIMIT ?`,
+      )
+      .pluck(),
+    setKeyHash: db.prepare('UPDATE kb_documents SET key_hash = ?, key_term = ? WHERE collection_id = ? AND doc_id = ?'),
     deleteCollectionChunks: db.prepare('DELETE FROM kb_chunks WHERE collection_id = ?'),
     deleteCollectionDocuments: db.prepare('DELETE FROM kb_documents WHERE collection_id = ?'),
     upsertDocument: db.prepare(
-      `INSERT INTO kb_documents (collection_id, doc_id, content, content_hash, metadata, chunk_count, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO kb_documents (collection_id, doc_id, content, content_hash, metadata, chunk_count, updated_at, key_hash, key_term)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (collection_id, doc_id) DO UPDATE SET
          content = excluded.content, content_hash = excluded.content_hash, metadata = excluded.metadata,
-         chunk_count = excluded.chunk_count, updated_at = excluded.updated_at`,
+         chunk_count = excluded.chunk_count, updated_at = excluded.updated_at,
+         key_hash = coalesce(excluded.key_hash, key_hash), key_term = coalesce(excluded.key_term, key_term)`,
     ),
     deleteDocument: db.prepare('DELETE FROM kb_documents WHERE collection_id = ? AND doc_id = ?'),
     insertChunk: db.prepare(
@@ -376,6 +466,17 @@ function loadSqliteVec(db: Database.Database): void {
     db.prepare('SELECT vec_version()').get();
   } catch {
     sqliteVec.load(db);
+  }
+}
+
+/** A key hash's checksum term (core/hash.ts keyHashTerm), or null for a document without one. */
+function termOf(keyHash: string | undefined): number | null {
+  return keyHash === undefined ? null : keyHashTerm(keyHash);
+}
+
+function checkHexDigits(digits: number): void {
+  if (!Number.isSafeInteger(digits) || digits < 1 || digits > 32) {
+    throw new RangeError(`key-hash digits must be an integer from 1 to 32, got ${digits}`);
   }
 }
 

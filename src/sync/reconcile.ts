@@ -1,0 +1,84 @@
+/**
+ * Delete reconciliation (SEMANTICS.md, "Deletes"): which synced documents have lost their source
+ * row, found read-only, without triggers or CDC, and without shipping every key on every run.
+ *
+ * Both sides group their keys into buckets by the leading hex digits of the key's MD5
+ * (core/hash.ts keyHash) and report each bucket's count and checksum (the sum of a 32-bit slice
+ * of each hash). The source computes its side in SQL, so only aggregates travel; the knowledge
+ * base answers from an index on the stored key hash. Buckets that agree are done; a bucket that
+ * differs is split 256 ways, until it is small enough to compare its keys one by one. These are
+ * ranges of the keys' hash (token ranges, as in Cassandra's anti-entropy repair) rather than of the
+ * keys themselves: the hash order is the same in every engine and in the knowledge base, where a
+ * key order is not (collations, integer vs text order), and composite keys need nothing more.
+ *
+ * With no deletes one round of 256 aggregates per side settles it; k deleted keys cost about
+ * k · log256(n) bucket aggregates and k small key lists.
+ */
+import type { KeyBucket } from '../sources/port.js';
+
+/** One side of the comparison: bucket aggregates and the keys of chosen buckets. */
+export interface KeySide {
+  buckets(digits: number, within: string[] | null): Promise<KeyBucket[]>;
+  /** Document ids (the source side maps its keys to ids) of the keys in these buckets. */
+  ids(buckets: string[]): Promise<string[]>;
+}
+
+export interface KeyDifferences {
+  /** Document ids the knowledge base holds and the source no longer has. */
+  gone: string[];
+  /** Document ids the source has and the knowledge base does not (not yet synced, or missed). */
+  missing: string[];
+  /** Bucket aggregates read from the source, and key lists read from it (for the benchmark). */
+  sourceAggregates: number;
+  sourceKeys: number;
+  rounds: number;
+}
+
+export interface ReconcileOptions {
+  /** Hex digits added per round (2 = 256-way split). */
+  digitsPerRound?: number;
+  /** A differing bucket with at most this many keys on either side is compared key by key. */
+  leafSize?: number;
+  /** Checked between rounds, so a pause stops a long comparison. */
+  throwIfAborted?: () => void;
+}
+
+const MAX_DIGITS = 32;
+
+export async function findKeyDifferences(source: KeySide, kb: KeySide, options: ReconcileOptions = {}): Promise<KeyDifferences> {
+  const step = options.digitsPerRound ?? 2;
+  const leafSize = options.leafSize ?? 64;
+  const result: KeyDifferences = { gone: [], missing: [], sourceAggregates: 0, sourceKeys: 0, rounds: 0 };
+  let digits = step;
+  let within: string[] | null = null;
+  for (;;) {
+    options.throwIfAborted?.();
+    result.rounds++;
+    const [s, k] = await Promise.all([source.buckets(digits, within), kb.buckets(digits, within)]);
+    result.sourceAggregates += s.length;
+    const theirs = new Map(s.map((b) => [b.bucket, b]));
+    const ours = new Map(k.map((b) => [b.bucket, b]));
+    const leaves: string[] = [];
+    const deeper: string[] = [];
+    for (const bucket of new Set([...theirs.keys(), ...ours.keys()])) {
+      const a = theirs.get(bucket);
+      const b = ours.get(bucket);
+      if (a !== undefined && b !== undefined && a.count === b.count && a.sum === b.sum) continue;
+      const size = Math.max(a?.count ?? 0, b?.count ?? 0);
+      // A bucket empty on one side needs no split: every key in it differs.
+      if (size <= leafSize || a === undefined || b === undefined || digits + step > MAX_DIGITS) leaves.push(bucket);
+      else deeper.push(bucket);
+    }
+    if (leaves.length > 0) {
+      const [sourceIds, kbIds] = await Promise.all([source.ids(leaves), kb.ids(leaves)]);
+      result.sourceKeys += sourceIds.length;
+      const inSource = new Set(sourceIds);
+      const inKb = new Set(kbIds);
+      for (const id of kbIds) if (!inSource.has(id)) result.gone.push(id);
+      for (const id of sourceIds) if (!inKb.has(id)) result.missing.push(id);
+    }
+    if (deeper.length === 0) return result;
+    within = deeper.sort();
+    digits += step;
+  }
+}
