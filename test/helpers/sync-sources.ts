@@ -461,11 +461,14 @@ export function uniqueIds(docs: Doc[]): Set<string> {
  * filter-column kind, composite keys with awkward names, updates, a dropped table, NULL filters.
  */
 /** A fresh source database of `kit` and a sync app with it registered as `src`. */
-export async function startSourceApp(kit: SourceKit): Promise<{ t: SyncTestApp; db: TempDatabase }> {
+export async function startSourceApp(
+  kit: SourceKit,
+  options: Parameters<typeof startSyncApp>[0] = {},
+): Promise<{ t: SyncTestApp; db: TempDatabase }> {
   const db = await kit.create();
   let t: SyncTestApp;
   try {
-    t = await startSyncApp();
+    t = await startSyncApp(options);
   } catch (err) {
     await db.close();
     throw err;

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import type { Config } from '../../src/config.js';
 import type { Clock } from '../../src/core/clock.js';
+import type { ConnectorFactory } from '../../src/databases/service.js';
 import { HashingEmbeddingProvider } from '../../src/embeddings/hashing/provider.js';
 import type { EmbeddingProvider } from '../../src/embeddings/port.js';
 import type { ProviderFactory } from '../../src/kb/engine.js';
@@ -67,7 +68,13 @@ export interface SyncTestApp extends TestApp {
 }
 
 export async function startSyncApp(
-  options: { dataDir?: string; clock?: Clock; providers?: CountingProviders; config?: Partial<Config> } = {},
+  options: {
+    dataDir?: string;
+    clock?: Clock;
+    providers?: CountingProviders;
+    config?: Partial<Config>;
+    connectorFactory?: ConnectorFactory;
+  } = {},
 ): Promise<SyncTestApp> {
   const providers = options.providers ?? countingHashingProviders();
   const t = await startTestApp({
@@ -75,6 +82,7 @@ export async function startSyncApp(
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.config ? { config: options.config } : {}),
     providerFactory: providers.factory,
+    ...(options.connectorFactory ? { connectorFactory: options.connectorFactory } : {}),
     sync: { retryBaseMs: 5, readAttempts: 3 },
   });
   return {

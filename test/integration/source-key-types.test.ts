@@ -29,7 +29,8 @@ import {
 const TIMEOUT_MS = 30_000;
 
 /** 16 bytes from a hex prefix, zero-padded (BINARY(16) pads the same way). */
-const bin16 = (hex: string): Buffer => Buffer.concat([Buffer.from(hex, 'hex'), Buffer.alloc(16)]).subarray(0, 16);
+const bin16 = (hex: string): Buffer =>
+  Buffer.concat([Buffer.from(hex, 'hex'), Buffer.alloc(16)]).subarray(0, 16);
 
 /**
  * Six keys: non-UTF-8 bytes (0x80, 0xfe, 0xff, a broken sequence), two pairs that differ only in
@@ -45,7 +46,11 @@ const BINARY_KEYS = [
 ];
 
 /** A sync app with the engine's fresh database registered as `src`, torn down after the suite. */
-function useSource(kit: SourceKit): { t(): SyncTestApp; db(): TempDatabase; exec(sql: string, params?: unknown[]): Promise<unknown[]> } {
+function useSource(kit: SourceKit): {
+  t(): SyncTestApp;
+  db(): TempDatabase;
+  exec(sql: string, params?: unknown[]): Promise<unknown[]>;
+} {
   let t: SyncTestApp;
   let db: TempDatabase;
   before(async () => {
@@ -94,11 +99,20 @@ async function binaryKeyCase(
 ): Promise<void> {
   const t = s.t();
   const q = kit.q;
-  await s.exec(`CREATE TABLE ${q(o.table)} (k ${o.keyType} NOT NULL PRIMARY KEY, body ${kit.t.text}, ts ${kit.t.ts6})`);
+  await s.exec(
+    `CREATE TABLE ${q(o.table)} (k ${o.keyType} NOT NULL PRIMARY KEY, body ${kit.t.text}, ts ${kit.t.ts6})`,
+  );
   const rows = o.keys.map((k, i) => [k, `row ${i + 1}`, '2025-01-01 00:00:00']);
   await insertRows(kit, s.db(), o.table, ['k', 'body', 'ts'], rows);
   await createKb(t, `${o.table}_kb`);
-  await createJob(t, { job_name: o.table, kb_name: `${o.table}_kb`, source_table: `src.${o.table}`, content_columns: ['body'], filter_column: 'ts', batch_size: 2 });
+  await createJob(t, {
+    job_name: o.table,
+    kb_name: `${o.table}_kb`,
+    source_table: `src.${o.table}`,
+    content_columns: ['body'],
+    filter_column: 'ts',
+    batch_size: 2,
+  });
 
   const first = await t.runNow(o.table);
   assertSucceeded(first);
@@ -108,10 +122,19 @@ async function binaryKeyCase(
   assert.equal(expected.size, o.keys.length, 'the expected ids are distinct');
   await assertDocuments(t, `${o.table}_kb`, expected);
   const job = await getJob(t, o.table);
-  assert.ok(expected.has(job.watermark.key[0]), `the watermark key ${JSON.stringify(job.watermark.key)} is a real key`);
+  assert.ok(
+    expected.has(job.watermark.key[0]),
+    `the watermark key ${JSON.stringify(job.watermark.key)} is a real key`,
+  );
 
   // A later row is synced once (the next batch after the watermark finds it).
-  await insertRows(kit, s.db(), o.table, ['k', 'body', 'ts'], [[o.later, 'later row', '2025-01-01 00:00:00']]);
+  await insertRows(
+    kit,
+    s.db(),
+    o.table,
+    ['k', 'body', 'ts'],
+    [[o.later, 'later row', '2025-01-01 00:00:00']],
+  );
   const next = await t.runNow(o.table);
   assertSucceeded(next);
   assert.equal(next.documents_added, 1);
@@ -128,24 +151,53 @@ describe('key and value types on MySQL/MariaDB', { skip: mysqlSkip }, () => {
   const q = mysqlKit.q;
   const hex = (k: Buffer) => k.toString('hex');
 
-  it('BINARY(16) keys with non-UTF-8 bytes: one document per row, ids in hex, a later row once', { timeout: TIMEOUT_MS }, async () => {
-    await binaryKeyCase(mysqlKit, s, { table: 'bin16', keyType: 'BINARY(16)', keys: BINARY_KEYS, later: bin16('fd'), id: hex });
+  it('BINARY(16) keys with non-UTF-8 bytes: one document per row, ids in hex, a later row once', {
+    timeout: TIMEOUT_MS,
+  }, async () => {
+    await binaryKeyCase(mysqlKit, s, {
+      table: 'bin16',
+      keyType: 'BINARY(16)',
+      keys: BINARY_KEYS,
+      later: bin16('fd'),
+      id: hex,
+    });
   });
 
-  it('VARBINARY keys that are prefixes of each other or differ in a trailing byte', { timeout: TIMEOUT_MS }, async () => {
+  it('VARBINARY keys that are prefixes of each other or differ in a trailing byte', {
+    timeout: TIMEOUT_MS,
+  }, async () => {
     const keys = ['00', '0000', '61', '6100', '61ff', 'ff'].map((h) => Buffer.from(h, 'hex'));
-    await binaryKeyCase(mysqlKit, s, { table: 'varbin', keyType: 'VARBINARY(20)', keys, later: Buffer.from('6101', 'hex'), id: hex });
+    await binaryKeyCase(mysqlKit, s, {
+      table: 'varbin',
+      keyType: 'VARBINARY(20)',
+      keys,
+      later: Buffer.from('6101', 'hex'),
+      id: hex,
+    });
   });
 
   it('a binary key in a composite key, beside an integer', { timeout: TIMEOUT_MS }, async () => {
     const t = s.t();
-    await s.exec(`CREATE TABLE ${q('bincomp')} (a INT NOT NULL, k VARBINARY(8) NOT NULL, body TEXT, ts DATETIME, PRIMARY KEY (a, k))`);
-    const rows = [1, 2].flatMap((a) => ['ff', 'fe', '80'].map((h) => [a, Buffer.from(h, 'hex'), `${a}/${h}`, '2025-01-01 00:00:00']));
+    await s.exec(
+      `CREATE TABLE ${q('bincomp')} (a INT NOT NULL, k VARBINARY(8) NOT NULL, body TEXT, ts DATETIME, PRIMARY KEY (a, k))`,
+    );
+    const rows = [1, 2].flatMap((a) =>
+      ['ff', 'fe', '80'].map((h) => [a, Buffer.from(h, 'hex'), `${a}/${h}`, '2025-01-01 00:00:00']),
+    );
     await insertRows(mysqlKit, s.db(), 'bincomp', ['a', 'k', 'body', 'ts'], rows);
     await createKb(t, 'bincomp_kb');
-    await createJob(t, { job_name: 'bincomp', kb_name: 'bincomp_kb', source_table: 'src.bincomp', content_columns: ['body'], filter_column: 'ts', batch_size: 2 });
+    await createJob(t, {
+      job_name: 'bincomp',
+      kb_name: 'bincomp_kb',
+      source_table: 'src.bincomp',
+      content_columns: ['body'],
+      filter_column: 'ts',
+      batch_size: 2,
+    });
     assertSucceeded(await t.runNow('bincomp'));
-    const expected = new Map(rows.map(([a, k, body]) => [JSON.stringify([String(a), hex(k as Buffer)]), `body: ${body}`]));
+    const expected = new Map(
+      rows.map(([a, k, body]) => [JSON.stringify([String(a), hex(k as Buffer)]), `body: ${body}`]),
+    );
     await assertDocuments(t, 'bincomp_kb', expected);
     await assertQuiet(t, 'bincomp');
   });
@@ -174,15 +226,32 @@ describe('key and value types on MySQL/MariaDB', { skip: mysqlSkip }, () => {
     };
 
     it('ENUM primary key', { timeout: TIMEOUT_MS }, async () => {
-      await refuse('enumkey', 'k', `CREATE TABLE ${q('enumkey')} (k ENUM('z', 'a') PRIMARY KEY, body TEXT, ts DATETIME)`, /primary key column 'k'.*enum\('z','a'\)/);
+      await refuse(
+        'enumkey',
+        'k',
+        `CREATE TABLE ${q('enumkey')} (k ENUM('z', 'a') PRIMARY KEY, body TEXT, ts DATETIME)`,
+        /primary key column 'k'.*enum\('z','a'\)/,
+      );
     });
 
     it('ENUM column of a composite primary key', { timeout: TIMEOUT_MS }, async () => {
-      await refuse('enumcomp', 'e', `CREATE TABLE ${q('enumcomp')} (id INT NOT NULL, e ENUM('z', 'a') NOT NULL, body TEXT, ts DATETIME, PRIMARY KEY (id, e))`, /primary key column 'e'/);
+      await refuse(
+        'enumcomp',
+        'e',
+        `CREATE TABLE ${q('enumcomp')} (id INT NOT NULL, e ENUM('z', 'a') NOT NULL, body TEXT, ts DATETIME, PRIMARY KEY (id, e))`,
+        /primary key column 'e'/,
+      );
     });
 
-    it('SET column of the unique key chosen when there is no primary key', { timeout: TIMEOUT_MS }, async () => {
-      await refuse('setkey', 's', `CREATE TABLE ${q('setkey')} (s SET('z', 'a') NOT NULL, body TEXT, ts DATETIME, UNIQUE KEY (s))`, /unique key column 's'/);
+    it('SET column of the unique key chosen when there is no primary key', {
+      timeout: TIMEOUT_MS,
+    }, async () => {
+      await refuse(
+        'setkey',
+        's',
+        `CREATE TABLE ${q('setkey')} (s SET('z', 'a') NOT NULL, body TEXT, ts DATETIME, UNIQUE KEY (s))`,
+        /unique key column 's'/,
+      );
     });
 
     it('an ENUM filter column is refused with the same reason', { timeout: TIMEOUT_MS }, async () => {
@@ -208,22 +277,39 @@ describe('key and value types on MySQL/MariaDB', { skip: mysqlSkip }, () => {
   });
 
   for (const type of ['DATETIME', 'DATETIME(6)', 'DATE']) {
-    it(`zero dates in a NOT NULL ${type} filter column: synced, not skipped, and lookback from a zero watermark works`, { timeout: TIMEOUT_MS }, async () => {
+    it(`zero dates in a NOT NULL ${type} filter column: synced, not skipped, and lookback from a zero watermark works`, {
+      timeout: TIMEOUT_MS,
+    }, async () => {
       const t = s.t();
       const table = `zero_${type.replace(/\W/g, '')}`;
       const zero = type === 'DATE' ? '0000-00-00' : '0000-00-00 00:00:00';
       const real = (i: number) => (type === 'DATE' ? `2025-01-0${i}` : `2025-01-01 00:00:0${i}`);
       // A server whose sql_mode forbids zero dates would refuse them; this session allows them.
       await s.exec("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'");
-      await s.exec(`CREATE TABLE ${q(table)} (id INT PRIMARY KEY, body TEXT, ts ${type} NOT NULL, tn ${type} NULL)`);
-      await insertRows(mysqlKit, s.db(), table, ['id', 'body', 'ts', 'tn'], [
-        [1, 'zero 1', zero, zero],
-        [2, 'zero 2', zero, null],
-        [3, 'zero 3', zero, zero],
-      ]);
+      await s.exec(
+        `CREATE TABLE ${q(table)} (id INT PRIMARY KEY, body TEXT, ts ${type} NOT NULL, tn ${type} NULL)`,
+      );
+      await insertRows(
+        mysqlKit,
+        s.db(),
+        table,
+        ['id', 'body', 'ts', 'tn'],
+        [
+          [1, 'zero 1', zero, zero],
+          [2, 'zero 2', zero, null],
+          [3, 'zero 3', zero, zero],
+        ],
+      );
       await createKb(t, `${table}_kb`);
       // The default lookback of a time column (300 s) applies.
-      await createJob(t, { job_name: table, kb_name: `${table}_kb`, source_table: `src.${table}`, content_columns: ['body'], filter_column: 'ts', batch_size: 2 });
+      await createJob(t, {
+        job_name: table,
+        kb_name: `${table}_kb`,
+        source_table: `src.${table}`,
+        content_columns: ['body'],
+        filter_column: 'ts',
+        batch_size: 2,
+      });
 
       const first = await t.runNow(table);
       assertSucceeded(first);
@@ -240,11 +326,17 @@ describe('key and value types on MySQL/MariaDB', { skip: mysqlSkip }, () => {
       assert.equal(second.documents_added, 0);
 
       // New rows after it, one of them a zero date again (after the watermark in key order).
-      await insertRows(mysqlKit, s.db(), table, ['id', 'body', 'ts', 'tn'], [
-        [4, 'real 4', real(4), null],
-        [5, 'real 5', real(5), real(5)],
-        [6, 'zero 6', zero, zero],
-      ]);
+      await insertRows(
+        mysqlKit,
+        s.db(),
+        table,
+        ['id', 'body', 'ts', 'tn'],
+        [
+          [4, 'real 4', real(4), null],
+          [5, 'real 5', real(5), real(5)],
+          [6, 'zero 6', zero, zero],
+        ],
+      );
       const third = await t.runNow(table);
       assertSucceeded(third);
       assert.equal(third.documents_added, 3);
@@ -255,7 +347,14 @@ describe('key and value types on MySQL/MariaDB', { skip: mysqlSkip }, () => {
 
       // A nullable column of the same type: only its real NULLs are skipped, zero dates are read.
       await createKb(t, `${table}_n_kb`);
-      await createJob(t, { job_name: `${table}_n`, kb_name: `${table}_n_kb`, source_table: `src.${table}`, content_columns: ['body'], filter_column: 'tn', batch_size: 2 });
+      await createJob(t, {
+        job_name: `${table}_n`,
+        kb_name: `${table}_n_kb`,
+        source_table: `src.${table}`,
+        content_columns: ['body'],
+        filter_column: 'tn',
+        batch_size: 2,
+      });
       const nullable = await t.runNow(`${table}_n`);
       assertSucceeded(nullable);
       assert.equal(nullable.rows_skipped, 2, 'rows 2 and 4 have a NULL');
@@ -264,12 +363,30 @@ describe('key and value types on MySQL/MariaDB', { skip: mysqlSkip }, () => {
     });
   }
 
-  it('lookback on a BIGINT UNSIGNED filter below the lookback: runs succeed and a row moved inside the window is re-read', { timeout: TIMEOUT_MS }, async () => {
+  it('lookback on a BIGINT UNSIGNED filter below the lookback: runs succeed and a row moved inside the window is re-read', {
+    timeout: TIMEOUT_MS,
+  }, async () => {
     const t = s.t();
-    await s.exec(`CREATE TABLE ${q('unsigned_seq')} (id INT PRIMARY KEY, body TEXT, seq BIGINT UNSIGNED NOT NULL)`);
-    await insertRows(mysqlKit, s.db(), 'unsigned_seq', ['id', 'body', 'seq'], Array.from({ length: 12 }, (_, k) => [k + 1, `row ${k + 1}`, k + 1]));
+    await s.exec(
+      `CREATE TABLE ${q('unsigned_seq')} (id INT PRIMARY KEY, body TEXT, seq BIGINT UNSIGNED NOT NULL)`,
+    );
+    await insertRows(
+      mysqlKit,
+      s.db(),
+      'unsigned_seq',
+      ['id', 'body', 'seq'],
+      Array.from({ length: 12 }, (_, k) => [k + 1, `row ${k + 1}`, k + 1]),
+    );
     await createKb(t, 'unsigned_kb');
-    await createJob(t, { job_name: 'unsigned_seq', kb_name: 'unsigned_kb', source_table: 'src.unsigned_seq', content_columns: ['body'], filter_column: 'seq', lookback: 300, batch_size: 5 });
+    await createJob(t, {
+      job_name: 'unsigned_seq',
+      kb_name: 'unsigned_kb',
+      source_table: 'src.unsigned_seq',
+      content_columns: ['body'],
+      filter_column: 'seq',
+      lookback: 300,
+      batch_size: 5,
+    });
 
     const first = await t.runNow('unsigned_seq');
     assertSucceeded(first);
@@ -300,17 +417,28 @@ const pgSkip = await skipUnlessSource(postgresKit);
 describe('bytea keys on PostgreSQL', { skip: pgSkip }, () => {
   const s = useSource(postgresKit);
 
-  it('bytea keys with non-UTF-8 bytes: one document per row; ::text round-trips through ::bytea, in hex whatever bytea_output', { timeout: TIMEOUT_MS }, async () => {
+  it('bytea keys with non-UTF-8 bytes: one document per row; ::text round-trips through ::bytea, in hex whatever bytea_output', {
+    timeout: TIMEOUT_MS,
+  }, async () => {
     // The text form of bytea follows bytea_output; the adapter spells it in hex itself, so the
     // ids stay '\x…' on a server set to 'escape'. New sessions of the connector get the setting.
     const [current] = (await s.exec('SELECT current_database() AS db')) as Array<{ db: string }>;
     await s.exec(`ALTER DATABASE ${postgresKit.q(current!.db)} SET bytea_output = 'escape'`);
     const pgHex = (k: Buffer) => `\\x${k.toString('hex')}`;
-    await binaryKeyCase(postgresKit, s, { table: 'bytes', keyType: 'bytea', keys: BINARY_KEYS, later: bin16('fd'), id: pgHex });
+    await binaryKeyCase(postgresKit, s, {
+      table: 'bytes',
+      keyType: 'bytea',
+      keys: BINARY_KEYS,
+      later: bin16('fd'),
+      id: pgHex,
+    });
 
     // The hex text form is what ::text gives under the default setting, and it binds back exactly.
     await s.exec("SET bytea_output = 'hex'");
-    const rows = (await s.exec('SELECT k::text AS text, (k::text)::bytea = k AS same FROM bytes')) as Array<{ text: string; same: boolean }>;
+    const rows = (await s.exec('SELECT k::text AS text, (k::text)::bytea = k AS same FROM bytes')) as Array<{
+      text: string;
+      same: boolean;
+    }>;
     assert.equal(rows.length, BINARY_KEYS.length + 1);
     for (const r of rows) assert.equal(r.same, true, `${r.text} round-trips`);
     const docIds = new Set((await s.t().documents('bytes_kb')).map((d) => d.id));
@@ -321,9 +449,17 @@ describe('bytea keys on PostgreSQL', { skip: pgSkip }, () => {
 describe('BLOB keys on SQLite', () => {
   const s = useSource(sqliteKit);
 
-  it('BLOB keys with non-UTF-8 bytes: one document per row, a later row once', { timeout: TIMEOUT_MS }, async () => {
+  it('BLOB keys with non-UTF-8 bytes: one document per row, a later row once', {
+    timeout: TIMEOUT_MS,
+  }, async () => {
     // A BLOB column has BLOB affinity: its text form carries the storage class ('b:' + hex).
     const id = (k: Buffer) => `b:${k.toString('hex').toUpperCase()}`;
-    await binaryKeyCase(sqliteKit, s, { table: 'blobs', keyType: 'BLOB', keys: BINARY_KEYS, later: bin16('fd'), id });
+    await binaryKeyCase(sqliteKit, s, {
+      table: 'blobs',
+      keyType: 'BLOB',
+      keys: BINARY_KEYS,
+      later: bin16('fd'),
+      id,
+    });
   });
 });

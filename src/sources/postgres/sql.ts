@@ -56,7 +56,8 @@ export const pgDialect: KeysetDialect<PgColumnExtra> = {
   // UTC with DateStyle ISO so a timestamptz reads the same on every connection. A bytea's ::text
   // follows bytea_output ('\x00ff' or escaped octets; both cast back exactly through ::bytea),
   // so it is spelled in hex here: document ids do not change with a server setting.
-  textOf: (expr, column) => (column.extra.base === 'bytea' ? `(E'\\\\x' || encode(${expr}, 'hex'))` : `${expr}::text`),
+  textOf: (expr, column) =>
+    column.extra.base === 'bytea' ? `(E'\\\\x' || encode(${expr}, 'hex'))` : `${expr}::text`,
   toText: (v) => String(v),
   bind: (c, value, params) => {
     params.push(value);

@@ -1,0 +1,96 @@
+/**
+ * The reconciliation's descent (sync/reconcile.ts) on in-memory key sets, where both sides are
+ * exact: it finds exactly the keys that differ, settles "no deletes" with one round of bucket
+ * aggregates, and reads a few keys per delete rather than every key.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { keyHash, keyHashTerm } from '../../src/core/hash.js';
+import { findKeyDifferences, type KeySide } from '../../src/sync/reconcile.js';
+
+/** A side over a set of single-column keys (document id = key text), counting what it answers. */
+function memorySide(ids: Iterable<string>): KeySide & { keysListed: number } {
+  const hashed = [...ids].map((id) => ({ id, hash: keyHash([id]) }));
+  const side = {
+    keysListed: 0,
+    async buckets(digits: number, within: string[] | null) {
+      const prefixes = within === null ? null : new Set(within);
+      const width = within?.[0]?.length ?? 0;
+      const agg = new Map<string, { count: number; sum: bigint }>();
+      for (const { hash } of hashed) {
+        if (prefixes !== null && !prefixes.has(hash.slice(0, width))) continue;
+        const b = hash.slice(0, digits);
+        const e = agg.get(b) ?? { count: 0, sum: 0n };
+        e.count++;
+        e.sum += BigInt(keyHashTerm(hash));
+        agg.set(b, e);
+      }
+      return [...agg].map(([bucket, e]) => ({ bucket, count: e.count, sum: e.sum.toString() }));
+    },
+    async ids(buckets: string[]) {
+      const set = new Set(buckets);
+      const width = buckets[0]?.length ?? 0;
+      const out = hashed.filter((h) => set.has(h.hash.slice(0, width))).map((h) => h.id);
+      side.keysListed += out.length;
+      return out;
+    },
+  };
+  return side;
+}
+
+const N = 100_000;
+const all = Array.from({ length: N }, (_, i) => String(i + 1));
+
+describe('findKeyDifferences', () => {
+  it('no difference: one round of 256 aggregates, no key listed', async () => {
+    const source = memorySide(all);
+    const kb = memorySide(all);
+    const diff = await findKeyDifferences(source, kb);
+    assert.deepEqual(diff.gone, []);
+    assert.deepEqual(diff.missing, []);
+    assert.equal(diff.rounds, 1);
+    assert.equal(diff.sourceAggregates, 256);
+    assert.equal(source.keysListed, 0);
+  });
+
+  it('7 scattered deletes among 100,000 keys: exactly those, with a few hundred keys listed', async () => {
+    const deleted = ['1', '777', '12345', '50000', '50001', '86420', '100000'];
+    const source = memorySide(all.filter((id) => !deleted.includes(id)));
+    const kb = memorySide(all);
+    const diff = await findKeyDifferences(source, kb);
+    assert.deepEqual(diff.gone.sort(), [...deleted].sort());
+    assert.deepEqual(diff.missing, []);
+    assert.equal(diff.rounds, 2, '256-way buckets of ~390 keys split once into leaves of ~2');
+    assert.ok(diff.sourceAggregates <= 256 + 7 * 256, `${diff.sourceAggregates} aggregates`);
+    assert.ok(source.keysListed <= 7 * 64, `${source.keysListed} keys listed`);
+  });
+
+  it('1,000 deletes and 50 keys only in the source: each found once', async () => {
+    const deleted = new Set(Array.from({ length: 1000 }, (_, i) => String(i * 97 + 13)));
+    const extra = Array.from({ length: 50 }, (_, i) => `new-${i}`);
+    const source = memorySide([...all.filter((id) => !deleted.has(id)), ...extra]);
+    const kb = memorySide(all);
+    const diff = await findKeyDifferences(source, kb);
+    assert.deepEqual(new Set(diff.gone), deleted);
+    assert.equal(diff.gone.length, deleted.size);
+    assert.deepEqual(diff.missing.sort(), extra.sort());
+  });
+
+  it('an empty side: every key of the other side differs', async () => {
+    const diff = await findKeyDifferences(memorySide([]), memorySide(all.slice(0, 5000)));
+    assert.equal(diff.gone.length, 5000);
+    assert.equal(diff.rounds, 1, 'a bucket missing on one side is listed, not split');
+  });
+
+  it('stops between rounds when asked to', async () => {
+    let calls = 0;
+    await assert.rejects(
+      findKeyDifferences(memorySide(all.slice(1)), memorySide(all), {
+        throwIfAborted: () => {
+          if (++calls === 2) throw new Error('stopped');
+        },
+      }),
+      /stopped/,
+    );
+  });
+});
