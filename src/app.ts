@@ -21,6 +21,7 @@ import { createSourceConnector } from './sources/factory.js';
 import type { ControlStore } from './store/port.js';
 import { SqliteControlStore } from './store/sqlite/control-store.js';
 import { openSqliteFile } from './store/sqlite/open.js';
+import type { VectorStore } from './store/vector-port.js';
 import { SqliteVectorStore } from './store/sqlite/vector-store.js';
 import type { SyncDeps } from './sync/run-sync.js';
 import { VERSION } from './version.js';
@@ -29,6 +30,7 @@ export interface Services {
   version: string;
   clock: Clock;
   store: ControlStore;
+  vectors: VectorStore;
   databases: DatabaseService;
   kbs: KnowledgeBaseRegistry;
   engine: KnowledgeBaseEngine;
@@ -124,7 +126,7 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   );
   const jobs = new JobService(store, databases, clock, { maxActiveJobs: config.maxActiveJobs }, scheduler);
   jobs.onChange(() => scheduler.wake());
-  const services: Services = { version: VERSION, clock, store, databases, kbs, engine, jobs, scheduler, metrics };
+  const services: Services = { version: VERSION, clock, store, vectors, databases, kbs, engine, jobs, scheduler, metrics };
   const server = await buildServer(config, services, logger);
 
   return {

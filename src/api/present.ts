@@ -59,6 +59,14 @@ export function presentRun(run: RunRecord): Record<string, unknown> {
     rows_skipped: run.rowsSkipped,
     rows_failed: run.rowsFailed,
     documents_deleted: run.documentsDeleted ?? 0,
+    reconcile: run.reconcile
+      ? {
+          rounds: run.reconcile.rounds,
+          source_aggregates: run.reconcile.sourceAggregates,
+          source_keys: run.reconcile.sourceKeys,
+          duration_ms: run.reconcile.durationMs,
+        }
+      : null,
     chunks_written: run.chunksWritten,
     watermark_start: watermark(run.watermarkStart),
     watermark_end: watermark(run.watermarkEnd),

@@ -46,7 +46,8 @@ export function plainValue(raw: unknown): MetadataValue {
   // Date, buffers and objects as documents.ts valueToText writes them.
   if (raw instanceof Date) return Number.isNaN(raw.getTime()) ? '' : raw.toISOString();
   if (Buffer.isBuffer(raw) || raw instanceof Uint8Array) return `<${raw.length} bytes>`;
-  if (typeof raw === 'object') return JSON.stringify(raw, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+  if (typeof raw === 'object')
+    return JSON.stringify(raw, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
   return String(raw);
 }
 

@@ -148,10 +148,21 @@ export interface RunRecord {
   rowsFailed: number;
   /** Absent in runs stored before deletes existed. */
   documentsDeleted?: number;
+  /** What delete reconciliation read from the source (null when it did not run). */
+  reconcile?: ReconcileStats | null;
   chunksWritten: number;
   watermarkStart: Watermark | null;
   watermarkEnd: Watermark | null;
   error: { code: string; message: string } | null;
+}
+
+export interface ReconcileStats {
+  /** Rounds of bucket aggregates (1 when nothing differs). */
+  rounds: number;
+  /** Bucket aggregates the source returned, and keys it listed for the buckets that differed. */
+  sourceAggregates: number;
+  sourceKeys: number;
+  durationMs: number;
 }
 
 export interface Page<T> {

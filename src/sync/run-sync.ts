@@ -315,7 +315,14 @@ class SyncRun {
       buckets: (digits, within) => this.deps.keys.keyHashBuckets(this.kb.id, digits, within),
       ids: (buckets) => this.deps.keys.documentIdsInKeyBuckets(this.kb.id, buckets),
     };
+    const started = performance.now();
     const diff = await findKeyDifferences(sourceSide, kbSide, { throwIfAborted: () => this.throwIfAborted() });
+    this.run.reconcile = {
+      rounds: diff.rounds,
+      sourceAggregates: diff.sourceAggregates,
+      sourceKeys: diff.sourceKeys,
+      durationMs: Math.round(performance.now() - started),
+    };
 
     for (let i = 0; i < diff.gone.length; i += DELETES_PER_BATCH) {
       this.throwIfAborted();

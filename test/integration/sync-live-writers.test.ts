@@ -7,7 +7,8 @@
  * that delay. When the writers stop and one last run ends, the knowledge base must hold exactly
  * one document per source row, each with the row's current content, and nothing else.
  *
- * A control job on the same table with lookback 0 shows the late commits really happened: the
+ * A control job on the same table with lookback 0 and deletes "off" (reconciliation would heal
+ * them by key) shows the late commits really happened: the
  * rows that committed behind its watermark never reach its knowledge base.
  *
  * On SQLite (one writer at a time, WAL) the late transaction holds the write lock while it is
@@ -76,7 +77,8 @@ for (const kit of [postgresKit, mysqlKit, sqliteKit]) {
       await createKb(t, 'live_kb');
       await createKb(t, 'control_kb');
       await createJob(t, { job_name: 'live', kb_name: 'live_kb', source_table: 'src.live', content_columns: ['body'], filter_column: 'updated_at', lookback: '60 SECONDS', batch_size: 50 });
-      await createJob(t, { job_name: 'control', kb_name: 'control_kb', source_table: 'src.live', content_columns: ['body'], filter_column: 'updated_at', lookback: 0, batch_size: 50 });
+      // deletes: off, because reconciliation would find the late rows by their keys and heal them.
+      await createJob(t, { job_name: 'control', kb_name: 'control_kb', source_table: 'src.live', content_columns: ['body'], filter_column: 'updated_at', lookback: 0, batch_size: 50, deletes: 'off' });
       assertSucceeded(await t.runNow('live'));
       assertSucceeded(await t.runNow('control'));
 

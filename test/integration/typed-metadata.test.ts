@@ -50,35 +50,55 @@ const PRODUCTS: Product[] = [
     price: '75.00',
     inStock: true,
     utc: '2026-01-01T10:29:59.999999Z',
-    literal: { postgres: '2026-01-01 12:29:59.999999+02', mysql: '2026-01-01 10:29:59.999999', sqlite: '2026-01-01T10:29:59.999999' },
+    literal: {
+      postgres: '2026-01-01 12:29:59.999999+02',
+      mysql: '2026-01-01 10:29:59.999999',
+      sqlite: '2026-01-01T10:29:59.999999',
+    },
   },
   {
     id: 2,
     price: '150.00',
     inStock: false,
     utc: '2026-01-01T10:30:00Z',
-    literal: { postgres: '2026-01-01 02:30:00-08', mysql: '2026-01-01 10:30:00', sqlite: '2026-01-01 10:30:00' },
+    literal: {
+      postgres: '2026-01-01 02:30:00-08',
+      mysql: '2026-01-01 10:30:00',
+      sqlite: '2026-01-01 10:30:00',
+    },
   },
   {
     id: 3,
     price: '1200.00',
     inStock: true,
     utc: '2026-01-02T00:00:00Z',
-    literal: { postgres: '2026-01-02 05:30:00+05:30', mysql: '2026-01-02 00:00:00', sqlite: '2026-01-02 05:30:00+05:30' },
+    literal: {
+      postgres: '2026-01-02 05:30:00+05:30',
+      mysql: '2026-01-02 00:00:00',
+      sqlite: '2026-01-02 05:30:00+05:30',
+    },
   },
   {
     id: 4,
     price: '99.50',
     inStock: true,
     utc: '2026-01-01T10:30:00.5Z',
-    literal: { postgres: '2026-01-01 10:30:00.5+00', mysql: '2026-01-01 10:30:00.5', sqlite: '2026-01-01T10:30:00.5Z' },
+    literal: {
+      postgres: '2026-01-01 10:30:00.5+00',
+      mysql: '2026-01-01 10:30:00.5',
+      sqlite: '2026-01-01T10:30:00.5Z',
+    },
   },
   {
     id: 5,
     price: '200.00',
     inStock: false,
     utc: '2026-01-03T08:00:00.123456Z',
-    literal: { postgres: '2026-01-03 08:00:00.123456+00', mysql: '2026-01-03 08:00:00.123456', sqlite: '2026-01-03 08:00:00.123456' },
+    literal: {
+      postgres: '2026-01-03 08:00:00.123456+00',
+      mysql: '2026-01-03 08:00:00.123456',
+      sqlite: '2026-01-03 08:00:00.123456',
+    },
   },
   {
     id: 6,
@@ -92,14 +112,21 @@ const PRODUCTS: Product[] = [
     price: '100.00',
     inStock: false,
     utc: '2026-01-01T10:00:00Z',
-    literal: { postgres: '2026-01-01 10:00:00+00', mysql: '2026-01-01 10:00:00', sqlite: '2026-01-01T10:00:00.000Z' },
+    literal: {
+      postgres: '2026-01-01 10:00:00+00',
+      mysql: '2026-01-01 10:00:00',
+      sqlite: '2026-01-01T10:00:00.000Z',
+    },
   },
 ];
 
 /** Filters of the issue, with the rows they must return computed from the data. */
 const FILTERS: Array<{ filter: Record<string, unknown>; matches(p: Product): boolean }> = [
   { filter: { price: { lte: 150 } }, matches: (p) => Number(p.price) <= 150 },
-  { filter: { price: { gte: 100, lte: 200 } }, matches: (p) => Number(p.price) >= 100 && Number(p.price) <= 200 },
+  {
+    filter: { price: { gte: 100, lte: 200 } },
+    matches: (p) => Number(p.price) >= 100 && Number(p.price) <= 200,
+  },
   { filter: { price: { gt: 75, lt: 1200 } }, matches: (p) => Number(p.price) > 75 && Number(p.price) < 1200 },
   {
     filter: { updated_at: { gte: '2026-01-02T00:00:00Z' } },
@@ -111,7 +138,8 @@ const FILTERS: Array<{ filter: Record<string, unknown>; matches(p: Product): boo
   },
   {
     filter: { updated_at: { gt: '2026-01-01 12:30:00+02:00', lte: '2026-01-02 00:00:00' } },
-    matches: (p) => micros(p.utc) > micros('2026-01-01T10:30:00Z') && micros(p.utc) <= micros('2026-01-02T00:00:00Z'),
+    matches: (p) =>
+      micros(p.utc) > micros('2026-01-01T10:30:00Z') && micros(p.utc) <= micros('2026-01-02T00:00:00Z'),
   },
   { filter: { in_stock: true }, matches: (p) => p.inStock },
   { filter: { in_stock: false, price: { lt: 150 } }, matches: (p) => !p.inStock && Number(p.price) < 150 },
@@ -138,10 +166,22 @@ function rowsOf(kit: SourceKit): unknown[][] {
   ]);
 }
 
-async function query(t: SyncTestApp, kb: string, filter: Record<string, unknown>, mode: string): Promise<string[]> {
-  const res = await t.request('POST', `/knowledge_bases/${kb}/query`, { query: 'catalogue item', mode, top_k: 100, filter });
+async function query(
+  t: SyncTestApp,
+  kb: string,
+  filter: Record<string, unknown>,
+  mode: string,
+): Promise<string[]> {
+  const res = await t.request('POST', `/knowledge_bases/${kb}/query`, {
+    query: 'catalogue item',
+    mode,
+    top_k: 100,
+    filter,
+  });
   assert.equal(res.status, 200, JSON.stringify(res.body));
-  return [...new Set<string>(res.body.data.results.map((r: { document_id: string }) => r.document_id))].sort();
+  return [
+    ...new Set<string>(res.body.data.results.map((r: { document_id: string }) => r.document_id)),
+  ].sort();
 }
 
 function assertTyped(docs: Array<{ id: string; metadata: Record<string, unknown> }>): void {
@@ -169,7 +209,13 @@ async function defineTypedMetadataSuite(kit: SourceKit): Promise<void> {
     before(async () => {
       ({ t, db } = await startSourceApp(kit));
       await db.exec(DDL[kit.engine]);
-      await insertRows(kit, db, 'products', ['id', 'name', 'description', 'price', 'in_stock', 'updated_at'], rowsOf(kit));
+      await insertRows(
+        kit,
+        db,
+        'products',
+        ['id', 'name', 'description', 'price', 'in_stock', 'updated_at'],
+        rowsOf(kit),
+      );
     });
     afterEach(async () => {
       if (t) await stopRunningJobs(t);
@@ -199,7 +245,11 @@ async function defineTypedMetadataSuite(kit: SourceKit): Promise<void> {
           .map((p) => String(p.id))
           .sort();
         for (const mode of ['keyword', 'semantic']) {
-          assert.deepEqual(await query(t, 'typed_kb', filter, mode), expected, `${mode} ${JSON.stringify(filter)}`);
+          assert.deepEqual(
+            await query(t, 'typed_kb', filter, mode),
+            expected,
+            `${mode} ${JSON.stringify(filter)}`,
+          );
         }
       }
     });
@@ -227,14 +277,23 @@ async function defineTypedMetadataSuite(kit: SourceKit): Promise<void> {
         return {
           id: d.id,
           content: d.content,
-          metadata: { ...d.metadata, price: p.price, in_stock: p.inStock ? 1 : 0, updated_at: p.literal[kit.engine] },
+          metadata: {
+            ...d.metadata,
+            price: p.price,
+            in_stock: p.inStock ? 1 : 0,
+            updated_at: p.literal[kit.engine],
+          },
         };
       });
       const put = await t.request('POST', '/knowledge_bases/legacy_kb/documents', { documents: legacy });
       assert.equal(put.status, 200, JSON.stringify(put.body));
       assert.equal(put.body.data.updated, PRODUCTS.length);
       assert.equal(t.providers.embedded(), embeddedBefore, 'a metadata-only change embeds nothing');
-      assert.deepEqual(await query(t, 'legacy_kb', { price: { lte: 150 } }, 'keyword'), [], 'text metadata never matches a number');
+      assert.deepEqual(
+        await query(t, 'legacy_kb', { price: { lte: 150 } }, 'keyword'),
+        [],
+        'text metadata never matches a number',
+      );
 
       // Upgrade: the store is reopened without migration 6 applied yet.
       const { dataDir, providers } = t;
@@ -286,9 +345,25 @@ describe('migration 6 (re-type synced metadata by the next run)', () => {
       const insertRun = db.prepare('INSERT INTO runs (id, job_id, status, body) VALUES (?, ?, ?, ?)');
       jobs.forEach((j, i) => {
         const id = `job_${i}`;
-        insertJob.run(id, `j${i}`, JSON.stringify({ id, name: `j${i}`, backfill: j.backfill, watermark: j.watermark, started: true, batchSize: 500 }));
+        insertJob.run(
+          id,
+          `j${i}`,
+          JSON.stringify({
+            id,
+            name: `j${i}`,
+            backfill: j.backfill,
+            watermark: j.watermark,
+            started: true,
+            batchSize: 500,
+          }),
+        );
         j.runs.forEach((r, k) => {
-          insertRun.run(`run_${i}_${String(k).padStart(3, '0')}`, id, r.status ?? 'succeeded', JSON.stringify({ id: `run_${i}_${k}`, ...r }));
+          insertRun.run(
+            `run_${i}_${String(k).padStart(3, '0')}`,
+            id,
+            r.status ?? 'succeeded',
+            JSON.stringify({ id: `run_${i}_${k}`, ...r }),
+          );
         });
       });
       assert.ok(applyMigrations(db).includes(6));
@@ -311,7 +386,11 @@ describe('migration 6 (re-type synced metadata by the next run)', () => {
       // 0: backfill true: everything again.
       { backfill: true, watermark: W, runs: [{ watermarkStart: null, watermarkEnd: W, rowsRead: 90 }] },
       // 1: backfill false: back to where the first run placed it (rows before were never synced).
-      { backfill: false, watermark: W, runs: [placement, { watermarkStart: P, watermarkEnd: W, rowsRead: 5 }] },
+      {
+        backfill: false,
+        watermark: W,
+        runs: [placement, { watermarkStart: P, watermarkEnd: W, rowsRead: 5 }],
+      },
       // 2: backfill false, runs that failed before placing it.
       {
         backfill: false,
@@ -327,13 +406,20 @@ describe('migration 6 (re-type synced metadata by the next run)', () => {
       {
         backfill: false,
         watermark: W2,
-        runs: [placement, { watermarkStart: P, watermarkEnd: W, rowsRead: 5 }, { watermarkStart: null, watermarkEnd: W2, rowsRead: 120 }],
+        runs: [
+          placement,
+          { watermarkStart: P, watermarkEnd: W, rowsRead: 5 },
+          { watermarkStart: null, watermarkEnd: W2, rowsRead: 120 },
+        ],
       },
       // 4: backfill false, placed on an empty table: later runs read from the beginning.
       {
         backfill: false,
         watermark: W,
-        runs: [{ watermarkStart: null, watermarkEnd: null, rowsRead: 0 }, { watermarkStart: null, watermarkEnd: W, rowsRead: 8 }],
+        runs: [
+          { watermarkStart: null, watermarkEnd: null, rowsRead: 0 },
+          { watermarkStart: null, watermarkEnd: W, rowsRead: 8 },
+        ],
       },
       // 5: no watermark (never run, or reset): the next run reads everything anyway.
       { backfill: false, watermark: null, runs: [] },

@@ -10,13 +10,25 @@ const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 function check(kind: ColumnKind, cases: Array<[unknown, unknown]>): void {
   for (const [raw, want] of cases) {
     const got = typedValue(kind, raw);
-    assert.ok(Object.is(got, want), `${kind} ${String(raw)}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+    assert.ok(
+      Object.is(got, want),
+      `${kind} ${String(raw)}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`,
+    );
   }
 }
 
 describe('typedValue', () => {
   it('NULL is null for every kind', () => {
-    const kinds: ColumnKind[] = ['timestamptz', 'timestamp', 'date', 'integer', 'numeric', 'text', 'boolean', 'other'];
+    const kinds: ColumnKind[] = [
+      'timestamptz',
+      'timestamp',
+      'date',
+      'integer',
+      'numeric',
+      'text',
+      'boolean',
+      'other',
+    ];
     for (const kind of kinds) {
       assert.equal(typedValue(kind, null), null);
       assert.equal(typedValue(kind, undefined), null);
@@ -180,10 +192,17 @@ describe('typedValue', () => {
   it('toUtcIso agrees with Date on whole milliseconds', () => {
     fc.assert(
       fc.property(
-        fc.date({ min: new Date('1000-01-01T00:00:00Z'), max: new Date('9998-12-31T00:00:00Z'), noInvalidDate: true }),
+        fc.date({
+          min: new Date('1000-01-01T00:00:00Z'),
+          max: new Date('9998-12-31T00:00:00Z'),
+          noInvalidDate: true,
+        }),
         fc.integer({ min: -14 * 60, max: 14 * 60 }),
         (date, offsetMinutes) => {
-          const local = new Date(date.getTime() + offsetMinutes * 60_000).toISOString().slice(0, 23).replace('T', ' ');
+          const local = new Date(date.getTime() + offsetMinutes * 60_000)
+            .toISOString()
+            .slice(0, 23)
+            .replace('T', ' ');
           const sign = offsetMinutes < 0 ? '-' : '+';
           const abs = Math.abs(offsetMinutes);
           const zone = `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
@@ -243,7 +262,13 @@ describe('buildRowDocument with column kinds', () => {
     const doc = buildRowDocument(
       {
         ...spec,
-        columnKinds: { price: 'numeric', in_stock: 'boolean', big: 'integer', label: 'text', updated_at: 'timestamptz' },
+        columnKinds: {
+          price: 'numeric',
+          in_stock: 'boolean',
+          big: 'integer',
+          label: 'text',
+          updated_at: 'timestamptz',
+        },
       },
       row,
     );

@@ -199,7 +199,10 @@ function bound(column: string, path: string, op: '>' | '>=' | '<' | '<=', value:
   if (typeof value === 'string') {
     const key = timeBoundKey(value);
     if (key !== null) {
-      return { sql: `(SELECT ${timeKeySql('v')} FROM (SELECT ${extract} AS v)) ${op} ?`, params: [path, key] };
+      return {
+        sql: `(SELECT ${timeKeySql('v')} FROM (SELECT ${extract} AS v)) ${op} ?`,
+        params: [path, key],
+      };
     }
     if (op === '>' || op === '>=') return { sql: `${extract} ${op} ?`, params: [path, value] };
     if (op === '<=') return { sql: `${extract} BETWEEN '' AND ?`, params: [path, value] };
