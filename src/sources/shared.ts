@@ -306,7 +306,7 @@ export function buildKeyBucketsQuery<Extra>(
   table: ResolvedTable<Extra>,
   req: KeyScopeRequest & { digits: number; within: string[] | null },
 ): { sql: string; params: unknown[]; filterAfter: Set<string> | null } {
-  const digits = hexDigits(req.digits);
+  const digits = req.digits === 0 && req.within === null ? 0 : hexDigits(req.digits);
   const params: unknown[] = [];
   const scope = keyScope(d, table, req, params);
   let outer = '';
@@ -319,16 +319,21 @@ export function buildKeyBucketsQuery<Extra>(
       filterAfter = new Set(req.within);
     }
   }
+  const keys = `FROM (SELECT ${scope.hash} AS h FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} WHERE ${scope.where.join(' AND ')}) kbsync_keys`;
+  const term = `sum(${d.hex32('substr(h, 25, 8)')})`;
+  // Zero digits: one aggregate over the whole scope, with no grouping to pay for.
   const sql =
-    `SELECT substr(h, 1, ${digits}) AS b, count(*) AS n, sum(${d.hex32('substr(h, 25, 8)')}) AS s ` +
-    `FROM (SELECT ${scope.hash} AS h FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} WHERE ${scope.where.join(' AND ')}) kbsync_keys ` +
-    `${outer} GROUP BY substr(h, 1, ${digits})`;
+    digits === 0
+      ? `SELECT '' AS b, count(*) AS n, ${term} AS s ${keys}`
+      : `SELECT substr(h, 1, ${digits}) AS b, count(*) AS n, ${term} AS s ${keys} ${outer} GROUP BY substr(h, 1, ${digits})`;
   return { sql, params, filterAfter };
 }
 
 /** Turns the rows of a key-bucket query into KeyBuckets. */
 export function toKeyBuckets(rows: unknown[][], filterAfter: Set<string> | null, toText: (v: unknown) => string): KeyBucket[] {
-  const buckets = rows.map((r) => ({ bucket: toText(r[0]), count: Number(r[1]), sum: BigInt(toText(r[2]).replace(/\.0*$/, '')).toString() }));
+  const buckets = rows
+    .filter((r) => Number(r[1]) > 0)
+    .map((r) => ({ bucket: toText(r[0]), count: Number(r[1]), sum: BigInt(toText(r[2]).replace(/\.0*$/, '')).toString() }));
   if (filterAfter === null) return buckets;
   const width = [...filterAfter][0]?.length ?? 0;
   return buckets.filter((b) => filterAfter.has(b.bucket.slice(0, width)));
@@ -340,18 +345,20 @@ export function buildKeysInBucketsQuery<Extra>(
   table: ResolvedTable<Extra>,
   req: KeyScopeRequest & { buckets: string[] },
 ): { sql: string; params: unknown[] } {
-  const width = hexDigits(req.buckets[0]?.length ?? 0);
-  if (!req.buckets.every((b) => b.length === width && /^[0-9a-f]+$/.test(b))) {
+  // [''] is the one bucket of every key (a comparison settled at its first round).
+  const all = req.buckets.length === 1 && req.buckets[0] === '';
+  const width = all ? 0 : hexDigits(req.buckets[0]?.length ?? 0);
+  if (!all && !req.buckets.every((b) => b.length === width && /^[0-9a-f]+$/.test(b))) {
     throw new AppError('INVALID_REQUEST', 'key buckets must be hex prefixes of one length');
   }
   const params: unknown[] = [];
   const scope = keyScope(d, table, req, params);
   const col = (name: string): ResolvedColumn<Extra> => table.columns.get(name)!;
   const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
-  const prefixes = req.buckets.map((b) => d.param(b, params)).join(', ');
+  const inBuckets = all ? '' : ` AND substr(${scope.hash}, 1, ${width}) IN (${req.buckets.map((b) => d.param(b, params)).join(', ')})`;
   const sql =
     `SELECT ${req.keyColumns.map((k) => d.textOf(ref(k), col(k))).join(', ')} FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} ` +
-    `WHERE ${scope.where.join(' AND ')} AND substr(${scope.hash}, 1, ${width}) IN (${prefixes})`;
+    `WHERE ${scope.where.join(' AND ')}${inBuckets}`;
   return { sql, params };
 }
 

@@ -11,8 +11,8 @@
  * keys themselves: the hash order is the same in every engine and in the knowledge base, where a
  * key order is not (collations, integer vs text order), and composite keys need nothing more.
  *
- * With no deletes one round of 256 aggregates per side settles it; k deleted keys cost about
- * k · log256(n) bucket aggregates and k small key lists.
+ * With no deletes one aggregate per side settles it (the totals over every key agree); k deleted
+ * keys cost 256 more, then about k · log256(n) bucket aggregates and k small key lists.
  */
 import type { KeyBucket } from '../sources/port.js';
 
@@ -49,7 +49,8 @@ export async function findKeyDifferences(source: KeySide, kb: KeySide, options: 
   const step = options.digitsPerRound ?? 2;
   const leafSize = options.leafSize ?? 64;
   const result: KeyDifferences = { gone: [], missing: [], sourceAggregates: 0, sourceKeys: 0, rounds: 0 };
-  let digits = step;
+  // Round 0 compares one aggregate over all keys: the common case (nothing deleted) ends there.
+  let digits = 0;
   let within: string[] | null = null;
   for (;;) {
     options.throwIfAborted?.();
@@ -68,6 +69,11 @@ export async function findKeyDifferences(source: KeySide, kb: KeySide, options: 
       // A bucket empty on one side needs no split: every key in it differs.
       if (size <= leafSize || a === undefined || b === undefined || digits + step > MAX_DIGITS) leaves.push(bucket);
       else deeper.push(bucket);
+    }
+    if (digits === 0 && deeper.length > 0) {
+      // The totals differ: split the whole key space (no prefix to filter on yet).
+      digits = step;
+      continue;
     }
     if (leaves.length > 0) {
       const [sourceIds, kbIds] = await Promise.all([source.ids(leaves), kb.ids(leaves)]);

@@ -326,7 +326,7 @@ class SyncRun {
 
     for (let i = 0; i < diff.gone.length; i += DELETES_PER_BATCH) {
       this.throwIfAborted();
-      const ids = diff.gone.slice(i, i + DELETES_PER_BATCH);
+      const ids = await this.confirmGone(table, diff.gone.slice(i, i + DELETES_PER_BATCH));
       const deleted = await this.deps.keys.deleteDocuments(this.kb.id, ids);
       if (this.mayHaveFailures) await this.deps.store.clearFailures(this.job.id, ids);
       await this.checkpoint(this.job.watermark, { ...NOTHING, deleted }, 0, false);
@@ -340,6 +340,26 @@ class SyncRun {
       const rows = await this.readByKeys(table, keys.slice(i, i + KEYS_PER_READ));
       await this.checkpoint(this.job.watermark, await this.writeRows(rows), rows.length, false);
     }
+  }
+
+  /**
+   * The ids among `candidates` whose row is really gone: looked up by key, so a document is never
+   * deleted because the two sides hashed a key differently (that costs a lookup, not a row). A
+   * soft-deleted row counts as gone; an id that is not a key of this table is kept.
+   */
+  private async confirmGone(table: TableInfo, candidates: string[]): Promise<string[]> {
+    const keyed = candidates.flatMap((id) => {
+      const key = keyFromDocumentId(id, this.job.keyColumns.length);
+      return key === null ? [] : [{ id, key }];
+    });
+    if (keyed.length === 0) return [];
+    const soft = this.job.softDeleteColumn ?? null;
+    const alive = new Set(
+      (await this.readByKeys(table, keyed.map((k) => k.key)))
+        .filter((row) => soft === null || !isMarkedDeleted(row.values[soft]))
+        .map((row) => documentIdFromKey(row.position.key)),
+    );
+    return keyed.filter((k) => !alive.has(k.id)).map((k) => k.id);
   }
 
   private async failedIds(): Promise<Set<string>> {

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { DEFAULT_ACCOUNT } from '../../src/api/server.js';
 import type { TempDatabase } from '../helpers/databases.js';
 import type { SyncTestApp } from '../helpers/sync.js';
 import { jobBody } from '../helpers/sync.js';
@@ -86,10 +87,11 @@ for (const kit of [postgresKit, mysqlKit, sqliteKit]) {
       const metrics = await t.request('GET', '/metrics');
       assert.match(String(metrics.body), /kbsync_documents_total\{outcome="deleted"\} [1-9]/);
 
-      // A run with nothing deleted deletes nothing.
+      // A run with nothing deleted deletes nothing, and settles it with one aggregate.
       const again = await t.runNow('items');
       assertSucceeded(again);
       assert.equal(again.documents_deleted, 0);
+      assert.deepEqual({ rounds: again.reconcile.rounds, aggregates: again.reconcile.source_aggregates, keys: again.reconcile.source_keys }, { rounds: 1, aggregates: 1, keys: 0 });
 
       const keep = await t.runNow('items_keep');
       assertSucceeded(keep);
@@ -130,6 +132,19 @@ for (const kit of [postgresKit, mysqlKit, sqliteKit]) {
       assertSucceeded(back);
       assert.equal(back.documents_added, 1);
       assert.equal((await contents('lines_kb')).get(JSON.stringify(['5', '5'])), 'body: order 5 line 5, back');
+
+      // Should the two sides ever hash a key differently, no document is lost: a key is gone only
+      // when no differing bucket of the source holds it, and then only after a lookup by key
+      // (142 keys: the comparison goes down to 256 buckets, where the key sits in one bucket here
+      // and in another at the source).
+      const kb = await t.app.services.store.getKnowledgeBase(DEFAULT_ACCOUNT, 'lines_kb');
+      const id = JSON.stringify(['11', '2']);
+      await t.app.services.vectors.setKeyHashes(kb!.id, [{ id, keyHash: 'f'.repeat(32) }]);
+      const mismatch = await t.runNow('lines');
+      assertSucceeded(mismatch);
+      assert.ok(mismatch.reconcile.rounds >= 2, 'the sides differed, and the key was looked for in buckets');
+      assert.equal(mismatch.documents_deleted, 0);
+      assert.equal((await contents('lines_kb')).get(id), 'body: order 11 line 2');
     });
 
     it('soft delete: a marked row disappears and comes back when unmarked, with or without a new filter value', { timeout: TIMEOUT }, async () => {

@@ -212,6 +212,10 @@ export class SqliteVectorStore implements VectorStore {
 
   async keyHashBuckets(kbId: string, digits: number, within: string[] | null): Promise<KeyHashBucket[]> {
     const c = this.#requireCollection(kbId);
+    if (digits === 0 && within === null) {
+      const total = this.#s.keyTotal.get(c.id) as { n: number; s: number | bigint | null };
+      return total.n === 0 ? [] : [{ bucket: '', count: total.n, sum: String(total.s) }];
+    }
     checkHexDigits(digits);
     const width = within?.[0]?.length ?? 0;
     // Prefix ranges [p, p + 'g') walk the (collection_id, key_hash) index; hex digits sort below 'g'.
@@ -226,7 +230,8 @@ export class SqliteVectorStore implements VectorStore {
   async documentIdsInKeyBuckets(kbId: string, buckets: string[]): Promise<string[]> {
     const c = this.#requireCollection(kbId);
     if (buckets.length === 0) return [];
-    checkHexDigits(buckets[0]!.length);
+    // [''] is the one bucket of every key.
+    if (!(buckets.length === 1 && buckets[0] === '')) checkHexDigits(buckets[0]!.length);
     return this.#s.idsInKeyBuckets.all(JSON.stringify(buckets), c.id, buckets[0]!.length) as string[];
   }
 
@@ -404,6 +409,9 @@ function prepareStatic(db: Database.Database) {
     keyBuckets: db.prepare(
       `SELECT substr(key_hash, 1, ?) AS b, count(*) AS n, sum(key_term) AS s FROM kb_documents
        WHERE collection_id = ? AND key_hash IS NOT NULL GROUP BY substr(key_hash, 1, ?)`,
+    ),
+    keyTotal: db.prepare(
+      'SELECT count(*) AS n, sum(key_term) AS s FROM kb_documents WHERE collection_id = ? AND key_hash IS NOT NULL',
     ),
     keyBucketsWithin: db.prepare(
       `SELECT substr(d.key_hash, 1, ?) AS b, count(*) AS n, sum(d.key_term) AS s
