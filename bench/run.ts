@@ -14,6 +14,7 @@ const BENCHES: Record<string, { file: string; about: string }> = {
   embeddings: { file: 'bench/embeddings.ts', about: 'local embedding throughput: 1 worker thread vs the pool' },
   'vector-store': { file: 'bench/vector-store.ts', about: 'vector/keyword query latency p50/p95 at 10k and 100k chunks' },
   sync: { file: 'bench/sync.ts', about: 'sync backfill rows/s and peak RSS, 100k and 1M PostgreSQL rows' },
+  reconcile: { file: 'bench/reconcile.ts', about: 'delete reconciliation on 1M PostgreSQL rows: cost per incremental run, 0/10/1,000 deletes, vs a full key scan' },
 };
 
 const wanted = process.argv.slice(2);

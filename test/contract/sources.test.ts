@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { keyHash, keyHashTerm } from '../../src/core/hash.js';
 import { createSourceConnector } from '../../src/sources/factory.js';
 import type {
   ColumnKind,
@@ -691,6 +692,57 @@ function contract(fx: Fixture): void {
           );
         },
       );
+    });
+
+    it('key buckets: the source hashes keys as the knowledge base does (core/hash.ts), within scope', async () => {
+      // Composite key with a text part that holds the separator and non-ASCII text.
+      const rows: (string | number | null)[][] = [];
+      for (let i = 1; i <= 300; i++) {
+        rows.push([i % 7, `k:${i}é`, `2025-01-01 00:00:${String(i % 60).padStart(2, '0')}`, i % 10 === 0 ? 1 : 0]);
+      }
+      const setup = [
+        `CREATE TABLE ${q('kh')} (${q('a')} ${t.int} NOT NULL, ${q('b')} ${t.key} NOT NULL, ${q('ts')} ${t.ts}, ${q('gone')} ${t.int}, PRIMARY KEY (${q('a')}, ${q('b')}))`,
+        insert(t, 'kh', ['a', 'b', 'ts', 'gone'], rows),
+      ];
+      await withSource(fx, setup, async (src) => {
+        const table: TableRef = { schema: null, name: 'kh' };
+        const scope = { table, keyColumns: ['a', 'b'], softDeleteColumn: null, after: null };
+        const expected = (keep: (r: (string | number | null)[]) => boolean, digits: number) => {
+          const agg = new Map<string, { count: number; sum: bigint }>();
+          for (const r of rows.filter(keep)) {
+            const h = keyHash([String(r[0]), String(r[1])]);
+            const e = agg.get(h.slice(0, digits)) ?? { count: 0, sum: 0n };
+            e.count++;
+            e.sum += BigInt(keyHashTerm(h));
+            agg.set(h.slice(0, digits), e);
+          }
+          return [...agg].map(([bucket, e]) => ({ bucket, count: e.count, sum: e.sum.toString() })).sort((x, y) => x.bucket.localeCompare(y.bucket));
+        };
+        const sorted = (b: { bucket: string }[]) => [...b].sort((x, y) => x.bucket.localeCompare(y.bucket));
+        assert.deepEqual(await src.keyBuckets({ ...scope, digits: 0, within: null }), expected(() => true, 0));
+        assert.deepEqual(sorted(await src.keyBuckets({ ...scope, digits: 2, within: null })), expected(() => true, 2));
+        // Within prefixes; with a soft-delete column (every 10th row marked) out of scope.
+        const soft = { ...scope, softDeleteColumn: 'gone' };
+        const all2 = expected((r) => r[3] === 0, 2);
+        const within = [...new Set(all2.map((b) => b.bucket.slice(0, 1)))].slice(0, 3);
+        assert.deepEqual(
+          sorted(await src.keyBuckets({ ...soft, digits: 2, within })),
+          all2.filter((b) => within.includes(b.bucket.slice(0, 1))),
+        );
+        // The keys of some buckets, and the rows of some keys.
+        const buckets = all2.slice(0, 4).map((b) => b.bucket);
+        const keys = await src.keysInBuckets({ ...soft, buckets });
+        const want = rows
+          .filter((r) => r[3] === 0 && buckets.includes(keyHash([String(r[0]), String(r[1])]).slice(0, 2)))
+          .map((r) => [String(r[0]), String(r[1])]);
+        assert.deepEqual(keys.map((k) => JSON.stringify(k)).sort(), want.map((k) => JSON.stringify(k)).sort());
+        const read = await src.readByKeys({ table, columns: ['gone'], filterColumn: 'ts', keyColumns: ['a', 'b'], keys: [['3', 'k:3é'], ['4', 'k:4é'], ['9', 'no such key']] });
+        assert.deepEqual(read.map((r) => r.position.key).sort(), [['3', 'k:3é'], ['4', 'k:4é']]);
+        // After a position (a backfill: false job's start): only later rows.
+        const after = { filterColumn: 'ts', position: { filter: (await src.readBatch({ table, columns: [], filterColumn: 'ts', keyColumns: ['a', 'b'], from: null, until: null, limit: 150 })).at(-1)!.position.filter, key: ['6', 'zzz'] } };
+        const later = await src.keysInBuckets({ ...scope, after, buckets: [''] });
+        assert.ok(later.length > 0 && later.length < rows.length, `${later.length} keys after the position`);
+      });
     });
 
     fx.extras();
