@@ -9,12 +9,14 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 
-const BENCHES: Record<string, { file: string; about: string }> = {
+const BENCHES: Record<string, { file: string; about: string; args?: string[] }> = {
   quality: { file: 'bench/search-quality.ts', about: 'search quality: recall@1/@5 per mode on the labelled retrieval set' },
   embeddings: { file: 'bench/embeddings.ts', about: 'local embedding throughput: 1 worker thread vs the pool' },
   'vector-store': { file: 'bench/vector-store.ts', about: 'vector/keyword query latency p50/p95 at 10k and 100k chunks' },
   sync: { file: 'bench/sync.ts', about: 'sync backfill rows/s and peak RSS, 100k and 1M PostgreSQL rows' },
-  reconcile: { file: 'bench/reconcile.ts', about: 'delete reconciliation on 1M PostgreSQL rows: cost per incremental run, 0/10/1,000 deletes, vs a full key scan' },
+  reconcile: { file: 'bench/reconcile.ts', about: 'delete reconciliation on 1M PostgreSQL rows: cost per incremental run, 0/7/10/1,000 deletes, vs a full key scan' },
+  'reconcile-mysql': { file: 'bench/reconcile.ts', args: ['1000000', 'mysql'], about: 'the same on 1M MariaDB rows' },
+  'reconcile-sqlite': { file: 'bench/reconcile.ts', args: ['1000000', 'sqlite'], about: 'the same on 1M SQLite rows' },
 };
 
 const wanted = process.argv.slice(2);
@@ -29,10 +31,10 @@ console.log(`kbsync benchmarks — ${new Date().toISOString()}`);
 console.log(`${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`);
 let failed = 0;
 for (const name of names) {
-  const { file, about } = BENCHES[name]!;
+  const { file, about, args = [] } = BENCHES[name]!;
   console.log(`\n=== ${name}: ${about}`);
   const started = performance.now();
-  const result = spawnSync(process.execPath, ['--import', 'tsx', file], { stdio: 'inherit' });
+  const result = spawnSync(process.execPath, ['--import', 'tsx', file, ...args], { stdio: 'inherit' });
   console.log(`(${name}: ${((performance.now() - started) / 1000).toFixed(1)} s, exit ${result.status})`);
   if (result.status !== 0) failed++;
 }

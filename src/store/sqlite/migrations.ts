@@ -101,6 +101,8 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE kb_documents ADD COLUMN key_term INTEGER;
       CREATE INDEX kb_documents_by_key_hash ON kb_documents (collection_id, key_hash, key_term)
         WHERE key_hash IS NOT NULL;
+      -- Finding documents synced before key hashes existed must not scan a large collection.
+      CREATE INDEX kb_documents_without_key_hash ON kb_documents (collection_id) WHERE key_hash IS NULL;
     `,
   },
   {
