@@ -64,6 +64,7 @@ export function presentRun(run: RunRecord): Record<string, unknown> {
           rounds: run.reconcile.rounds,
           source_aggregates: run.reconcile.sourceAggregates,
           source_keys: run.reconcile.sourceKeys,
+          complete: run.reconcile.complete,
           duration_ms: run.reconcile.durationMs,
         }
       : null,

@@ -66,6 +66,8 @@ export interface ReadBatchRequest {
   /** Inclusive upper bound, fixed at the start of a run so a run under constant inserts still ends. */
   until: KeysetPosition | null;
   limit: number;
+  /** When set, each row says whether this column marks it deleted (SourceRow.markedDeleted). */
+  softDeleteColumn?: string | null;
 }
 
 export interface SourceRow {
@@ -73,6 +75,11 @@ export interface SourceRow {
   position: KeysetPosition;
   /** Requested column values as the driver returned them (Date, string, number, bigint, Buffer, null). */
   values: Record<string, unknown>;
+  /**
+   * Whether the request's soft-delete column marks the row deleted (not NULL and not false/0),
+   * decided by the source in SQL with the same rule reconciliation uses, so the two never disagree.
+   */
+  markedDeleted?: boolean;
 }
 
 export interface SourceConnector {
@@ -102,22 +109,23 @@ export interface SourceConnector {
   keyBuckets(req: KeyScopeRequest & { digits: number; within: string[] | null }): Promise<KeyBucket[]>;
   /** Keys (text form) of the rows in scope whose key hash starts with one of `buckets`. */
   keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]>;
-  /** The rows with these keys (text form) and a non-NULL filter value, in no particular order. */
+  /** The rows with these keys (text form) and a non-NULL filter value (unless asked), in no particular order. */
   readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]>;
   close(): Promise<void>;
 }
 
-/** Which rows a reconciliation compares with the knowledge base. */
+/** Which rows a reconciliation compares with the knowledge base: rows with a non-NULL filter value. */
 export interface KeyScopeRequest {
   table: TableRef;
   keyColumns: string[];
+  filterColumn: string;
   /** Rows whose soft-delete column marks them deleted are out of scope. */
   softDeleteColumn: string | null;
   /**
    * Only rows after this position in (filter, key) order (a `backfill: false` job never synced
-   * the rows before it); null: every row, whatever its filter value.
+   * the rows before it); null: every row.
    */
-  after: { filterColumn: string; position: KeysetPosition } | null;
+  after: KeysetPosition | null;
 }
 
 export interface KeyBucket {
@@ -134,6 +142,9 @@ export interface ReadByKeysRequest {
   filterColumn: string;
   keyColumns: string[];
   keys: string[][];
+  softDeleteColumn?: string | null;
+  /** Also rows whose filter value is NULL (to tell whether a key exists at all). */
+  includeNullFilter?: boolean;
 }
 
 /** Connection parameters as registered (API.md, "Databases"). */

@@ -190,7 +190,7 @@ export function buildKeysetQuery<Extra>(
   const valueColumns = [...new Set([...req.columns, ...order])];
   const params: unknown[] = [];
   const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
-  const select = [...valueColumns.map(ref), ...order.map((c) => d.textOf(ref(c), col(c)))];
+  const select = [...valueColumns.map(ref), ...order.map((c) => d.textOf(ref(c), col(c))), ...markColumn(d, table, req.softDeleteColumn)];
   const f = ref(req.filterColumn);
   const where = [`${f} IS NOT NULL`];
 
@@ -234,7 +234,8 @@ function positionBound<Extra>(
 
 /**
  * The soft-delete mark (API.md, `soft_delete_column`): a value that is not NULL and not
- * false/0 marks the row deleted. `isMarkedDeleted` is the same rule for a value already read.
+ * false/0 marks the row deleted. Always decided by the source in SQL — reads select it as a
+ * column (markColumn), reconciliation filters on it — so both ways agree on every value.
  */
 function notMarkedDeleted(expr: string, kind: ColumnKind): string {
   switch (kind) {
@@ -250,13 +251,11 @@ function notMarkedDeleted(expr: string, kind: ColumnKind): string {
   }
 }
 
-export function isMarkedDeleted(value: unknown): boolean {
-  if (value === null || value === undefined) return false;
-  if (typeof value === 'boolean') return value;
-  if (typeof value === 'number') return value !== 0;
-  if (typeof value === 'bigint') return value !== 0n;
-  if (typeof value === 'string') return !(value === '0' || value === 'false' || /^0+(\.0*)?$/.test(value));
-  return true;
+/** `CASE WHEN <not marked> THEN 0 ELSE 1 END`, the last column of a read that asks for the mark. */
+function markColumn<Extra>(d: KeysetDialect<Extra>, table: ResolvedTable<Extra>, column: string | null | undefined): string[] {
+  if (column === null || column === undefined) return [];
+  const kind = table.columns.get(column)!.info.kind;
+  return [`CASE WHEN ${notMarkedDeleted(`${SOURCE_ALIAS}.${d.quote(column)}`, kind)} THEN 0 ELSE 1 END`];
 }
 
 /** The WHERE conditions of a reconciliation's scope, plus the key-hash expression. */
@@ -268,25 +267,21 @@ function keyScope<Extra>(
 ): { where: string[]; hash: string } {
   const col = (name: string): ResolvedColumn<Extra> => table.columns.get(name)!;
   const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
-  const where: string[] = [];
+  // Rows with a NULL filter value are never synced (rows_skipped), so they are out of scope.
+  const where = [`${ref(req.filterColumn)} IS NOT NULL`];
   if (req.softDeleteColumn !== null) {
     where.push(notMarkedDeleted(ref(req.softDeleteColumn), col(req.softDeleteColumn).info.kind));
   }
   if (req.after !== null) {
-    where.push(`${ref(req.after.filterColumn)} IS NOT NULL`);
-    where.push(...positionBound(d, table, req.after.filterColumn, req.keyColumns, '>', req.after.position, params));
+    where.push(...positionBound(d, table, req.filterColumn, req.keyColumns, '>', req.after, params));
   }
   const hash = d.keyHash(req.keyColumns.map((k) => d.textOf(ref(k), col(k))));
-  return { where: where.length === 0 ? ['1 = 1'] : where, hash };
+  return { where, hash };
 }
 
 /** Every column a reconciliation request names (checked against the table before use). */
 export function scopeColumns(req: KeyScopeRequest): string[] {
-  return [
-    ...req.keyColumns,
-    ...(req.softDeleteColumn === null ? [] : [req.softDeleteColumn]),
-    ...(req.after === null ? [] : [req.after.filterColumn]),
-  ];
+  return [req.filterColumn, ...req.keyColumns, ...(req.softDeleteColumn === null ? [] : [req.softDeleteColumn])];
 }
 
 function hexDigits(n: number): number {
@@ -294,8 +289,6 @@ function hexDigits(n: number): number {
   return n;
 }
 
-/** Prefix lists longer than this are filtered after the query instead of bound into it. */
-const MAX_BOUND_PREFIXES = 1000;
 
 /**
  * `SELECT bucket, count, sum FROM (SELECT md5(key) ...) GROUP BY bucket`: one pass over the
@@ -305,19 +298,15 @@ export function buildKeyBucketsQuery<Extra>(
   d: KeysetDialect<Extra>,
   table: ResolvedTable<Extra>,
   req: KeyScopeRequest & { digits: number; within: string[] | null },
-): { sql: string; params: unknown[]; filterAfter: Set<string> | null } {
+): { sql: string; params: unknown[] } {
   const digits = req.digits === 0 && req.within === null ? 0 : hexDigits(req.digits);
   const params: unknown[] = [];
   const scope = keyScope(d, table, req, params);
   let outer = '';
-  let filterAfter: Set<string> | null = null;
   if (req.within !== null && req.within.length > 0) {
     const width = hexDigits(req.within[0]!.length);
-    if (req.within.length <= MAX_BOUND_PREFIXES && req.within.every((p) => p.length === width && /^[0-9a-f]+$/.test(p))) {
-      outer = `WHERE substr(h, 1, ${width}) IN (${req.within.map((p) => d.param(p, params)).join(', ')})`;
-    } else {
-      filterAfter = new Set(req.within);
-    }
+    checkPrefixes(req.within, width);
+    outer = `WHERE substr(h, 1, ${width}) IN (${req.within.map((p) => d.param(p, params)).join(', ')})`;
   }
   const keys = `FROM (SELECT ${scope.hash} AS h FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} WHERE ${scope.where.join(' AND ')}) kbsync_keys`;
   const term = `sum(${d.hex32('substr(h, 25, 8)')})`;
@@ -326,18 +315,25 @@ export function buildKeyBucketsQuery<Extra>(
     digits === 0
       ? `SELECT '' AS b, count(*) AS n, ${term} AS s ${keys}`
       : `SELECT substr(h, 1, ${digits}) AS b, count(*) AS n, ${term} AS s ${keys} ${outer} GROUP BY substr(h, 1, ${digits})`;
-  return { sql, params, filterAfter };
+  return { sql, params };
 }
 
 /** Turns the rows of a key-bucket query into KeyBuckets. */
-export function toKeyBuckets(rows: unknown[][], filterAfter: Set<string> | null, toText: (v: unknown) => string): KeyBucket[] {
-  const buckets = rows
+export function toKeyBuckets(rows: unknown[][], toText: (v: unknown) => string): KeyBucket[] {
+  return rows
     .filter((r) => Number(r[1]) > 0)
     .map((r) => ({ bucket: toText(r[0]), count: Number(r[1]), sum: BigInt(toText(r[2]).replace(/\.0*$/, '')).toString() }));
-  if (filterAfter === null) return buckets;
-  const width = [...filterAfter][0]?.length ?? 0;
-  return buckets.filter((b) => filterAfter.has(b.bucket.slice(0, width)));
 }
+
+/** Hex prefixes of one width, at most MAX_KEY_PREFIXES of them (each is a bound parameter). */
+function checkPrefixes(prefixes: string[], width: number): void {
+  if (prefixes.length > MAX_KEY_PREFIXES || !prefixes.every((p) => p.length === width && /^[0-9a-f]+$/.test(p))) {
+    throw new AppError('INVALID_REQUEST', `key buckets must be at most ${MAX_KEY_PREFIXES} hex prefixes of one length`);
+  }
+}
+
+/** Bucket prefixes one reconciliation query may bind (sync/reconcile.ts asks for no more). */
+export const MAX_KEY_PREFIXES = 4096;
 
 /** The text-form keys of the rows in scope whose key hash starts with one of `buckets`. */
 export function buildKeysInBucketsQuery<Extra>(
@@ -348,9 +344,7 @@ export function buildKeysInBucketsQuery<Extra>(
   // [''] is the one bucket of every key (a comparison settled at its first round).
   const all = req.buckets.length === 1 && req.buckets[0] === '';
   const width = all ? 0 : hexDigits(req.buckets[0]?.length ?? 0);
-  if (!all && !req.buckets.every((b) => b.length === width && /^[0-9a-f]+$/.test(b))) {
-    throw new AppError('INVALID_REQUEST', 'key buckets must be hex prefixes of one length');
-  }
+  if (!all) checkPrefixes(req.buckets, width);
   const params: unknown[] = [];
   const scope = keyScope(d, table, req, params);
   const col = (name: string): ResolvedColumn<Extra> => table.columns.get(name)!;
@@ -373,7 +367,7 @@ export function buildReadByKeysQuery<Extra>(
   const order = [req.filterColumn, ...req.keyColumns];
   const valueColumns = [...new Set([...req.columns, ...order])];
   const params: unknown[] = [];
-  const select = [...valueColumns.map(ref), ...order.map((c) => d.textOf(ref(c), col(c)))];
+  const select = [...valueColumns.map(ref), ...order.map((c) => d.textOf(ref(c), col(c))), ...markColumn(d, table, req.softDeleteColumn)];
   for (const key of req.keys) checkPosition({ filter: '', key }, req.keyColumns, 'keys');
   const match =
     req.keyColumns.length === 1
@@ -383,7 +377,7 @@ export function buildReadByKeysQuery<Extra>(
           .join(' OR ');
   const sql =
     `SELECT ${select.join(', ')} FROM ${d.table(table.info)} AS ${SOURCE_ALIAS} ` +
-    `WHERE ${ref(req.filterColumn)} IS NOT NULL AND (${match})`;
+    `WHERE ${req.includeNullFilter ? '' : `${ref(req.filterColumn)} IS NOT NULL AND `}(${match})`;
   return { sql, params, valueColumns };
 }
 
@@ -401,13 +395,17 @@ export function toSourceRows(
     valueColumns.forEach((name, i) => {
       values[name] = toValue(row[i]);
     });
-    return {
+    const source: SourceRow = {
       position: {
         filter: toText(row[n]),
         key: Array.from({ length: keyCount }, (_, i) => toText(row[n + 1 + i])),
       },
       values,
     };
+    // A read that asked for the soft-delete mark has it after the position columns.
+    const mark = row[n + 1 + keyCount];
+    if (mark !== undefined) source.markedDeleted = Number(mark) === 1;
+    return source;
   });
 }
 

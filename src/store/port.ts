@@ -162,6 +162,8 @@ export interface ReconcileStats {
   /** Bucket aggregates the source returned, and keys it listed for the buckets that differed. */
   sourceAggregates: number;
   sourceKeys: number;
+  /** False when there were too many differences for one run; the next run goes on. */
+  complete: boolean;
   durationMs: number;
 }
 

@@ -101,10 +101,11 @@ export interface VectorStore {
   /** Ids of the synced documents whose key hash starts with one of `buckets` (all of one length). */
   documentIdsInKeyBuckets(kbId: string, buckets: string[]): Promise<string[]>;
   /**
-   * Documents synced before key hashes were stored: ids with a `row_key` metadata entry and no
-   * key hash, at most `limit`. `setKeyHashes` fills them in.
+   * Documents synced from `sourceTable` before key hashes were stored (their metadata names the
+   * table and a `row_key`; they have no key hash), in id order after `after`, at most `limit`.
+   * `setKeyHashes` fills them in.
    */
-  documentsWithoutKeyHash(kbId: string, limit: number): Promise<string[]>;
+  documentsWithoutKeyHash(kbId: string, sourceTable: string, page: { after: string | null; limit: number }): Promise<string[]>;
   setKeyHashes(kbId: string, hashes: Array<{ id: string; keyHash: string }>): Promise<void>;
   listDocuments(
     kbId: string,

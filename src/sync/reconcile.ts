@@ -15,6 +15,7 @@
  * keys cost 256 more, then about k · log256(n) bucket aggregates and k small key lists.
  */
 import type { KeyBucket } from '../sources/port.js';
+import { MAX_KEY_PREFIXES } from '../sources/shared.js';
 
 /** One side of the comparison: bucket aggregates and the keys of chosen buckets. */
 export interface KeySide {
@@ -32,6 +33,12 @@ export interface KeyDifferences {
   sourceAggregates: number;
   sourceKeys: number;
   rounds: number;
+  /**
+   * False when the differences were too many for one run (more than `maxBuckets` differing
+   * buckets in a round): the buckets compared were a random share of them, and the next run
+   * takes another. Keeps a run's memory and query sizes bounded after a mass delete.
+   */
+  complete: boolean;
 }
 
 export interface ReconcileOptions {
@@ -39,16 +46,21 @@ export interface ReconcileOptions {
   digitsPerRound?: number;
   /** A differing bucket with at most this many keys on either side is compared key by key. */
   leafSize?: number;
+  /** Differing buckets taken per round, and bucket prefixes bound per query (default 4,096). */
+  maxBuckets?: number;
   /** Checked between rounds, so a pause stops a long comparison. */
   throwIfAborted?: () => void;
 }
 
 const MAX_DIGITS = 32;
+/** Bound into one source query at most (every engine takes this many parameters), and ~262k keys a run. */
+export const MAX_BUCKETS = MAX_KEY_PREFIXES;
 
 export async function findKeyDifferences(source: KeySide, kb: KeySide, options: ReconcileOptions = {}): Promise<KeyDifferences> {
   const step = options.digitsPerRound ?? 2;
   const leafSize = options.leafSize ?? 64;
-  const result: KeyDifferences = { gone: [], missing: [], sourceAggregates: 0, sourceKeys: 0, rounds: 0 };
+  const maxBuckets = options.maxBuckets ?? MAX_BUCKETS;
+  const result: KeyDifferences = { gone: [], missing: [], sourceAggregates: 0, sourceKeys: 0, rounds: 0, complete: true };
   // Round 0 compares one aggregate over all keys: the common case (nothing deleted) ends there.
   let digits = 0;
   let within: string[] | null = null;
@@ -66,8 +78,7 @@ export async function findKeyDifferences(source: KeySide, kb: KeySide, options: 
       const b = ours.get(bucket);
       if (a !== undefined && b !== undefined && a.count === b.count && a.sum === b.sum) continue;
       const size = Math.max(a?.count ?? 0, b?.count ?? 0);
-      // A bucket empty on one side needs no split: every key in it differs.
-      if (size <= leafSize || a === undefined || b === undefined || digits + step > MAX_DIGITS) leaves.push(bucket);
+      if (size <= leafSize || digits + step > MAX_DIGITS) leaves.push(bucket);
       else deeper.push(bucket);
     }
     if (digits === 0 && deeper.length > 0) {
@@ -75,16 +86,26 @@ export async function findKeyDifferences(source: KeySide, kb: KeySide, options: 
       digits = step;
       continue;
     }
-    if (leaves.length > 0) {
-      const [sourceIds, kbIds] = await Promise.all([source.ids(leaves), kb.ids(leaves)]);
+    const leafShare = share(leaves, maxBuckets);
+    const deeperShare = share(deeper, Math.max(0, maxBuckets - leafShare.length));
+    if (leafShare.length < leaves.length || deeperShare.length < deeper.length) result.complete = false;
+    if (leafShare.length > 0) {
+      const [sourceIds, kbIds] = await Promise.all([source.ids(leafShare), kb.ids(leafShare)]);
       result.sourceKeys += sourceIds.length;
       const inSource = new Set(sourceIds);
       const inKb = new Set(kbIds);
       for (const id of kbIds) if (!inSource.has(id)) result.gone.push(id);
       for (const id of sourceIds) if (!inKb.has(id)) result.missing.push(id);
     }
-    if (deeper.length === 0) return result;
-    within = deeper.sort();
+    if (deeperShare.length === 0) return result;
+    within = deeperShare.sort();
     digits += step;
   }
+}
+
+/** At most `n` of `items`, a random contiguous run of them so successive runs cover them all. */
+function share(items: string[], n: number): string[] {
+  if (items.length <= n) return items;
+  const start = Math.floor(Math.random() * items.length);
+  return [...items.slice(start), ...items.slice(0, start)].slice(0, n);
 }

@@ -8,8 +8,7 @@ import { buildRowDocument, documentIdFromKey, type RowDocument } from '../core/d
 import { keyHash } from '../core/hash.js';
 import type { DatabaseService } from '../databases/service.js';
 import type { ColumnKind, KeyScopeRequest, KeysetPosition, SourceConnector, SourceRow, TableInfo } from '../sources/port.js';
-import { isMarkedDeleted } from '../sources/shared.js';
-import type { ControlStore, JobRecord, KnowledgeBaseRecord, RunRecord } from '../store/port.js';
+import type { ControlStore, FailureRecord, JobRecord, KnowledgeBaseRecord, RunRecord } from '../store/port.js';
 import type { VectorStore } from '../store/vector-port.js';
 import { isTransientSourceError, PermanentSyncError, RunCancelled } from './errors.js';
 import { findKeyDifferences, type KeySide } from './reconcile.js';
@@ -166,6 +165,7 @@ class SyncRun {
           from,
           until,
           limit: this.job.batchSize,
+          softDeleteColumn: this.job.softDeleteColumn ?? null,
         }),
       );
       if (rows.length === 0) break;
@@ -186,10 +186,9 @@ class SyncRun {
     }
   }
 
-  /** Content, metadata and soft-delete columns (key and filter columns are always read). */
+  /** Content and metadata columns (key and filter columns are always read). */
   private readColumns(): string[] {
-    const soft = this.job.softDeleteColumn ?? null;
-    return [...new Set([...this.job.contentColumns, ...this.job.metadataColumns, ...(soft === null ? [] : [soft])])];
+    return [...new Set([...this.job.contentColumns, ...this.job.metadataColumns])];
   }
 
   /**
@@ -198,14 +197,13 @@ class SyncRun {
    * written clear their earlier failures.
    */
   private async writeRows(rows: SourceRow[]): Promise<BatchCounts> {
-    const soft = this.job.softDeleteColumn ?? null;
     const keyOf = new Map<string, string[]>();
     const marked: string[] = [];
     const docs: SyncedDocument[] = [];
     for (const row of rows) {
       const id = documentIdFromKey(row.position.key);
       keyOf.set(id, row.position.key);
-      if (soft !== null && isMarkedDeleted(row.values[soft])) {
+      if (row.markedDeleted === true) {
         marked.push(id);
         continue;
       }
@@ -250,13 +248,7 @@ class SyncRun {
 
   /** Re-reads the job's failed rows by key and writes them; rows gone from the source are forgotten. */
   private async retryFailures(table: TableInfo): Promise<void> {
-    const keys: string[][] = [];
-    let cursor: string | null = null;
-    do {
-      const page = await this.deps.store.listFailures(this.job.id, { limit: 1000, cursor });
-      keys.push(...page.items.map((f) => f.key));
-      cursor = page.next;
-    } while (cursor !== null);
+    const keys = (await this.failures()).map((f) => f.key);
     for (let i = 0; i < keys.length; i += KEYS_PER_READ) {
       this.throwIfAborted();
       const chunk = keys.slice(i, i + KEYS_PER_READ);
@@ -268,7 +260,7 @@ class SyncRun {
     }
   }
 
-  private readByKeys(table: TableInfo, keys: string[][]): Promise<SourceRow[]> {
+  private readByKeys(table: TableInfo, keys: string[][], includeNullFilter = false): Promise<SourceRow[]> {
     return this.withRetry(() =>
       this.source.readByKeys({
         table: { schema: table.schema, name: table.name },
@@ -276,6 +268,8 @@ class SyncRun {
         filterColumn: this.job.filterColumn,
         keyColumns: this.job.keyColumns,
         keys,
+        softDeleteColumn: this.job.softDeleteColumn ?? null,
+        includeNullFilter,
       }),
     );
   }
@@ -295,11 +289,9 @@ class SyncRun {
     const scope: KeyScopeRequest = {
       table: { schema: table.schema, name: table.name },
       keyColumns: this.job.keyColumns,
+      filterColumn: this.job.filterColumn,
       softDeleteColumn: this.job.softDeleteColumn ?? null,
-      after:
-        from !== undefined && from.position !== null && from.filterColumn === this.job.filterColumn
-          ? { filterColumn: from.filterColumn, position: from.position }
-          : null,
+      after: from !== undefined && from.filterColumn === this.job.filterColumn ? from.position : null,
     };
     const keyOfId = new Map<string, string[]>();
     const sourceSide: KeySide = {
@@ -321,6 +313,7 @@ class SyncRun {
       rounds: diff.rounds,
       sourceAggregates: diff.sourceAggregates,
       sourceKeys: diff.sourceKeys,
+      complete: diff.complete,
       durationMs: Math.round(performance.now() - started),
     };
 
@@ -333,7 +326,7 @@ class SyncRun {
     }
     if (legacySkip || diff.missing.length === 0) return;
     // Rows that failed wait for POST …/failures/retry instead of being embedded again every run.
-    const failing = this.mayHaveFailures ? await this.failedIds() : new Set<string>();
+    const failing = new Set(this.mayHaveFailures ? (await this.failures()).map((f) => f.docId) : []);
     const keys = diff.missing.filter((id) => !failing.has(id)).map((id) => keyOfId.get(id)!);
     for (let i = 0; i < keys.length; i += KEYS_PER_READ) {
       this.throwIfAborted();
@@ -345,7 +338,8 @@ class SyncRun {
   /**
    * The ids among `candidates` whose row is really gone: looked up by key, so a document is never
    * deleted because the two sides hashed a key differently (that costs a lookup, not a row). A
-   * soft-deleted row counts as gone; an id that is not a key of this table is kept.
+   * soft-deleted row counts as gone; a row whose filter value became NULL does not; an id that
+   * is not a key of this table is kept.
    */
   private async confirmGone(table: TableInfo, candidates: string[]): Promise<string[]> {
     const keyed = candidates.flatMap((id) => {
@@ -353,37 +347,38 @@ class SyncRun {
       return key === null ? [] : [{ id, key }];
     });
     if (keyed.length === 0) return [];
-    const soft = this.job.softDeleteColumn ?? null;
     const alive = new Set(
-      (await this.readByKeys(table, keyed.map((k) => k.key)))
-        .filter((row) => soft === null || !isMarkedDeleted(row.values[soft]))
+      (await this.readByKeys(table, keyed.map((k) => k.key), true))
+        .filter((row) => row.markedDeleted !== true)
         .map((row) => documentIdFromKey(row.position.key)),
     );
     return keyed.filter((k) => !alive.has(k.id)).map((k) => k.id);
   }
 
-  private async failedIds(): Promise<Set<string>> {
-    const ids = new Set<string>();
+  /** Every failed row of the job (a list the user is asked to look at, so not a large one). */
+  private async failures(): Promise<FailureRecord[]> {
+    const all: FailureRecord[] = [];
     let cursor: string | null = null;
     do {
       const page = await this.deps.store.listFailures(this.job.id, { limit: 1000, cursor });
-      for (const f of page.items) ids.add(f.docId);
+      all.push(...page.items);
       cursor = page.next;
     } while (cursor !== null);
-    return ids;
+    return all;
   }
 
   /** Documents synced before key hashes were stored get theirs, from their id (once per document). */
   private async fillKeyHashes(): Promise<void> {
+    let after: string | null = null;
     for (;;) {
-      const ids = await this.deps.keys.documentsWithoutKeyHash(this.kb.id, 1000);
+      const ids = await this.deps.keys.documentsWithoutKeyHash(this.kb.id, this.job.sourceTable, { after, limit: 1000 });
       const hashes = ids.flatMap((id) => {
         const key = keyFromDocumentId(id, this.job.keyColumns.length);
         return key === null ? [] : [{ id, keyHash: keyHash(key) }];
       });
-      if (hashes.length === 0) return;
-      await this.deps.keys.setKeyHashes(this.kb.id, hashes);
+      if (hashes.length > 0) await this.deps.keys.setKeyHashes(this.kb.id, hashes);
       if (ids.length < 1000) return;
+      after = ids[ids.length - 1]!;
     }
   }
 

@@ -700,16 +700,18 @@ function contract(fx: Fixture): void {
       for (let i = 1; i <= 300; i++) {
         rows.push([i % 7, `k:${i}é`, `2025-01-01 00:00:${String(i % 60).padStart(2, '0')}`, i % 10 === 0 ? 1 : 0]);
       }
+      // A NULL filter value is never synced, so it is out of every scope.
+      rows.push([99, 'null filter', null, 0]);
       const setup = [
         `CREATE TABLE ${q('kh')} (${q('a')} ${t.int} NOT NULL, ${q('b')} ${t.key} NOT NULL, ${q('ts')} ${t.ts}, ${q('gone')} ${t.int}, PRIMARY KEY (${q('a')}, ${q('b')}))`,
         insert(t, 'kh', ['a', 'b', 'ts', 'gone'], rows),
       ];
       await withSource(fx, setup, async (src) => {
         const table: TableRef = { schema: null, name: 'kh' };
-        const scope = { table, keyColumns: ['a', 'b'], softDeleteColumn: null, after: null };
+        const scope = { table, keyColumns: ['a', 'b'], filterColumn: 'ts', softDeleteColumn: null, after: null };
         const expected = (keep: (r: (string | number | null)[]) => boolean, digits: number) => {
           const agg = new Map<string, { count: number; sum: bigint }>();
-          for (const r of rows.filter(keep)) {
+          for (const r of rows.filter((r) => r[2] !== null && keep(r))) {
             const h = keyHash([String(r[0]), String(r[1])]);
             const e = agg.get(h.slice(0, digits)) ?? { count: 0, sum: 0n };
             e.count++;
@@ -733,13 +735,17 @@ function contract(fx: Fixture): void {
         const buckets = all2.slice(0, 4).map((b) => b.bucket);
         const keys = await src.keysInBuckets({ ...soft, buckets });
         const want = rows
-          .filter((r) => r[3] === 0 && buckets.includes(keyHash([String(r[0]), String(r[1])]).slice(0, 2)))
+          .filter((r) => r[2] !== null && r[3] === 0 && buckets.includes(keyHash([String(r[0]), String(r[1])]).slice(0, 2)))
           .map((r) => [String(r[0]), String(r[1])]);
         assert.deepEqual(keys.map((k) => JSON.stringify(k)).sort(), want.map((k) => JSON.stringify(k)).sort());
-        const read = await src.readByKeys({ table, columns: ['gone'], filterColumn: 'ts', keyColumns: ['a', 'b'], keys: [['3', 'k:3é'], ['4', 'k:4é'], ['9', 'no such key']] });
-        assert.deepEqual(read.map((r) => r.position.key).sort(), [['3', 'k:3é'], ['4', 'k:4é']]);
+        const read = await src.readByKeys({ table, columns: ['gone'], filterColumn: 'ts', keyColumns: ['a', 'b'], keys: [['3', 'k:3é'], ['0', 'k:70é'], ['9', 'no such key']], softDeleteColumn: 'gone' });
+        assert.deepEqual(
+          read.map((r) => [r.position.key, r.markedDeleted]).sort(),
+          [[['0', 'k:70é'], true], [['3', 'k:3é'], false]],
+          'rows by key, each with the soft-delete mark the source computed',
+        );
         // After a position (a backfill: false job's start): only later rows.
-        const after = { filterColumn: 'ts', position: { filter: (await src.readBatch({ table, columns: [], filterColumn: 'ts', keyColumns: ['a', 'b'], from: null, until: null, limit: 150 })).at(-1)!.position.filter, key: ['6', 'zzz'] } };
+        const after = { filter: (await src.readBatch({ table, columns: [], filterColumn: 'ts', keyColumns: ['a', 'b'], from: null, until: null, limit: 150 })).at(-1)!.position.filter, key: ['6', 'zzz'] };
         const later = await src.keysInBuckets({ ...scope, after, buckets: [''] });
         assert.ok(later.length > 0 && later.length < rows.length, `${later.length} keys after the position`);
       });

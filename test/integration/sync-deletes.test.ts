@@ -6,7 +6,9 @@
  * current document per row.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { DEFAULT_ACCOUNT } from '../../src/api/server.js';
 import type { TempDatabase } from '../helpers/databases.js';
 import type { SyncTestApp } from '../helpers/sync.js';
@@ -217,6 +219,32 @@ for (const kit of [postgresKit, mysqlKit, sqliteKit]) {
       assertSucceeded(run);
       assert.equal(run.documents_deleted, 6, 'the six rows this job synced');
       assert.equal((await t.documents('temp_kb')).length, 0);
+    });
+
+    it('documents synced before key hashes were stored are reconciled too; a documents-API document is never touched', { timeout: TIMEOUT }, async () => {
+      await exec(`CREATE TABLE ${q('old')} (id ${kit.t.int} PRIMARY KEY, body ${kit.t.text}, updated_at ${kit.t.ts6})`);
+      await insertRows(kit, db, 'old', ['id', 'body', 'updated_at'], Array.from({ length: 30 }, (_, k) => [k + 1, `old ${k + 1}`, `2025-06-01 00:00:${pad(k)}`]));
+      await createKb(t, 'old_kb');
+      await createJob(t, { job_name: 'old', kb_name: 'old_kb', source_table: 'src.old', content_columns: ['body'], filter_column: 'updated_at', lookback: 0 });
+      assertSucceeded(await t.runNow('old'));
+      // Written through the documents API, even with metadata that looks synced from another table.
+      const api = await t.request('POST', '/knowledge_bases/old_kb/documents', {
+        documents: [{ id: 'manual-note', content: 'written by hand', metadata: { row_key: '9999', source_table: 'elsewhere.t' } }],
+      });
+      assert.equal(api.status, 200, JSON.stringify(api.body));
+      // As a store from before key hashes: none of the synced documents has one.
+      const store = new Database(path.join(t.dataDir, 'kbsync.db'));
+      store.exec('UPDATE kb_documents SET key_hash = NULL, key_term = NULL');
+      store.close();
+
+      await exec(`DELETE FROM ${q('old')} WHERE id IN (4, 17)`);
+      const run = await t.runNow('old');
+      assertSucceeded(run);
+      assert.equal(run.documents_deleted, 2);
+      const ids = uniqueIds(await t.documents('old_kb'));
+      assert.equal(ids.size, 29);
+      assert.ok(ids.has('manual-note'));
+      assert.ok(!ids.has('4') && !ids.has('17'));
     });
 
     it('live writers insert, update, delete and re-insert while runs repeat: the end state is exactly one current document per row', { timeout: 120_000 }, async () => {

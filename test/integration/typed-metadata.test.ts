@@ -355,6 +355,7 @@ describe('migration 6 (re-type synced metadata by the next run)', () => {
             watermark: j.watermark,
             started: true,
             batchSize: 500,
+            filterColumn: 'updated_at',
           }),
         );
         j.runs.forEach((r, k) => {
@@ -372,6 +373,9 @@ describe('migration 6 (re-type synced metadata by the next run)', () => {
         const job = JSON.parse(b);
         assert.equal(job.started, true, 'started is kept');
         assert.equal(job.batchSize, 500, 'the rest of the job is kept');
+        // A backfill: false job's reconciliation starts where its rows start: the same position.
+        if (job.backfill) assert.equal(job.reconcileFrom, undefined);
+        else assert.deepEqual(job.reconcileFrom, { filterColumn: 'updated_at', position: job.watermark });
         return job.watermark;
       });
     } finally {

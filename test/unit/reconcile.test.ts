@@ -76,10 +76,28 @@ describe('findKeyDifferences', () => {
     assert.deepEqual(diff.missing.sort(), extra.sort());
   });
 
-  it('an empty side: every key of the other side differs', async () => {
-    const diff = await findKeyDifferences(memorySide([]), memorySide(all.slice(0, 5000)));
+  it('an empty side: every key of the other side differs, listed from small buckets', async () => {
+    const source = memorySide([]);
+    const diff = await findKeyDifferences(source, memorySide(all.slice(0, 5000)));
     assert.equal(diff.gone.length, 5000);
-    assert.equal(diff.rounds, 1, 'a bucket missing on one side is listed, not split');
+    assert.equal(diff.rounds, 2, 'the totals, then 256 buckets of ~20 keys');
+    assert.ok(diff.complete);
+  });
+
+  it('too many differences for one run: a bounded share per run, and repeated runs converge', async () => {
+    // The whole source is gone: 5,000 documents to delete, at most 20 buckets a round.
+    const kbIds = new Set(all.slice(0, 5000));
+    let runs = 0;
+    for (;;) {
+      runs++;
+      const diff = await findKeyDifferences(memorySide([]), memorySide(kbIds), { maxBuckets: 20 });
+      assert.ok(diff.gone.length <= 20 * 64, `${diff.gone.length} ids in one run`);
+      for (const id of diff.gone) kbIds.delete(id);
+      if (diff.complete) break;
+      assert.ok(runs < 100, 'converges');
+    }
+    assert.equal(kbIds.size, 0);
+    assert.ok(runs > 1, 'it took several runs');
   });
 
   it('stops between rounds when asked to', async () => {

@@ -223,7 +223,7 @@ export class MysqlConnector implements SourceConnector {
     const ref = req.table;
     const t = await this.tables.require(ref, scopeColumns(req));
     const q = buildKeyBucketsQuery(mysqlDialect, t, { ...req, table: ref });
-    return toKeyBuckets((await this.queryArrays(q.sql, q.params)), q.filterAfter, mysqlDialect.toText);
+    return toKeyBuckets((await this.queryArrays(q.sql, q.params)), mysqlDialect.toText);
   }
 
   async keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]> {

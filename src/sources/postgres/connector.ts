@@ -221,7 +221,7 @@ export class PostgresConnector implements SourceConnector {
     const ref = this.ref(req.table);
     const t = await this.tables.require(ref, scopeColumns(req));
     const q = buildKeyBucketsQuery(pgDialect, t, { ...req, table: ref });
-    return toKeyBuckets((await this.queryArrays(q.sql, q.params)), q.filterAfter, pgDialect.toText);
+    return toKeyBuckets((await this.queryArrays(q.sql, q.params)), pgDialect.toText);
   }
 
   async keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]> {

@@ -166,7 +166,7 @@ export class SqliteConnector implements SourceConnector {
     const ref = req.table;
     const t = await this.tables.require(ref, scopeColumns(req));
     const q = buildKeyBucketsQuery(sqliteDialect, t, { ...req, table: ref });
-    return toKeyBuckets(this.all(q.sql, q.params), q.filterAfter, toText);
+    return toKeyBuckets(this.all(q.sql, q.params), toText);
   }
 
   async keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]> {

@@ -146,6 +146,14 @@ export const MIGRATIONS: readonly Migration[] = [
                             AND json_type(l.body, '$.watermarkStart') IS NOT 'object')
       )))
       WHERE json_type(body, '$.watermark') = 'object';
+      -- Delete reconciliation (sync/run-sync.ts) compares a backfill: false job's rows from the
+      -- position its first run started from: the position just restored, or none (every row is
+      -- re-read when it is not known).
+      UPDATE jobs SET body = json_set(body, '$.reconcileFrom', json_object(
+          'filterColumn', json_extract(body, '$.filterColumn'),
+          'position', json(json_extract(body, '$.watermark'))))
+      WHERE json_extract(body, '$.backfill') = 0 AND json_extract(body, '$.started') = 1
+        AND json_type(body, '$.reconcileFrom') IS NULL;
     `,
   },
 ];

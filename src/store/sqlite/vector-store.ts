@@ -213,8 +213,8 @@ export class SqliteVectorStore implements VectorStore {
   async keyHashBuckets(kbId: string, digits: number, within: string[] | null): Promise<KeyHashBucket[]> {
     const c = this.#requireCollection(kbId);
     if (digits === 0 && within === null) {
-      const total = this.#s.keyTotal.get(c.id) as { n: number; s: number | bigint | null };
-      return total.n === 0 ? [] : [{ bucket: '', count: total.n, sum: String(total.s) }];
+      const total = this.#s.keyTotal.get(c.id) as { n: bigint; s: bigint | null };
+      return total.n === 0n ? [] : [{ bucket: '', count: Number(total.n), sum: String(total.s) }];
     }
     checkHexDigits(digits);
     const width = within?.[0]?.length ?? 0;
@@ -223,8 +223,8 @@ export class SqliteVectorStore implements VectorStore {
       within === null
         ? this.#s.keyBuckets.all(digits, c.id, digits)
         : this.#s.keyBucketsWithin.all(digits, JSON.stringify(within), c.id, width)
-    ) as Array<{ b: string; n: number; s: number | bigint }>;
-    return rows.map((r) => ({ bucket: r.b, count: r.n, sum: String(r.s) }));
+    ) as Array<{ b: string; n: bigint; s: bigint }>;
+    return rows.map((r) => ({ bucket: r.b, count: Number(r.n), sum: String(r.s) }));
   }
 
   async documentIdsInKeyBuckets(kbId: string, buckets: string[]): Promise<string[]> {
@@ -235,9 +235,9 @@ export class SqliteVectorStore implements VectorStore {
     return this.#s.idsInKeyBuckets.all(JSON.stringify(buckets), c.id, buckets[0]!.length) as string[];
   }
 
-  async documentsWithoutKeyHash(kbId: string, limit: number): Promise<string[]> {
+  async documentsWithoutKeyHash(kbId: string, sourceTable: string, page: { after: string | null; limit: number }): Promise<string[]> {
     const c = this.#requireCollection(kbId);
-    return this.#s.withoutKeyHash.all(c.id, limit) as string[];
+    return this.#s.withoutKeyHash.all(c.id, page.after ?? '', sourceTable, page.limit) as string[];
   }
 
   async setKeyHashes(kbId: string, hashes: Array<{ id: string; keyHash: string }>): Promise<void> {
@@ -406,20 +406,25 @@ function prepareStatic(db: Database.Database) {
          key_hash = coalesce(?, key_hash), key_term = coalesce(?, key_term)
        WHERE collection_id = ? AND doc_id = ?`,
     ),
-    keyBuckets: db.prepare(
-      `SELECT substr(key_hash, 1, ?) AS b, count(*) AS n, sum(key_term) AS s FROM kb_documents
-       WHERE collection_id = ? AND key_hash IS NOT NULL GROUP BY substr(key_hash, 1, ?)`,
-    ),
-    keyTotal: db.prepare(
-      'SELECT count(*) AS n, sum(key_term) AS s FROM kb_documents WHERE collection_id = ? AND key_hash IS NOT NULL',
-    ),
-    keyBucketsWithin: db.prepare(
-      `SELECT substr(d.key_hash, 1, ?) AS b, count(*) AS n, sum(d.key_term) AS s
+    // Sums as BigInt: past ~2 million documents a sum of 32-bit terms is beyond 2^53.
+    keyBuckets: db
+      .prepare(
+        `SELECT substr(key_hash, 1, ?) AS b, count(*) AS n, sum(key_term) AS s FROM kb_documents
+         WHERE collection_id = ? AND key_hash IS NOT NULL GROUP BY substr(key_hash, 1, ?)`,
+      )
+      .safeIntegers(true),
+    keyTotal: db
+      .prepare('SELECT count(*) AS n, sum(key_term) AS s FROM kb_documents WHERE collection_id = ? AND key_hash IS NOT NULL')
+      .safeIntegers(true),
+    keyBucketsWithin: db
+      .prepare(
+        `SELECT substr(d.key_hash, 1, ?) AS b, count(*) AS n, sum(d.key_term) AS s
        FROM json_each(?) AS p CROSS JOIN kb_documents d
        WHERE d.collection_id = ? AND d.key_hash >= p.value AND d.key_hash < p.value || 'g'
          AND length(p.value) = ?
        GROUP BY 1`,
-    ),
+      )
+      .safeIntegers(true),
     idsInKeyBuckets: db
       .prepare(
         `SELECT d.doc_id FROM json_each(?) AS p CROSS JOIN kb_documents d
@@ -429,7 +434,9 @@ function prepareStatic(db: Database.Database) {
     withoutKeyHash: db
       .prepare(
         `SELECT doc_id FROM kb_documents
-         WHERE collection_id = ? AND key_hash IS NULL AND json_extract(metadata, '$.row_key') IS NOT NULL LIMIT ?`,
+         WHERE collection_id = ? AND key_hash IS NULL AND doc_id > ?
+           AND json_extract(metadata, '$.source_table') = ? AND json_extract(metadata, '$.row_key') IS NOT NULL
+         ORDER BY doc_id LIMIT ?`,
       )
       .pluck(),
     setKeyHash: db.prepare('UPDATE kb_documents SET key_hash = ?, key_term = ? WHERE collection_id = ? AND doc_id = ?'),
