@@ -3,7 +3,7 @@
  * one is not re-embedded. The one file in core/ allowed to import node:crypto, because a
  * hand-written hash would be slower and a source of subtle bugs.
  */
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 
 /** SHA-256 of the text's UTF-8 bytes, as 64 lower-case hex digits. */
 export function contentHash(text: string): string {
@@ -21,9 +21,13 @@ export function keyHashInput(key: readonly string[]): string {
   return key.map((part) => `${Array.from(part).length}:${part}`).join('');
 }
 
+/** Node's one-shot hash (20.12+), about 3x faster than createHash for short inputs. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
 /** MD5 of the key's hash input, 32 hex digits: the one hash every source engine computes itself. */
 export function keyHash(key: readonly string[]): string {
-  return createHash('md5').update(keyHashInput(key), 'utf8').digest('hex');
+  const input = keyHashInput(key);
+  return oneShot ? oneShot('md5', input, 'hex') : createHash('md5').update(input, 'utf8').digest('hex');
 }
 
 /** The 32-bit number a key adds to its bucket's checksum: hex digits 25-32 of its key hash. */

@@ -12,7 +12,9 @@
  * key order is not (collations, integer vs text order), and composite keys need nothing more.
  *
  * With no deletes one aggregate per side settles it (the totals over every key agree); k deleted
- * keys cost 256 more, then about k · log256(n) bucket aggregates and k small key lists.
+ * keys cost 256 more, then about k · log256(n) bucket aggregates and k small key lists. A round
+ * is a scan of the key inside the source, so when the buckets left to split hold few keys
+ * together (`listBudget`) their keys are listed at once instead.
  */
 import type { KeyBucket } from '../sources/port.js';
 import { MAX_KEY_PREFIXES } from '../sources/shared.js';
@@ -46,6 +48,12 @@ export interface ReconcileOptions {
   digitsPerRound?: number;
   /** A differing bucket with at most this many keys on either side is compared key by key. */
   leafSize?: number;
+  /**
+   * When all differing buckets of a round hold at most this many keys together, they are listed
+   * at once rather than split again: another round is another scan of the source, while listing
+   * a few thousand keys is cheap.
+   */
+  listBudget?: number;
   /** Differing buckets taken per round, and bucket prefixes bound per query (default 4,096). */
   maxBuckets?: number;
   /** Checked between rounds, so a pause stops a long comparison. */
@@ -59,6 +67,7 @@ export const MAX_BUCKETS = MAX_KEY_PREFIXES;
 export async function findKeyDifferences(source: KeySide, kb: KeySide, options: ReconcileOptions = {}): Promise<KeyDifferences> {
   const step = options.digitsPerRound ?? 2;
   const leafSize = options.leafSize ?? 64;
+  const listBudget = options.listBudget ?? 65_536;
   const maxBuckets = options.maxBuckets ?? MAX_BUCKETS;
   const result: KeyDifferences = { gone: [], missing: [], sourceAggregates: 0, sourceKeys: 0, rounds: 0, complete: true };
   // Round 0 compares one aggregate over all keys: the common case (nothing deleted) ends there.
@@ -80,6 +89,10 @@ export async function findKeyDifferences(source: KeySide, kb: KeySide, options: 
       const size = Math.max(a?.count ?? 0, b?.count ?? 0);
       if (size <= leafSize || digits + step > MAX_DIGITS) leaves.push(bucket);
       else deeper.push(bucket);
+    }
+    const toSplit = deeper.reduce((n, bucket) => n + Math.max(theirs.get(bucket)?.count ?? 0, ours.get(bucket)?.count ?? 0), 0);
+    if (deeper.length > 0 && toSplit <= listBudget && deeper.length + leaves.length <= maxBuckets) {
+      leaves.push(...deeper.splice(0));
     }
     if (digits === 0 && deeper.length > 0) {
       // The totals differ: split the whole key space (no prefix to filter on yet).

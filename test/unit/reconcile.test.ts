@@ -60,9 +60,16 @@ describe('findKeyDifferences', () => {
     const diff = await findKeyDifferences(source, kb);
     assert.deepEqual(diff.gone.sort(), [...deleted].sort());
     assert.deepEqual(diff.missing, []);
-    assert.equal(diff.rounds, 3, 'the totals, then 256-way buckets of ~390 keys, split once more into leaves of ~2');
-    assert.ok(diff.sourceAggregates <= 1 + 256 + 7 * 256, `${diff.sourceAggregates} aggregates`);
-    assert.ok(source.keysListed <= 7 * 64, `${source.keysListed} keys listed`);
+    assert.equal(diff.rounds, 2, 'the totals, then 256-way buckets of ~390 keys, whose 7 differing ones are listed');
+    assert.ok(diff.sourceAggregates <= 1 + 256, `${diff.sourceAggregates} aggregates`);
+    assert.ok(source.keysListed <= 7 * 600, `${source.keysListed} keys listed`);
+    // Without the listing budget, one more round splits them into leaves of ~2 keys.
+    const split = memorySide(all.filter((id) => !deleted.includes(id)));
+    const deep = await findKeyDifferences(split, kb, { listBudget: 0 });
+    assert.deepEqual(deep.gone.sort(), [...deleted].sort());
+    assert.equal(deep.rounds, 3);
+    assert.ok(deep.sourceAggregates <= 1 + 256 + 7 * 256, `${deep.sourceAggregates} aggregates`);
+    assert.ok(split.keysListed <= 7 * 64, `${split.keysListed} keys listed`);
   });
 
   it('1,000 deletes and 50 keys only in the source: each found once', async () => {
