@@ -84,11 +84,14 @@ describe('findKeyDifferences', () => {
   });
 
   it('an empty side: every key of the other side differs, listed from small buckets', async () => {
-    const source = memorySide([]);
-    const diff = await findKeyDifferences(source, memorySide(all.slice(0, 5000)));
+    const diff = await findKeyDifferences(memorySide([]), memorySide(all.slice(0, 5000)), { listBudget: 0 });
     assert.equal(diff.gone.length, 5000);
     assert.equal(diff.rounds, 2, 'the totals, then 256 buckets of ~20 keys');
     assert.ok(diff.complete);
+    // Within the listing budget, the 5,000 keys are listed at once after the totals.
+    const once = await findKeyDifferences(memorySide([]), memorySide(all.slice(0, 5000)));
+    assert.equal(once.gone.length, 5000);
+    assert.equal(once.rounds, 1);
   });
 
   it('too many differences for one run: a bounded share per run, and repeated runs converge', async () => {
@@ -97,7 +100,7 @@ describe('findKeyDifferences', () => {
     let runs = 0;
     for (;;) {
       runs++;
-      const diff = await findKeyDifferences(memorySide([]), memorySide(kbIds), { maxBuckets: 20 });
+      const diff = await findKeyDifferences(memorySide([]), memorySide(kbIds), { maxBuckets: 20, listBudget: 0 });
       assert.ok(diff.gone.length <= 20 * 64, `${diff.gone.length} ids in one run`);
       for (const id of diff.gone) kbIds.delete(id);
       if (diff.complete) break;
