@@ -433,7 +433,9 @@ function prepareStatic(db: Database.Database) {
       .pluck(),
     withoutKeyHash: db
       .prepare(
-        `SELECT doc_id FROM kb_documents
+        // INDEXED BY: left to itself the planner walks the (collection_id, doc_id) key for
+        // `doc_id > ?`, a scan of the whole collection when nothing is left to fill.
+        `SELECT doc_id FROM kb_documents INDEXED BY kb_documents_without_key_hash
          WHERE collection_id = ? AND key_hash IS NULL AND doc_id > ?
            AND json_extract(metadata, '$.source_table') = ? AND json_extract(metadata, '$.row_key') IS NOT NULL
          ORDER BY doc_id LIMIT ?`,
