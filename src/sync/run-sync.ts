@@ -441,6 +441,7 @@ class SyncRun {
       ...this.job.metadataColumns.map((c) => ['metadata column', c] as [string, string]),
       ['filter column', this.job.filterColumn],
       ...this.job.keyColumns.map((c) => ['key column', c] as [string, string]),
+      ...(this.job.softDeleteColumn ? [['soft-delete column', this.job.softDeleteColumn] as [string, string]] : []),
     ];
     const missing = wanted.filter(([, c]) => !names.has(c));
     if (missing.length > 0) {

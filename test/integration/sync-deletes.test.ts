@@ -188,6 +188,13 @@ for (const kit of [postgresKit, mysqlKit, sqliteKit]) {
       assert.equal(docs.get('8'), 'body: post 8');
       assertSucceeded(await t.runNow('posts_flag'));
       assert.equal((await contents('posts_flag_kb')).get('4'), 'body: post 4, restored');
+
+      // The mark column dropped: the job fails with what to fix, like any missing column.
+      await exec(`ALTER TABLE ${q('posts')} DROP COLUMN is_deleted`);
+      const dropped = await t.runNow('posts_flag');
+      assert.equal(dropped.status, 'failed');
+      assert.equal(dropped.error.code, 'COLUMN_MISSING');
+      assert.match(dropped.error.message, /soft-delete column 'is_deleted' no longer exists/);
     });
 
     it('all rows deleted: the knowledge base is emptied; backfill: false compares only the rows after its start', { timeout: TIMEOUT }, async () => {
