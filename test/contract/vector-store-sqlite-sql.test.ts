@@ -86,12 +86,12 @@ describe('compileMetadataFilter', () => {
       maxKeys: 2,
     });
 
-    /** The chronological key of a typed timestamp, computed independently of the SQL. */
+    /** The chronological key of a stored timestamp (typed with Z, or naive = UTC), computed independently of the SQL. */
     function timeKey(v: string): string | null {
-      const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d*))?Z$/.exec(v);
+      const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.(\d+))?Z?$/.exec(v);
       if (m === null) return null;
-      const fraction = (m[2] ?? '').padEnd(12, '0');
-      return `${m[1]}.${fraction}`;
+      const fraction = (m[3] ?? '').padEnd(12, '0');
+      return `${m[1]}T${m[2]}.${fraction}`;
     }
     function equal(v: MetadataValue | undefined, want: MetadataValue): boolean {
       if (want === null) return v === null || v === undefined;

@@ -612,8 +612,10 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
           t5: '2026-01-02T00:00:00Z',
           t6: '2026-01-01T10:30:00.000Z', // the same instant as t1
           t7: '2026-01-01T10:30:00.1Z',
-          // Not in the typed layout: never matched by a time bound.
-          n1: '2026-01-01 10:30:00',
+          // Naive, as a SQLite TEXT column holds times: UTC (t8 is the same instant as t1).
+          t8: '2026-01-01 10:30:00',
+          t9: '2026-01-01 10:30:00.25',
+          // Not in a timestamp layout a stored value may have: never matched by a time bound.
           n2: '2026-01-01T12:30:00+02:00',
           n3: 1767263400,
           n4: null,
@@ -622,14 +624,14 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
           kb,
           Object.entries(at).map(([id, v]) => textDoc(id, 'catalogue', { at: v }, axis(0))),
         );
-        const times = ['t1', 't2', 't3', 't4', 't5', 't6', 't7'];
+        const times = ['t1', 't2', 't3', 't4', 't5', 't6', 't7', 't8', 't9'];
         // In plain string order '…10:30:00Z' sorts after '…10:30:00.5Z' ('Z' > '.').
-        await assertFilter(kb, { at: { gte: '2026-01-01T10:30:00Z' } }, ['t1', 't2', 't3', 't5', 't6', 't7']);
-        await assertFilter(kb, { at: { gt: '2026-01-01T10:30:00Z' } }, ['t2', 't3', 't5', 't7']);
-        await assertFilter(kb, { at: { lt: '2026-01-01T10:30:00.5Z' } }, ['t1', 't3', 't4', 't6', 't7']);
-        await assertFilter(kb, { at: { lte: '2026-01-01T10:30:00.500000Z' } }, ['t1', 't2', 't3', 't4', 't6', 't7']);
-        await assertFilter(kb, { at: { lte: '2026-01-01T10:30:00Z' } }, ['t1', 't4', 't6']);
-        await assertFilter(kb, { at: { gt: '2026-01-01T10:30:00.1Z', lt: '2026-01-01T10:30:00.5Z' } }, ['t3']);
+        await assertFilter(kb, { at: { gte: '2026-01-01T10:30:00Z' } }, ['t1', 't2', 't3', 't5', 't6', 't7', 't8', 't9']);
+        await assertFilter(kb, { at: { gt: '2026-01-01T10:30:00Z' } }, ['t2', 't3', 't5', 't7', 't9']);
+        await assertFilter(kb, { at: { lt: '2026-01-01T10:30:00.5Z' } }, ['t1', 't3', 't4', 't6', 't7', 't8', 't9']);
+        await assertFilter(kb, { at: { lte: '2026-01-01T10:30:00.500000Z' } }, ['t1', 't2', 't3', 't4', 't6', 't7', 't8', 't9']);
+        await assertFilter(kb, { at: { lte: '2026-01-01T10:30:00Z' } }, ['t1', 't4', 't6', 't8']);
+        await assertFilter(kb, { at: { gt: '2026-01-01T10:30:00.1Z', lt: '2026-01-01T10:30:00.5Z' } }, ['t3', 't9']);
         await assertFilter(kb, { at: { gte: '2026-01-01T10:30:00.1000Z', lte: '2026-01-01T10:30:00.1Z' } }, ['t7']);
         // Offsets are converted to UTC first; no zone is UTC; a space may stand for the 'T'.
         await assertFilter(kb, { at: { gte: '2026-01-01T12:30:00+02:00', lt: '2026-01-01 02:30:00.2-08:00' } }, [
@@ -637,14 +639,15 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
           't3',
           't6',
           't7',
+          't8',
         ]);
         await assertFilter(kb, { at: { lt: '2026-01-01 16:00+0530' } }, ['t4']);
-        await assertFilter(kb, { at: { gte: '2026-01-01 10:30:00.123456' } }, ['t2', 't3', 't5']);
+        await assertFilter(kb, { at: { gte: '2026-01-01 10:30:00.123456' } }, ['t2', 't3', 't5', 't9']);
         await assertFilter(kb, { at: { gte: '2026-01-01T23:00:00-01' } }, ['t5']);
         await assertFilter(kb, { at: { gt: '1999-01-01T00:00:00Z' } }, times);
         // A date alone is a plain string bound.
         await assertFilter(kb, { at: { gte: '2026-01-02' } }, ['t5']);
-        await assertFilter(kb, { at: { lt: '2026-01-02' } }, [...times.filter((t) => t !== 't5'), 'n1', 'n2']);
+        await assertFilter(kb, { at: { lt: '2026-01-02' } }, [...times.filter((t) => t !== 't5'), 'n2']);
       });
 
       it('a filter keeps vector results ordered and finds far neighbours that match', async () => {

@@ -215,21 +215,25 @@ function bound(column: string, path: string, op: '>' | '>=' | '<' | '<=', value:
 }
 
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
-const SECONDS_GLOB = '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]';
+const SECONDS_GLOB = '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9]';
 
 /**
- * The sort key of a typed timestamp 'YYYY-MM-DDTHH:MM:SS[.f…]Z': its first 19 characters, then the
- * fraction digits without trailing zeros. Keys of equal instants are equal, and byte order on
- * keys is time order for any fraction lengths: after the fixed-width seconds, digit strings
- * without trailing zeros compare like the fractions they spell ('' < '05' < '5' = '50'). NULL for
- * a value in any other layout (another zone, no seconds, not text), which then matches no bound.
+ * The sort key of a timestamp 'YYYY-MM-DD[T ]HH:MM:SS[.f…][Z]' — the typed form with `Z`, or a
+ * naive one as a SQLite TEXT column often holds, read as UTC like every naive timestamp: date,
+ * 'T', time, then the fraction digits without trailing zeros. Keys of equal instants are equal,
+ * and byte order on keys is time order for any fraction lengths: after the fixed-width seconds,
+ * digit strings without trailing zeros compare like the fractions they spell ('' < '05' < '5' =
+ * '50'). NULL for a value in any other layout (another zone, no seconds, not text), which then
+ * matches no bound.
  */
 function timeKeySql(v: string): string {
-  const fraction = `substr(${v}, 21, length(${v}) - 21)`;
+  const seconds = `substr(${v}, 1, 10) || 'T' || substr(${v}, 12, 8)`;
+  const zulu = `substr(${v}, 21, length(${v}) - 21)`;
+  const naive = `substr(${v}, 21)`;
   return (
-    `CASE WHEN ${v} GLOB '${SECONDS_GLOB}Z' THEN substr(${v}, 1, 19) ` +
-    `WHEN ${v} GLOB '${SECONDS_GLOB}.[0-9]*Z' AND rtrim(${fraction}, '0123456789') = '' ` +
-    `THEN substr(${v}, 1, 19) || rtrim(${fraction}, '0') END`
+    `CASE WHEN ${v} GLOB '${SECONDS_GLOB}' OR ${v} GLOB '${SECONDS_GLOB}Z' THEN ${seconds} ` +
+    `WHEN ${v} GLOB '${SECONDS_GLOB}.[0-9]*Z' AND rtrim(${zulu}, '0123456789') = '' THEN ${seconds} || rtrim(${zulu}, '0') ` +
+    `WHEN ${v} GLOB '${SECONDS_GLOB}.[0-9]*' AND rtrim(${naive}, '0123456789') = '' THEN ${seconds} || rtrim(${naive}, '0') END`
   );
 }
 
