@@ -2,9 +2,11 @@
  * The composition root: builds the stores, services, scheduler and server from the
  * configuration. The one place where backends are chosen.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { AccountService } from './accounts/service.js';
 import { buildServer } from './api/server.js';
 import type { Config } from './config.js';
 import { type Clock, systemClock } from './core/clock.js';
@@ -21,6 +23,8 @@ import { createSourceConnector } from './sources/factory.js';
 import type { ControlStore } from './store/port.js';
 import { SqliteControlStore } from './store/sqlite/control-store.js';
 import { openSqliteFile } from './store/sqlite/open.js';
+import { SqliteReader } from './store/sqlite/reader.js';
+import { StoreHealth } from './store/faults.js';
 import type { VectorStore } from './store/vector-port.js';
 import { SqliteVectorStore } from './store/sqlite/vector-store.js';
 import type { SyncDeps } from './sync/run-sync.js';
@@ -31,12 +35,15 @@ export interface Services {
   clock: Clock;
   store: ControlStore;
   vectors: VectorStore;
+  /** Whether the store takes writes, as this process has seen (store/faults.ts). */
+  storeHealth: StoreHealth;
   databases: DatabaseService;
   kbs: KnowledgeBaseRegistry;
   engine: KnowledgeBaseEngine;
   jobs: JobService;
   scheduler: Scheduler;
   metrics: Metrics;
+  accounts: AccountService;
 }
 
 export interface AppOptions {
@@ -49,6 +56,8 @@ export interface AppOptions {
   sync?: Partial<Pick<SyncDeps, 'readAttempts' | 'retryBaseMs'>>;
   /** Life of the scheduling lease (tests shorten it). */
   leaseTtlMs?: number;
+  /** First wait before writing the end of a run again after a store fault (tests shorten it). */
+  finishRetryMs?: number;
 }
 
 export interface App {
@@ -96,15 +105,47 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   const logger = options.logger ?? createLogger(config);
   const clock = options.clock ?? systemClock;
   const db = openSqliteFile(path.join(config.dataDir, 'kbsync.db'));
+  // The folder for SQLite sources next to the store (an allowed root by default; the rest of the data dir never is).
+  fs.mkdirSync(path.join(config.dataDir, 'sources'), { recursive: true, mode: 0o700 });
   const store = new SqliteControlStore(db, { ownsDb: true });
   const vectors = new SqliteVectorStore(db);
+  // Searches run on reader threads, off the event loop (store/sqlite/reader.ts); 0 = main thread.
+  const reader = config.searchThreads > 0 ? new SqliteReader(path.join(config.dataDir, 'kbsync.db'), config.searchThreads) : null;
+  vectors.useReader(reader);
   const secrets = config.secretKey ? SecretBox.fromSetting(config.secretKey) : SecretBox.fromDataDir(config.dataDir);
-  const databases = new DatabaseService(store, secrets, options.connectorFactory ?? createSourceConnector, clock);
+  // Every source query is bounded (statement and lock timeouts); SQLite files are confined to the
+  // allowed roots, checked at registration and again when a connector opens one.
+  const sqliteConfinement = { roots: config.sqliteRoots, dataDir: config.dataDir };
+  const sourceOptions = {
+    limits: { statementTimeoutMs: config.sourceStatementTimeoutMs, lockTimeoutMs: config.sourceLockTimeoutMs },
+    sqlite: sqliteConfinement,
+  };
+  const databases = new DatabaseService(
+    store,
+    secrets,
+    options.connectorFactory ?? ((engine, params) => createSourceConnector(engine, params, sourceOptions)),
+    clock,
+    sqliteConfinement,
+  );
   const kbs = new KnowledgeBaseRegistry(store, secrets, clock);
   const providers = options.providerFactory ? { factory: options.providerFactory, close: async () => undefined } : defaultProviderFactory(config);
-  const engine = new KnowledgeBaseEngine(vectors, kbs, providers.factory, { maxDocumentChars: config.maxDocumentChars });
+  const engine = new KnowledgeBaseEngine(vectors, kbs, providers.factory, {
+    maxDocumentChars: config.maxDocumentChars,
+    probeTimeoutMs: config.embeddingProbeTimeoutMs,
+  });
   kbs.setHooks(engine.hooks());
   const metrics = new Metrics(store);
+  // Room left on the data dir's file system: after a fault, /health waits for some before ok.
+  const storeHealth = new StoreHealth({
+    freeBytes: () => {
+      try {
+        const fsStats = fs.statfsSync(config.dataDir);
+        return fsStats.bavail * fsStats.bsize;
+      } catch {
+        return null;
+      }
+    },
+  });
   const scheduler = new Scheduler(
     store,
     {
@@ -120,13 +161,17 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
     logger,
     {
       maxConcurrentRuns: config.maxConcurrentRuns,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
       onRunFinished: (run) => metrics.runFinished(run),
+      storeHealth,
       ...(options.leaseTtlMs ? { leaseTtlMs: options.leaseTtlMs } : {}),
+      ...(options.finishRetryMs ? { finishRetryMs: options.finishRetryMs } : {}),
     },
   );
   const jobs = new JobService(store, databases, clock, { maxActiveJobs: config.maxActiveJobs }, scheduler);
   jobs.onChange(() => scheduler.wake());
-  const services: Services = { version: VERSION, clock, store, vectors, databases, kbs, engine, jobs, scheduler, metrics };
+  const accounts = new AccountService(store, clock);
+  const services: Services = { version: VERSION, clock, store, vectors, storeHealth, databases, kbs, engine, jobs, scheduler, metrics, accounts };
   const server = await buildServer(config, services, logger);
 
   return {
@@ -145,6 +190,7 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       await scheduler.stop();
       await engine.close();
       await providers.close();
+      await reader?.close();
       await store.close();
     },
   };

@@ -24,7 +24,68 @@ export interface Config {
   maxDocumentChars: number;
   /** Worker threads of the local embedding model; 0 = one per core. */
   localEmbeddingThreads: number;
+  /** Knowledge-base queries this process runs at once; more wait in a queue (admission control). */
+  maxConcurrentQueries: number;
+  /** Queries allowed to wait for a slot; beyond that: 429 RATE_LIMITED. */
+  queryQueue: number;
+  /** Longest wait for a query slot, in ms; then 429 RATE_LIMITED. */
+  queryQueueWaitMs: number;
+  /** Document writes (POST /knowledge_bases/{kb}/documents) this process runs at once. */
+  maxConcurrentWrites: number;
+  /** Document writes allowed to wait for a slot. */
+  writeQueue: number;
+  /** Longest wait for a document-write slot, in ms. */
+  writeQueueWaitMs: number;
+  /** Requests per minute per client key (a burst of as many); 0 = no rate limit. */
+  rateLimitPerMinute: number;
+  /** Knowledge-base creation probes a remote embedding provider once, for at most this many ms. */
+  embeddingProbeTimeoutMs: number;
+  /** Threads that run searches off the event loop; 0 = on the main thread. */
+  searchThreads: number;
+  /** KBSYNC_ADMIN_KEY: set = authentication on (API keys required, admin routes use this key); null = off. */
+  adminKey: string | null;
+  /** Longest a source query may run, in ms (statement_timeout, max_statement_time, MAX_EXECUTION_TIME). */
+  sourceStatementTimeoutMs: number;
+  /** Longest a source query may wait for a lock, in ms (lock_timeout, lock_wait_timeout; SQLite busy timeout, at most 5 s). */
+  sourceLockTimeoutMs: number;
+  /** Longest shutdown waits for runs to stop before abandoning them to start-up recovery, in ms. */
+  shutdownTimeoutMs: number;
+  /**
+   * Folders a SQLite source may be in (absolute; `DIR/*`: files directly in DIR only); empty: no
+   * SQLite source. Never the data dir itself (src/sources/sqlite/confine.ts).
+   */
+  sqliteRoots: readonly string[];
 }
+
+/**
+ * KBSYNC_SQLITE_ROOTS when unset. With authentication on: none (a client must not name files on
+ * the server). Without (loopback only): the data dir's `sources/` folder, the demo's folder and
+ * the files directly in the current directory (not its subfolders: a service started in `/`
+ * would otherwise open every file).
+ */
+export function defaultSqliteRoots(dataDir: string, authOn: boolean, cwd: string = process.cwd()): string[] {
+  if (authOn) return [];
+  return [path.join(dataDir, 'sources'), path.join(dataDir, 'demo'), path.join(cwd, '*')];
+}
+
+/** KBSYNC_SQLITE_ROOTS: absolute folders separated by the path delimiter (`:`); `none` or empty: no SQLite sources. */
+function sqliteRootsOption(env: NodeJS.ProcessEnv, dataDir: string, authOn: boolean): string[] {
+  const raw = env.KBSYNC_SQLITE_ROOTS;
+  if (raw === undefined) return defaultSqliteRoots(dataDir, authOn);
+  const trimmed = raw.trim();
+  if (trimmed === '' || trimmed.toLowerCase() === 'none') return [];
+  const roots = trimmed.split(path.delimiter).map((r) => r.trim()).filter((r) => r !== '');
+  const bad = roots.find((r) => !path.isAbsolute(r) || r.includes('\0'));
+  if (bad !== undefined) {
+    throw new ConfigError(
+      `KBSYNC_SQLITE_ROOTS=${JSON.stringify(raw)} is not valid: ${JSON.stringify(bad)} is not an absolute path; list absolute folders separated by '${path.delimiter}' (DIR/* for the files directly in DIR), or set it to none.`,
+    );
+  }
+  return roots.map((r) => (r.endsWith(`${path.sep}*`) ? path.join(path.resolve(r.slice(0, -2) || path.sep), '*') : path.resolve(r)));
+}
+
+/** Shortest accepted KBSYNC_ADMIN_KEY. */
+export const MIN_ADMIN_KEY_CHARS = 24;
 
 interface OptionSpec {
   env: string;
@@ -51,9 +112,15 @@ export const OPTIONS: readonly OptionSpec[] = [
   { env: 'KBSYNC_BODY_LIMIT', default: '1048576', describe: 'Largest accepted request body, in bytes.' },
   { env: 'KBSYNC_SCHEDULER', default: 'on', describe: 'on: this process runs due jobs; off: API only.' },
   {
+    env: 'KBSYNC_ADMIN_KEY',
+    default: '(unset)',
+    describe:
+      'Set (at least 24 characters, e.g. `openssl rand -base64 32`): authentication on; every route but /health needs an API key, admin routes (/accounts) this key, and any HOST is allowed. Unset: one default account without keys, loopback only.',
+  },
+  {
     env: 'KBSYNC_INSECURE_BIND',
     default: 'off',
-    describe: 'on: allow a non-loopback HOST although the API has no authentication yet.',
+    describe: 'on: allow a non-loopback HOST without authentication (KBSYNC_ADMIN_KEY unset).',
   },
   { env: 'KBSYNC_MAX_CONCURRENT_RUNS', default: '2', describe: 'Sync runs this process executes at once.' },
   {
@@ -65,6 +132,65 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'KBSYNC_LOCAL_EMBEDDING_THREADS',
     default: '0',
     describe: 'Worker threads of the local embedding model (each holds a copy, ~150 MB); 0 = one per core.',
+  },
+  {
+    env: 'KBSYNC_MAX_CONCURRENT_QUERIES',
+    default: '4',
+    describe: 'Knowledge-base queries this process runs at once (1-256); more wait in a queue.',
+  },
+  {
+    env: 'KBSYNC_QUERY_QUEUE',
+    default: '64',
+    describe: 'Queries allowed to wait for a slot (0-10000); beyond that the answer is 429 RATE_LIMITED with Retry-After.',
+  },
+  {
+    env: 'KBSYNC_QUERY_QUEUE_WAIT_MS',
+    default: '1000',
+    describe: 'Longest a query waits for a slot, in ms (1-60000); a query still waiting then is answered 429 RATE_LIMITED.',
+  },
+  { env: 'KBSYNC_MAX_CONCURRENT_WRITES', default: '2', describe: 'Document writes (POST /knowledge_bases/{kb}/documents) run at once (1-256).' },
+  { env: 'KBSYNC_WRITE_QUEUE', default: '16', describe: 'Document writes allowed to wait for a slot (0-10000); beyond that 429 RATE_LIMITED.' },
+  { env: 'KBSYNC_WRITE_QUEUE_WAIT_MS', default: '5000', describe: 'Longest a document write waits for a slot, in ms (1-600000).' },
+  {
+    env: 'KBSYNC_SEARCH_THREADS',
+    default: '2',
+    describe:
+      'Worker threads that run knowledge-base searches (vector and keyword) on their own read-only connections, so a heavy search never blocks other requests (0-64; 0 = on the main thread).',
+  },
+  {
+    env: 'KBSYNC_EMBEDDING_PROBE_TIMEOUT_MS',
+    default: '10000',
+    describe:
+      'Creating a knowledge base with the openai provider sends one probe request (no retries); a provider that has not answered within this many ms (100-120000) fails the creation with CONNECTION_FAILED.',
+  },
+  {
+    env: 'KBSYNC_RATE_LIMIT_PER_MINUTE',
+    default: '6000',
+    describe:
+      'Requests per minute per client (its API key when auth is on, else its address): a burst of as many, refilled continuously; beyond it 429 RATE_LIMITED with Retry-After. /health and /metrics are never limited. 0 = off.',
+  },
+  {
+    env: 'KBSYNC_SOURCE_STATEMENT_TIMEOUT_MS',
+    default: '60000',
+    describe:
+      'Longest a query on a source database may run, in ms (100-86400000): PostgreSQL statement_timeout, MariaDB max_statement_time, MySQL MAX_EXECUTION_TIME. The run then fails with SOURCE_TIMEOUT; the job stays scheduled.',
+  },
+  {
+    env: 'KBSYNC_SOURCE_LOCK_TIMEOUT_MS',
+    default: '10000',
+    describe:
+      'Longest a source query may wait for a lock another session holds, in ms (100-3600000): PostgreSQL lock_timeout, MySQL/MariaDB lock_wait_timeout and innodb_lock_wait_timeout (whole seconds), SQLite busy timeout (at most 5000). The run then fails with SOURCE_TIMEOUT.',
+  },
+  {
+    env: 'KBSYNC_SHUTDOWN_TIMEOUT_MS',
+    default: '10000',
+    describe: 'On SIGTERM/SIGINT, how long to wait for runs to stop (their source queries are cancelled) before abandoning them, in ms (0-600000); an abandoned run is closed as INTERRUPTED at the next start.',
+  },
+  {
+    env: 'KBSYNC_SQLITE_ROOTS',
+    default: '(see docs)',
+    describe:
+      "Folders SQLite sources may be in, absolute, separated by ':' (DIR/* = only the files directly in DIR); none = no SQLite sources. Unset: none when KBSYNC_ADMIN_KEY is set, else KBSYNC_DATA_DIR/sources, KBSYNC_DATA_DIR/demo and the files of the current directory. The data dir itself (kbsync.db, secret.key) is never allowed.",
   },
 ];
 
@@ -90,16 +216,27 @@ function boolOption(env: NodeJS.ProcessEnv, name: string, fallback: string): boo
   throw new ConfigError(`${name}=${JSON.stringify(raw)} is not valid: set ${name} to on or off.`);
 }
 
+/** KBSYNC_DATA_DIR, absolute (also for commands that need nothing else, like `kbsync keys create`). */
+export function dataDirFrom(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.KBSYNC_DATA_DIR?.trim() || './data');
+}
+
 /** Builds the frozen configuration; `overrides` lets tests and the CLI set options directly. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Readonly<Config> {
   const host = (env.HOST ?? '127.0.0.1').trim();
   if (host === '') throw new ConfigError('HOST is empty: set HOST to an address such as 127.0.0.1.');
-  // There are no API keys yet (API.md "Accounts and keys"): serving beyond this machine would
-  // hand every database and knowledge base to anyone who can reach the port.
-  const loopback = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/i.test(host);
-  if (!loopback && !boolOption(env, 'KBSYNC_INSECURE_BIND', 'off')) {
+  // Without KBSYNC_ADMIN_KEY there are no API keys (API.md "Accounts and keys"): serving beyond
+  // this machine would hand every database and knowledge base to anyone who can reach the port.
+  const adminKey = env.KBSYNC_ADMIN_KEY?.trim() || null;
+  if (adminKey !== null && adminKey.length < MIN_ADMIN_KEY_CHARS) {
     throw new ConfigError(
-      `HOST=${host} is not a loopback address and kbsync has no authentication yet: set HOST=127.0.0.1 (and put an authenticating proxy in front), or set KBSYNC_INSECURE_BIND=on to accept the risk.`,
+      `KBSYNC_ADMIN_KEY is too short (${adminKey.length} characters): set it to at least ${MIN_ADMIN_KEY_CHARS} random characters (e.g. \`openssl rand -base64 32\`).`,
+    );
+  }
+  const loopback = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/i.test(host);
+  if (!loopback && adminKey === null && !boolOption(env, 'KBSYNC_INSECURE_BIND', 'off')) {
+    throw new ConfigError(
+      `HOST=${host} is not a loopback address and kbsync has no authentication yet: set HOST=127.0.0.1 (and put an authenticating proxy in front), set KBSYNC_ADMIN_KEY to require API keys, or set KBSYNC_INSECURE_BIND=on to accept the risk.`,
     );
   }
   const logLevel = (env.LOG_LEVEL ?? 'info').trim().toLowerCase();
@@ -113,7 +250,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const config: Config = {
     host,
     port: intOption(env, 'PORT', '8000', 1, 65535),
-    dataDir: path.resolve(env.KBSYNC_DATA_DIR?.trim() || './data'),
+    dataDir: dataDirFrom(env),
     logLevel: logLevel as Config['logLevel'],
     secretKey: secret ? secret : null,
     maxActiveJobs: intOption(env, 'KBSYNC_MAX_ACTIVE_JOBS', '100', 1, 1_000_000),
@@ -122,7 +259,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxConcurrentRuns: intOption(env, 'KBSYNC_MAX_CONCURRENT_RUNS', '2', 1, 64),
     maxDocumentChars: intOption(env, 'KBSYNC_MAX_DOCUMENT_CHARS', '1000000', 1000, 100_000_000),
     localEmbeddingThreads: intOption(env, 'KBSYNC_LOCAL_EMBEDDING_THREADS', '0', 0, 64),
+    maxConcurrentQueries: intOption(env, 'KBSYNC_MAX_CONCURRENT_QUERIES', '4', 1, 256),
+    queryQueue: intOption(env, 'KBSYNC_QUERY_QUEUE', '64', 0, 10_000),
+    queryQueueWaitMs: intOption(env, 'KBSYNC_QUERY_QUEUE_WAIT_MS', '1000', 1, 60_000),
+    maxConcurrentWrites: intOption(env, 'KBSYNC_MAX_CONCURRENT_WRITES', '2', 1, 256),
+    writeQueue: intOption(env, 'KBSYNC_WRITE_QUEUE', '16', 0, 10_000),
+    writeQueueWaitMs: intOption(env, 'KBSYNC_WRITE_QUEUE_WAIT_MS', '5000', 1, 600_000),
+    rateLimitPerMinute: intOption(env, 'KBSYNC_RATE_LIMIT_PER_MINUTE', '6000', 0, 100_000_000),
+    embeddingProbeTimeoutMs: intOption(env, 'KBSYNC_EMBEDDING_PROBE_TIMEOUT_MS', '10000', 100, 120_000),
+    searchThreads: intOption(env, 'KBSYNC_SEARCH_THREADS', '2', 0, 64),
+    adminKey,
+    sourceStatementTimeoutMs: intOption(env, 'KBSYNC_SOURCE_STATEMENT_TIMEOUT_MS', '60000', 100, 86_400_000),
+    sourceLockTimeoutMs: intOption(env, 'KBSYNC_SOURCE_LOCK_TIMEOUT_MS', '10000', 100, 3_600_000),
+    shutdownTimeoutMs: intOption(env, 'KBSYNC_SHUTDOWN_TIMEOUT_MS', '10000', 0, 600_000),
+    sqliteRoots: [],
     ...overrides,
   };
+  // After the overrides: the default roots follow the data dir and authentication finally chosen.
+  if (overrides.sqliteRoots === undefined) config.sqliteRoots = sqliteRootsOption(env, config.dataDir, config.adminKey !== null);
   return Object.freeze(config);
 }

@@ -23,6 +23,7 @@ export function presentJob(job: JobRecord): Record<string, unknown> {
     backfill: job.backfill,
     lookback: job.lookbackSeconds,
     deletes: job.deletes ?? 'reconcile',
+    config_version: job.configVersion ?? 0,
     soft_delete_column: job.softDeleteColumn ?? null,
     batch_size: job.batchSize,
     updated_at: formatTime(job.updatedAt),

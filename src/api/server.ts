@@ -4,28 +4,39 @@
  */
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { AppError } from '../core/errors.js';
+import { RateLimitedError, registerAdmission } from './admission.js';
 import { errorBody } from './envelope.js';
+import { authHook } from './auth.js';
+import { accountRoutes } from './routes/accounts.js';
 import { databaseRoutes } from './routes/databases.js';
 import { jobRoutes } from './routes/jobs.js';
 import { knowledgeBaseRoutes } from './routes/knowledge-bases.js';
 import { systemRoutes } from './routes/system.js';
 import type { Services } from '../app.js';
 
-export const DEFAULT_ACCOUNT = 'default';
-
-/** The account a request acts for; one default account until API keys are configured. */
-export const accountOf = (_request: FastifyRequest): string => DEFAULT_ACCOUNT;
+/** The account a request acts for: the authenticated one, or the default account without auth (api/auth.ts). */
+export { accountOf, DEFAULT_ACCOUNT } from './auth.js';
 
 export async function buildServer(config: Readonly<Config>, services: Services, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
+    // One line per request, at debug level (the onResponse hook below): at info they drowned the
+    // log of a busy server. Errors are still logged at error level by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
     // Validation is zod's (core/schemas.ts); the JSON schemas on routes only document them.
     ajv: { customOptions: { strict: false } },
+    // Errors raised before routing (`GET /jobs/%ZZ`: a bad percent-escape in the path; a path
+    // segment over maxParamLength) answer in the envelope like every other error.
+    frameworkErrors: (err, _request, reply) => {
+      const status = (err as { statusCode?: number }).statusCode ?? 400;
+      const send = reply as unknown as { code(n: number): { send(body: unknown): unknown } };
+      send.code(status >= 400 && status < 500 ? status : 400).send(errorBody('INVALID_REQUEST', 'Invalid URL', [err.message]));
+    },
   });
   app.setValidatorCompiler(() => (data) => ({ value: data }));
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
@@ -44,7 +55,13 @@ export async function buildServer(config: Readonly<Config>, services: Services, 
 
   app.setErrorHandler((err, request, reply) => {
     if (err instanceof AppError) {
+      if (err instanceof RateLimitedError) reply.header('retry-after', String(err.retryAfterSeconds));
       return reply.code(err.status).send(errorBody(err.code, err.message, err.details));
+    }
+    // Disk full, I/O error: 503 with a readable code; /health reports it until a write succeeds.
+    if (services.storeHealth.failed(err)) {
+      const fault = services.storeHealth.error();
+      return reply.code(fault.status).send(errorBody(fault.code, fault.message, fault.details));
     }
     const status = (err as { statusCode?: number }).statusCode;
     const code = (err as { code?: string }).code;
@@ -71,10 +88,26 @@ export async function buildServer(config: Readonly<Config>, services: Services, 
     reply.code(404).send(errorBody('NOT_FOUND', 'Route not found', [`no route ${request.method} ${request.url.split('?')[0]}`]));
   });
 
+  // Authentication first, so every later hook and route knows the account (api/auth.ts).
+  app.addHook('onRequest', authHook(config.adminKey ?? null, services.accounts));
+
+  // Admission control (admission.ts): per-client rate limit, bounded queues for queries and writes.
+  registerAdmission(app, {
+    queries: { concurrency: config.maxConcurrentQueries, queue: config.queryQueue, waitMs: config.queryQueueWaitMs },
+    writes: { concurrency: config.maxConcurrentWrites, queue: config.writeQueue, waitMs: config.writeQueueWaitMs },
+    ratePerMinute: config.rateLimitPerMinute,
+  });
+
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, not the URL, so job names do not explode the label set.
     const route = request.routeOptions.url ?? 'unmatched';
     services.metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    // A write that went through: the store takes writes again.
+    if (request.method !== 'GET' && request.method !== 'HEAD' && reply.statusCode < 400) services.storeHealth.succeeded();
+    request.log.debug(
+      { method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'request',
+    );
   });
 
   await app.register(swagger, {
@@ -85,6 +118,18 @@ export async function buildServer(config: Readonly<Config>, services: Services, 
         description: 'Keep an AI knowledge base in sync with your tables. Every response uses the {success, message, data} / {success, error} envelope.',
       },
       servers: [{ url: `http://${config.host}:${config.port}` }],
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'An API key (kbs_…) as `Authorization: Bearer <key>`, needed when the server runs with KBSYNC_ADMIN_KEY; admin routes take the admin key.',
+          },
+        },
+      },
+      // With authentication on, every operation needs a key unless it says otherwise (/health).
+      ...(config.adminKey ? { security: [{ bearerAuth: [] }] } : {}),
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -93,5 +138,6 @@ export async function buildServer(config: Readonly<Config>, services: Services, 
   await app.register(databaseRoutes(services));
   await app.register(knowledgeBaseRoutes(services));
   await app.register(jobRoutes(services));
+  await app.register(accountRoutes(services));
   return app;
 }

@@ -130,15 +130,27 @@ export const CreateKnowledgeBaseBody = z.strictObject({
 export type CreateKnowledgeBaseInput = z.infer<typeof CreateKnowledgeBaseBody>;
 
 /** Query strings of list routes (strings from the URL). */
+/** `?limit=`: a whole number from 1 to 200; the message quotes what was sent. */
+const limitParam = z
+  .string({ error: 'limit must be a whole number from 1 to 200, given once' })
+  .transform((text, ctx) => {
+    const n = /^\d{1,4}$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+    if (!(n >= 1 && n <= 200)) {
+      ctx.addIssue({ code: 'custom', message: `limit must be a whole number from 1 to 200, got '${text.slice(0, 40)}'`, input: text });
+      return z.NEVER;
+    }
+    return n;
+  })
+  .optional();
 export const ListJobsQuery = z.strictObject({
   status: z.enum(['scheduled', 'running', 'paused', 'completed', 'failed']).optional(),
   kb_name: z.string().optional(),
-  limit: z.coerce.number().int().min(1, 'limit must be 1-200').max(200, 'limit must be 1-200').optional(),
+  limit: limitParam,
   cursor: z.string().max(200).optional(),
 });
 
 export const PageQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1, 'limit must be 1-200').max(200, 'limit must be 1-200').optional(),
+  limit: limitParam,
   cursor: z.string().max(200).optional(),
 });
 

@@ -10,6 +10,7 @@ import { CreateDatabaseBody } from '../core/schemas.js';
 import { issuesToProblems } from '../core/validation.js';
 import type { SecretBox } from '../secrets/crypto.js';
 import type { ConnectionParameters, SourceConnector, SourceEngine, TableInfo } from '../sources/port.js';
+import { allowedSqlitePath, SQLITE_PATH_REFUSED, type SqliteConfinement } from '../sources/sqlite/confine.js';
 import type { ControlStore, DatabaseRecord } from '../store/port.js';
 
 export type ConnectorFactory = (engine: SourceEngine, params: ConnectionParameters) => SourceConnector;
@@ -27,7 +28,19 @@ function splitUrlSecret(url: string): { url: string; password: string | null } |
   // Drivers also read secrets from the query (`?password=`, `?sslpassword=`): refuse those rather
   // than store them in clear.
   if ([...parsed.searchParams.keys()].some((k) => /pass|secret|key/i.test(k))) return null;
-  const password = parsed.password ? decodeURIComponent(parsed.password) : null;
+  // A bad percent-escape (`%ZZ`) is the caller's typo, not a 500 (decodeURIComponent throws URIError).
+  const decoded = (part: 'username' | 'password'): string | null => {
+    if (!parsed[part]) return null;
+    try {
+      return decodeURIComponent(parsed[part]);
+    } catch {
+      throw new AppError('INVALID_REQUEST', 'Invalid database configuration', [
+        `parameters.url: the ${part === 'password' ? 'password' : 'user name'} is not valid percent-encoding (write a literal % as %25)`,
+      ]);
+    }
+  };
+  decoded('username');
+  const password = decoded('password');
   parsed.password = '';
   return { url: parsed.toString(), password };
 }
@@ -44,6 +57,8 @@ export class DatabaseService {
     private readonly secrets: SecretBox,
     private readonly connect: ConnectorFactory,
     private readonly clock: Clock = systemClock,
+    /** The files a SQLite source may name (KBSYNC_SQLITE_ROOTS); unset: not checked here. */
+    private readonly sqlite: SqliteConfinement | null = null,
   ) {}
 
   async create(accountId: string, body: unknown): Promise<DatabaseRecord> {
@@ -57,6 +72,10 @@ export class DatabaseService {
     let password: string | null = null;
     if (engine === 'sqlite') {
       if (!parameters.path) bad('parameters.path is required for engine sqlite');
+      // One message for every refusal (relative, NUL, outside the roots, inside the data dir, no
+      // such file): the answer never tells whether a file exists. The connector checks again
+      // when it opens the file.
+      else if (this.sqlite !== null && allowedSqlitePath(parameters.path, this.sqlite) === null) bad(SQLITE_PATH_REFUSED);
       for (const k of Object.keys(parameters)) if (k !== 'path') bad(`parameters.${k} does not apply to engine sqlite`);
       stored.path = parameters.path;
     } else if (parameters.url !== undefined) {
@@ -114,11 +133,12 @@ export class DatabaseService {
 
   async delete(accountId: string, name: string): Promise<void> {
     await this.get(accountId, name);
-    const users = await this.store.countJobsUsingDatabase(accountId, name);
-    if (users > 0) {
+    // Refused in the same statement while a job uses it (no job can be left without its database).
+    if (!(await this.store.deleteDatabase(accountId, name))) {
+      const users = await this.store.countJobsUsingDatabase(accountId, name);
+      if (users === 0) throw notFound('database', name);
       throw conflict('Database is in use', [`database '${name}' is used by ${users} job(s); delete them first`]);
     }
-    await this.store.deleteDatabase(accountId, name);
   }
 
   async tables(accountId: string, name: string): Promise<TableInfo[]> {

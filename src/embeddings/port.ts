@@ -16,7 +16,16 @@ export interface EmbeddingProvider {
    * embedding that proves the provider works end to end (model loads, credentials and model name
    * are accepted) and learns the vector length. Called when a knowledge base is created.
    */
-  probe?(options?: { signal?: AbortSignal }): Promise<ProbeResult>;
+  probe?(options?: ProbeOptions): Promise<ProbeResult>;
+}
+
+export interface ProbeOptions {
+  signal?: AbortSignal;
+  /**
+   * One attempt, no retries, answered within this many ms (a provider that hangs must not hold a
+   * knowledge-base creation for minutes of retried timeouts).
+   */
+  timeoutMs?: number;
 }
 
 /** What `probe()` learned. */

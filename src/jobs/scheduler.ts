@@ -11,7 +11,9 @@ import { ProcessLease, SCHEDULER_LEASE } from './lease.js';
 import { firstTickAfter } from '../core/schedule.js';
 import type { ControlStore, JobRecord, JobStatus, RunRecord, RunTrigger } from '../store/port.js';
 import { EmbeddingProviderError } from '../embeddings/errors.js';
+import { SourceQueryCancelled, SourceTimeoutError } from '../sources/port.js';
 import { PermanentSyncError, RunCancelled } from '../sync/errors.js';
+import type { StoreHealth } from '../store/faults.js';
 import { executeSync, type SyncDeps, type SyncOptions } from '../sync/run-sync.js';
 
 export interface SchedulerOptions {
@@ -21,11 +23,19 @@ export interface SchedulerOptions {
   onRunFinished?: (run: RunRecord) => void;
   /** Life of the scheduling lease (default 30 s; tests shorten it). */
   leaseTtlMs?: number;
+  /** How long stop() waits for runs to end before abandoning them to start-up recovery (default 10 s). */
+  shutdownTimeoutMs?: number;
+  /** Told when a write of the store fails and when one succeeds again (/health). */
+  storeHealth?: StoreHealth;
+  /** First wait before writing the end of a run again after a store fault (doubles up to 30 s). */
+  finishRetryMs?: number;
 }
 
 interface ActiveRun {
   run: RunRecord;
   abort: AbortController;
+  /** Pause or delete: cancels the source query in flight; the run stops at its next batch boundary. */
+  stopSource: AbortController;
   done: Promise<void>;
 }
 
@@ -33,6 +43,8 @@ const gridOf = (job: JobRecord) => ({ startMs: job.startMs, endMs: job.endMs, in
 
 export class Scheduler {
   private readonly active = new Map<string, ActiveRun>();
+  /** Ends of runs the store could not write yet, by job: how each job will look once written. */
+  private readonly finishing = new Map<string, (job: JobRecord) => JobRecord>();
   private cancelTimer: (() => void) | null = null;
   private stopped = true;
   private ticking = false;
@@ -53,6 +65,37 @@ export class Scheduler {
 
   private get clock() {
     return this.sync.clock;
+  }
+
+  /** The run's deps with each written batch logged at debug level (LOG_LEVEL=debug). */
+  private logBatches(job: JobRecord, run: RunRecord): SyncDeps {
+    if (!this.logger.isLevelEnabled('debug')) return this.sync;
+    const sink = this.sync.sink;
+    return {
+      ...this.sync,
+      sink: {
+        upsertDocuments: async (kb, docs, signal) => {
+          const t0 = performance.now();
+          const counts = await sink.upsertDocuments(kb, docs, signal);
+          this.logger.debug(
+            {
+              job: job.name,
+              run: run.id,
+              documents: docs.length,
+              added: counts.added,
+              updated: counts.updated,
+              unchanged: counts.unchanged,
+              failed: counts.failed?.length ?? 0,
+              chunks: counts.chunksWritten,
+              ms: Math.round(performance.now() - t0),
+              rows_read_before: run.rowsRead,
+            },
+            'batch written',
+          );
+          return counts;
+        },
+      },
+    };
   }
 
   /**
@@ -92,9 +135,13 @@ export class Scheduler {
         error: { code: 'INTERRUPTED', message: 'the service stopped during this run; the next run resumes from the last checkpoint' },
       };
       await this.store.updateRun(interrupted);
-      await this.store.mutateJob(run.jobId, (job) =>
-        job.lastRun?.id === run.id ? { ...job, lastRun: summary(interrupted) } : null,
-      );
+      this.logger.info({ job: run.jobId, run: run.id }, 'closed a run interrupted by a stop as failed (INTERRUPTED)');
+      // An interrupted run counts as failed in the job's totals (API.md, "Jobs").
+      await this.store.mutateJob(run.jobId, (job) => ({
+        ...job,
+        ...(job.lastRun?.id === run.id ? { lastRun: summary(interrupted) } : {}),
+        totals: { ...job.totals, runs_failed: job.totals.runs_failed + 1 },
+      }));
     }
     // Jobs left `running` (their run recorded above, or claimed just before a crash) go back to
     // the status they ran from; a scheduled one is due at once, so the catch_up run finishes it.
@@ -106,15 +153,37 @@ export class Scheduler {
     await this.tick();
   }
 
-  /** Stops ticking, asks running runs to stop at their next batch boundary, waits for them. */
+  /**
+   * Stops ticking and cancels running runs (their source query in flight included), waiting for
+   * them at most shutdownTimeoutMs. A run still going then is abandoned: it stays `running` in
+   * the store, and the next start closes it as INTERRUPTED (begin()).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.holding = false;
     this.cancelTimer?.();
     this.cancelTimer = null;
-    for (const a of this.active.values()) a.abort.abort();
-    await Promise.all([...this.active.values()].map((a) => a.done));
+    for (const a of this.active.values()) a.abort.abort(new RunCancelled('the service is shutting down'));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.options.shutdownTimeoutMs ?? 10_000);
+    });
+    const ended = await Promise.race([Promise.all([...this.active.values()].map((a) => a.done)), deadline]);
+    clearTimeout(timer);
+    if (ended === 'late') {
+      this.logger.warn({ runs: [...this.active.values()].map((a) => a.run.id) }, 'runs did not stop before the shutdown deadline; the next start closes them as interrupted');
+    }
     await this.lease.release();
+  }
+
+  /**
+   * Pause or delete of a job with a run in progress: cancels its source query in flight, so a run
+   * blocked on a lock ends now; a batch being written finishes, and the run stops at its
+   * checkpoint. The watermark stays at the last checkpoint.
+   */
+  stopRun(jobId: string, reason: string): void {
+    const a = this.active.get(jobId);
+    if (a !== undefined && !a.stopSource.signal.aborted) a.stopSource.abort(new RunCancelled(reason));
   }
 
   /** Something changed (job created, patched, paused, resumed, deleted): look again. */
@@ -134,8 +203,33 @@ export class Scheduler {
     }
   }
 
+  /** A job as it will be once the end of its run is written (the store could not take it yet). */
+  pendingView(job: JobRecord): JobRecord {
+    const change = this.finishing.get(job.id);
+    return change !== undefined && job.status === 'running' ? change(job) : job;
+  }
+
+  /** Writes the end of a run until the store takes it (or the scheduler stops: recovery then does). */
+  private async retryFinish(jobId: string, record: () => Promise<unknown>): Promise<void> {
+    for (let wait = this.options.finishRetryMs ?? 1000; !this.stopped; wait = Math.min(wait * 2, 30_000)) {
+      await new Promise((r) => setTimeout(r, wait));
+      if (this.stopped) return;
+      try {
+        await record();
+        this.finishing.delete(jobId);
+        this.options.storeHealth?.succeeded();
+        this.logger.info({ job: jobId }, 'the end of a run was recorded after a store fault');
+        void this.tick();
+        return;
+      } catch (err) {
+        this.options.storeHealth?.failed(err);
+      }
+    }
+  }
+
   /** POST /jobs/{job}/run: a manual run now; 409 while one is in progress. */
   async runNow(job: JobRecord, options: SyncOptions = {}): Promise<RunRecord> {
+    if (this.finishing.has(job.id) && this.options.storeHealth) throw this.options.storeHealth.error();
     if (this.active.has(job.id) || job.status === 'running') {
       throw conflict('Job is already running', [`job '${job.name}' has a run in progress; wait for it to finish`]);
     }
@@ -158,6 +252,7 @@ export class Scheduler {
         const free = this.options.maxConcurrentRuns - this.active.size;
         if (free > 0) {
           const due = await this.store.listDueJobs(now, free + this.active.size);
+          if (due.length > 0) this.logger.debug({ due: due.length, running: this.active.size, free }, 'scheduler tick');
           for (const job of due) {
             if (this.active.size >= this.options.maxConcurrentRuns) break;
             if (this.active.has(job.id)) continue;
@@ -183,6 +278,7 @@ export class Scheduler {
     if (this.stopped || !this.holding || this.active.size >= this.options.maxConcurrentRuns) return; // a finishing run ticks again
     const next = await this.store.nextDueTime();
     if (next === null) return;
+    this.logger.debug({ next_due_in_ms: Math.max(0, next - this.clock.now()) }, 'scheduler sleeps until the next due job');
     this.cancelTimer = this.clock.setTimer(Math.max(0, next - this.clock.now()), () => void this.tick());
   }
 
@@ -230,8 +326,9 @@ export class Scheduler {
     );
     if (!job || before === null) return null;
     const abort = new AbortController();
-    const active: ActiveRun = { run, abort, done: Promise.resolve() };
-    active.done = this.execute(job, run, before, abort.signal, options);
+    const stopSource = new AbortController();
+    const active: ActiveRun = { run, abort, stopSource, done: Promise.resolve() };
+    active.done = this.execute(job, run, before, abort.signal, { ...options, stopSource: stopSource.signal });
     this.active.set(jobId, active);
     this.logger.info({ job: job.name, run: run.id, trigger }, 'run started');
     return run;
@@ -248,13 +345,23 @@ export class Scheduler {
     await Promise.resolve();
     let outcome: { status: RunRecord['status']; error: RunRecord['error']; permanent: boolean };
     try {
-      await executeSync(this.sync, job.id, run, signal, options);
+      await executeSync(this.logBatches(job, run), job.id, run, signal, options);
       outcome = { status: 'succeeded', error: null, permanent: false };
     } catch (err) {
-      if (err instanceof RunCancelled || signal.aborted) {
-        // An abort (shutdown) may surface as the provider's AbortError: still a cancellation.
-        const message = err instanceof RunCancelled ? err.message : 'the service is shutting down';
+      this.options.storeHealth?.failed(err);
+      if (err instanceof RunCancelled || err instanceof SourceQueryCancelled || signal.aborted) {
+        // An abort (shutdown; pause or delete for the source) may surface as the provider's
+        // AbortError or the source's cancelled query: still a cancellation, for the abort's reason.
+        const reason = [signal, options.stopSource].find((s) => s?.aborted && s.reason instanceof RunCancelled)?.reason as RunCancelled | undefined;
+        const message = reason?.message ?? (err instanceof RunCancelled ? err.message : 'the service is shutting down');
         outcome = { status: 'cancelled', error: { code: 'CANCELLED', message }, permanent: false };
+      } else if (err instanceof SourceTimeoutError) {
+        // Not permanent: the lock may be gone at the next tick.
+        outcome = {
+          status: 'failed',
+          error: { code: err.code, message: `reading source table '${job.sourceTable}' timed out: ${err.message}; the job stays scheduled and its next run tries again` },
+          permanent: false,
+        };
       } else if (err instanceof PermanentSyncError) {
         outcome = { status: 'failed', error: { code: err.code, message: err.message }, permanent: true };
       } else if (err instanceof EmbeddingProviderError && !err.retryable && [401, 403, 404].includes(err.status ?? 0)) {
@@ -274,8 +381,7 @@ export class Scheduler {
     }
     const now = this.clock.now();
     const finished: RunRecord = { ...run, status: outcome.status, error: outcome.error, finishedAt: now };
-    const record = () =>
-      this.store.mutateJob(job.id, (current) => {
+    const change = (current: JobRecord): JobRecord => {
         const totals = { ...current.totals };
         if (outcome.status === 'succeeded') totals.runs_succeeded += 1;
         if (outcome.status === 'failed') totals.runs_failed += 1;
@@ -297,20 +403,20 @@ export class Scheduler {
         return current.nextRunMs === null
           ? { ...next, status: 'completed', nextRunMs: null }
           : { ...next, status: 'scheduled' };
-      }, finished);
+    };
+    const record = () => this.store.mutateJob(job.id, change, finished);
     // A failed write (the file briefly locked) is retried; if it still fails, the start-up
     // recovery of the next process closes the run and puts the job back.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await record();
-        break;
-      } catch (err) {
-        if (attempt >= 3) {
-          this.logger.error({ err, run: run.id }, 'could not record the end of a run');
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 200 * attempt));
-      }
+    try {
+      await record();
+      this.options.storeHealth?.succeeded();
+    } catch (err) {
+      // The store cannot be written (disk full…): the end of the run is kept and written once it
+      // can; meanwhile the job is shown as it will be (pendingView), never as running forever.
+      this.options.storeHealth?.failed(err);
+      this.logger.error({ err, run: run.id }, 'could not record the end of a run; retrying until the store takes writes');
+      this.finishing.set(job.id, change);
+      void this.retryFinish(job.id, record);
     }
     this.active.delete(job.id);
     this.options.onRunFinished?.(finished);

@@ -45,6 +45,10 @@ export interface RunStarter {
    * the job's failed rows again by key (POST /jobs/{job}/failures/retry), then goes on as usual.
    */
   runNow(job: JobRecord, options?: { retryFailures?: boolean }): Promise<RunRecord>;
+  /** The job as it will be once the end of its last run is written (the store may be failing). */
+  pendingView?(job: JobRecord): JobRecord;
+  /** Cancels the job's run in progress, if any, its source query in flight included (pause, delete). */
+  stopRun?(jobId: string, reason: string): void;
 }
 
 export class JobService {
@@ -158,9 +162,17 @@ export class JobService {
       updatedAt: now,
     };
     const outcome = await this.store.insertJob(job, this.options.maxActiveJobs);
-    if (!outcome.ok && outcome.reason === 'duplicate') throw duplicateJob(job.name);
     if (!outcome.ok) {
-      throw this.limitError();
+      switch (outcome.reason) {
+        case 'duplicate':
+          throw duplicateJob(job.name);
+        case 'kb_missing':
+          throw new AppError('INVALID_KB', INVALID_JOB, [`knowledge base '${job.kbName}' does not exist (it was deleted meanwhile)`]);
+        case 'database_missing':
+          throw new AppError('INVALID_TABLE', INVALID_JOB, [`database '${job.databaseName}' is not registered (it was deleted meanwhile)`]);
+        default:
+          throw this.limitError();
+      }
     }
     this.changed();
     return { job, warnings: placement.warning ? [placement.warning] : [] };
@@ -169,11 +181,12 @@ export class JobService {
   async get(accountId: string, idOrName: string): Promise<JobRecord> {
     const job = await this.store.getJob(accountId, idOrName);
     if (!job) throw notFound('job', idOrName);
-    return job;
+    return this.runner.pendingView?.(job) ?? job;
   }
 
-  list(accountId: string, query: JobListQuery): Promise<Page<JobRecord>> {
-    return this.store.listJobs(accountId, query);
+  async list(accountId: string, query: JobListQuery): Promise<Page<JobRecord>> {
+    const page = await this.store.listJobs(accountId, query);
+    return { ...page, items: page.items.map((job) => this.runner.pendingView?.(job) ?? job) };
   }
 
   async patch(
@@ -206,12 +219,14 @@ export class JobService {
     }
 
     const touchesColumns = ['content_columns', 'metadata_columns', 'filter_column', 'lookback', 'soft_delete_column'].some(ok);
-    if (job.status === 'running' && (touchesColumns || ok('batch_size') || ok('deletes'))) {
-      // A run reads with the columns it started with; changing them under it would mix two shapes.
-      throw conflict('Job is running', [
+    // What a run reads or writes: refused while a run is in progress, and a new config_version.
+    const changesRun = touchesColumns || ok('batch_size') || ok('deletes');
+    const running = () =>
+      conflict('Job is running', [
         `job '${job.name}' has a run in progress; pause it (the run stops at its next batch) or wait, then change its columns`,
       ]);
-    }
+    // Answered early, before introspecting the source; decided again inside the write below.
+    if (job.status === 'running' && changesRun) throw running();
     let columns: CheckedColumns | null = null;
     if (touchesColumns) {
       const source = await resolveSourceTable(this.databases, accountId, job.sourceTable, problems);
@@ -241,12 +256,20 @@ export class JobService {
     const data = parsed.data;
     const now = this.clock.now();
     const warnings: string[] = [];
+    let refusedRunning = false;
     // Re-activating a completed job (a later end_time) respects the active-job limit, atomically.
     const stored = await this.limited(() =>
       this.store.mutateJob(
         job.id,
         (current) => {
+          // A run works on the configuration it started with (SEMANTICS.md): whether one is in
+          // progress is decided here, in the transaction that writes, not by the read above.
+          if (changesRun && current.status === 'running') {
+            refusedRunning = true;
+            return null;
+          }
           const next: JobRecord = { ...current, startMs, endMs, updatedAt: now };
+          if (changesRun) next.configVersion = (current.configVersion ?? 0) + 1;
           if (schedule.interval) {
             next.interval = schedule.interval.normalized;
             next.intervalMs = schedule.interval.ms;
@@ -294,6 +317,7 @@ export class JobService {
       ),
     );
     if (!stored) throw notFound('job', idOrName);
+    if (refusedRunning) throw running();
     this.changed();
     return { job: stored, warnings };
   }
@@ -312,6 +336,8 @@ export class JobService {
     });
     if (!stored) throw notFound('job', idOrName);
     if (refusal) throw conflict('Job cannot be paused', [refusal]);
+    // The run stops now, even inside a source query blocked on a lock.
+    this.runner.stopRun?.(job.id, 'job paused');
     this.changed();
     return stored;
   }
@@ -362,6 +388,7 @@ export class JobService {
   async delete(accountId: string, idOrName: string): Promise<JobRecord> {
     const job = await this.get(accountId, idOrName);
     await this.store.deleteJob(job.id);
+    this.runner.stopRun?.(job.id, 'job deleted');
     this.changed();
     return job;
   }

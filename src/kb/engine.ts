@@ -20,6 +20,8 @@ export type ProviderFactory = (config: EmbeddingConfig) => EmbeddingProvider;
 export interface EngineOptions {
   /** Longest document content accepted through the API, in characters. */
   maxDocumentChars: number;
+  /** The creation probe of a remote provider: one attempt, answered within this many ms. */
+  probeTimeoutMs?: number;
 }
 
 export interface QueryResult {
@@ -59,7 +61,10 @@ export class KnowledgeBaseEngine implements DocumentSink {
         let dimensions: number;
         try {
           // A remote provider is probed now, so a wrong URL, model or key is reported at creation.
-          dimensions = provider.probe ? (await provider.probe()).dimensions : await provider.dimensions();
+          // One attempt with a short timeout: a provider that hangs fails the creation in seconds.
+          dimensions = provider.probe
+            ? (await provider.probe({ timeoutMs: this.options.probeTimeoutMs ?? 10_000 })).dimensions
+            : await provider.dimensions();
         } catch (err) {
           await provider.close().catch(() => undefined);
           if (err instanceof AppError) throw err;
@@ -196,7 +201,7 @@ export class KnowledgeBaseEngine implements DocumentSink {
    * POST /knowledge_bases/{kb}/query: semantic (default), keyword or hybrid (reciprocal-rank fusion,
    * ties to the keyword list; see relevance.ts and bench/search-quality.ts for the measurements).
    */
-  async query(accountId: string, kbName: string, body: unknown): Promise<{ results: QueryResult[]; mode: string }> {
+  async query(accountId: string, kbName: string, body: unknown, signal?: AbortSignal): Promise<{ results: QueryResult[]; mode: string }> {
     const kb = await this.registry.get(accountId, kbName);
     const parsed = QueryBody.safeParse(body, { reportInput: true });
     if (!parsed.success) throw problemsToError(issuesToProblems(parsed.error.issues), 'Invalid query');
@@ -207,13 +212,18 @@ export class KnowledgeBaseEngine implements DocumentSink {
     const semantic = async () => {
       let vector: Float32Array;
       try {
-        [vector] = (await this.provider(kb).embed([query])) as [Float32Array];
+        [vector] = (await this.provider(kb).embed([query], signal ? { signal } : undefined)) as [Float32Array];
       } catch (err) {
-        throw providerFailure(err);
+        throw signal?.aborted ? signal.reason : providerFailure(err);
       }
+      // The client may have gone while the query was embedded: no search is started for nobody.
+      signal?.throwIfAborted();
       return this.vectors.searchVector(kb.id, vector, { topK: depth, ...(filter ? { filter } : {}) });
     };
-    const keyword = () => this.vectors.searchKeyword(kb.id, query, { topK: depth, ...(filter ? { filter } : {}) });
+    const keyword = () => {
+      signal?.throwIfAborted();
+      return this.vectors.searchKeyword(kb.id, query, { topK: depth, ...(filter ? { filter } : {}) });
+    };
 
     let scored: Array<{ hit: SearchHit; relevance: number }>;
     if (mode === 'semantic') scored = (await semantic()).map((hit) => ({ hit, relevance: semanticRelevance(hit.score) }));

@@ -77,7 +77,11 @@ export class KnowledgeBaseRegistry {
       createdAt: this.clock.now(),
     };
     await this.hooks.beforeCreate(record, apiKey);
-    if ((await this.store.insertKnowledgeBase(record)) === 'duplicate') throw duplicate(input.kb_name);
+    if ((await this.store.insertKnowledgeBase(record)) === 'duplicate') {
+      // Another request took the name meanwhile: this attempt's collection (its own id) goes.
+      await this.hooks.afterDelete(record).catch(() => undefined);
+      throw duplicate(input.kb_name);
+    }
     return record;
   }
 
@@ -93,11 +97,13 @@ export class KnowledgeBaseRegistry {
 
   async delete(accountId: string, name: string): Promise<void> {
     const record = await this.get(accountId, name);
-    const users = await this.store.countJobsUsingKnowledgeBase(accountId, name);
-    if (users > 0) {
+    // The store refuses the delete while a job targets it, in the same statement, so a job
+    // created meanwhile can never be left pointing at a deleted knowledge base.
+    if (!(await this.store.deleteKnowledgeBase(accountId, name))) {
+      const users = await this.store.countJobsUsingKnowledgeBase(accountId, name);
+      if (users === 0) throw notFound('knowledge base', name);
       throw conflict('Knowledge base is in use', [`knowledge base '${name}' is the target of ${users} job(s); delete them first`]);
     }
-    await this.store.deleteKnowledgeBase(accountId, name);
     await this.hooks.afterDelete(record);
   }
 

@@ -111,7 +111,56 @@ export interface SourceConnector {
   keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]>;
   /** The rows with these keys (text form) and a non-NULL filter value (unless asked), in no particular order. */
   readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]>;
+  /**
+   * Cancels the queries in flight (PostgreSQL `pg_cancel_backend`, MySQL/MariaDB `KILL QUERY`,
+   * each from a connection of its own) and refuses every later query with SourceQueryCancelled:
+   * a connector serves one run, and a cancelled run reads nothing more. A cancelled query
+   * rejects with SourceQueryCancelled. SQLite queries are synchronous, so there is never one in
+   * flight to cancel; the busy timeout bounds how long one waits for a lock.
+   */
+  cancel(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Bounds on every source query (KBSYNC_SOURCE_STATEMENT_TIMEOUT_MS, KBSYNC_SOURCE_LOCK_TIMEOUT_MS). */
+export interface SourceLimits {
+  /** Longest a query may run, in milliseconds. */
+  statementTimeoutMs: number;
+  /** Longest a query may wait for a lock another session holds, in milliseconds. */
+  lockTimeoutMs: number;
+}
+
+export const DEFAULT_SOURCE_LIMITS: Readonly<SourceLimits> = Object.freeze({ statementTimeoutMs: 60_000, lockTimeoutMs: 10_000 });
+
+/**
+ * A source query hit its statement or lock timeout. Not retried inside the run (the same wait
+ * would come again and hold a run slot); the run fails with code SOURCE_TIMEOUT and the job stays
+ * scheduled, so the next tick tries again.
+ */
+export class SourceTimeoutError extends Error {
+  override name = 'SourceTimeoutError';
+  readonly code = 'SOURCE_TIMEOUT';
+  constructor(
+    readonly kind: 'statement' | 'lock',
+    readonly timeoutMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      kind === 'lock'
+        ? `a query waited longer than the lock timeout (${timeoutMs} ms) for a lock another session holds on the table; look for a long transaction, LOCK TABLE(S) or a schema change on it in the source database, or raise KBSYNC_SOURCE_LOCK_TIMEOUT_MS`
+        : `a query ran longer than the statement timeout (${timeoutMs} ms); check the source's load and that the table has an index on (filter column, key columns), or raise KBSYNC_SOURCE_STATEMENT_TIMEOUT_MS`,
+      options,
+    );
+  }
+}
+
+/** A query stopped by SourceConnector.cancel() (the run was paused, deleted or shut down). */
+export class SourceQueryCancelled extends Error {
+  override name = 'SourceQueryCancelled';
+  readonly code = 'SOURCE_QUERY_CANCELLED';
+  constructor(options?: { cause?: unknown }) {
+    super('the source query was cancelled', options);
+  }
 }
 
 /** Which rows a reconciliation compares with the knowledge base: rows with a non-NULL filter value. */

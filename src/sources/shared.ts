@@ -499,6 +499,47 @@ export function connectionError(err: unknown, secrets: (string | undefined)[]): 
   return new AppError('CONNECTION_FAILED', driverReason(err, secrets), [], { cause: err });
 }
 
+/**
+ * The server sessions running a connector's queries, and the cancellation every server adapter
+ * does the same way (SourceConnector.cancel): kill what is in flight, again while anything still
+ * is (a query checked out just before the cancel may reach the server after the first kill),
+ * and refuse every later query.
+ */
+export class InFlightQueries {
+  private readonly sessions = new Map<number, number>();
+  private cancelling: Promise<void> | null = null;
+  cancelled = false;
+
+  add(session: number): void {
+    this.sessions.set(session, (this.sessions.get(session) ?? 0) + 1);
+  }
+
+  delete(session: number): void {
+    const n = (this.sessions.get(session) ?? 0) - 1;
+    if (n > 0) this.sessions.set(session, n);
+    else this.sessions.delete(session);
+  }
+
+  /** `kill` gets the sessions in flight; failures are ignored (the statement timeout still bounds the query). */
+  cancel(kill: (sessions: number[]) => Promise<void>, options: { intervalMs?: number; maxMs?: number } = {}): Promise<void> {
+    this.cancelled = true;
+    this.cancelling ??= (async () => {
+      const { intervalMs = 250, maxMs = 5_000 } = options;
+      const until = Date.now() + maxMs;
+      while (this.sessions.size > 0 && Date.now() < until) {
+        await kill([...this.sessions.keys()]).catch(() => undefined);
+        await new Promise<void>((resolve) => setTimeout(resolve, intervalMs).unref());
+      }
+    })();
+    return this.cancelling;
+  }
+}
+
+/** Seconds for a session variable counted in whole seconds (at least 1, rounded up). */
+export function wholeSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
 /** Strips adapter-only data so callers see exactly the port's TableInfo. */
 export function publicInfo<Extra>(table: ResolvedTable<Extra> | null): TableInfo | null {
   if (table === null) return null;

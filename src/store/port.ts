@@ -104,6 +104,11 @@ export interface JobRecord {
   watermark: Watermark | null;
   /** False until the first run has placed the watermark (matters for backfill: false). */
   started: boolean;
+  /**
+   * Bumped by every change of what a run reads or writes (columns, filter, lookback, batch size,
+   * deletes); a run works on the version it started with. Absent in jobs stored before it existed (0).
+   */
+  configVersion?: number;
   /** `reconcile` (absent in jobs stored before deletes existed): deleted rows leave the knowledge base; `off`: they stay. */
   deletes?: DeletesMode;
   /** A column whose value, when not NULL and not false/0, marks the row deleted (null: none). */
@@ -180,7 +185,7 @@ export interface JobListQuery {
   cursor: string | null;
 }
 
-export type CreateJobOutcome = { ok: true } | { ok: false; reason: 'duplicate' | 'limit' };
+export type CreateJobOutcome = { ok: true } | { ok: false; reason: 'duplicate' | 'limit' | 'kb_missing' | 'database_missing' };
 
 /** A source row a run could not turn into a document or embed (API.md, "Failed rows"). */
 export interface FailureInput {
@@ -200,18 +205,43 @@ export interface FailureRecord extends FailureInput {
   attempts: number;
 }
 
+/** Who owns databases, knowledge bases and jobs (their `accountId`). */
+export interface AccountRecord {
+  id: string;
+  /** Unique; `default` owns what was created before authentication was switched on. */
+  name: string;
+  createdAt: number;
+}
+
+/** An API key as stored: never the key itself, only its SHA-256 and a display prefix. */
+export interface ApiKeyRecord {
+  id: string;
+  accountId: string;
+  /** Hex SHA-256 of the whole key (unique). */
+  hash: string;
+  /** The key's first characters (`kbs_` + 8), to tell keys apart. */
+  prefix: string;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
 export interface ControlStore {
   insertDatabase(record: DatabaseRecord): Promise<'ok' | 'duplicate'>;
   getDatabase(accountId: string, name: string): Promise<DatabaseRecord | null>;
   listDatabases(accountId: string): Promise<DatabaseRecord[]>;
+  /** Deletes it unless a job of the account uses it (checked in the same statement); false otherwise. */
   deleteDatabase(accountId: string, name: string): Promise<boolean>;
 
   insertKnowledgeBase(record: KnowledgeBaseRecord): Promise<'ok' | 'duplicate'>;
   getKnowledgeBase(accountId: string, name: string): Promise<KnowledgeBaseRecord | null>;
   listKnowledgeBases(accountId: string): Promise<KnowledgeBaseRecord[]>;
+  /** Deletes it unless a job of the account targets it (checked in the same statement); false otherwise. */
   deleteKnowledgeBase(accountId: string, name: string): Promise<boolean>;
 
-  /** Inserts unless the name is taken or the account already has `maxActive` active jobs, atomically. */
+  /**
+   * Inserts unless the name is taken, its knowledge base or database no longer exists, or the
+   * account already has `maxActive` active jobs, all checked in the transaction that writes it.
+   */
   insertJob(record: JobRecord, maxActive: number): Promise<CreateJobOutcome>;
   /** By id, else by name, within the account. */
   getJob(accountId: string, idOrName: string): Promise<JobRecord | null>;
@@ -284,6 +314,28 @@ export interface ControlStore {
     takeOverFrom?: string,
   ): Promise<{ acquired: boolean; holder: string | null }>;
   releaseLease(name: string, owner: string): Promise<void>;
+
+  // --- accounts and API keys (API.md, "Accounts and keys") ---
+  /**
+   * Inserts an account, and with `firstKey` its first key in the same transaction; 'duplicate'
+   * when the name is taken (nothing written).
+   */
+  insertAccount(record: AccountRecord, firstKey?: ApiKeyRecord): Promise<'ok' | 'duplicate'>;
+  /** By id, else by name. */
+  getAccount(idOrName: string): Promise<AccountRecord | null>;
+  /** Every account, oldest first. */
+  listAccounts(): Promise<AccountRecord[]>;
+  /** The account must exist (throws otherwise). */
+  insertApiKey(record: ApiKeyRecord): Promise<void>;
+  /** The key with this hash, revoked or not. */
+  findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null>;
+  /** An account's keys, revoked ones included, oldest first. */
+  listApiKeys(accountId: string): Promise<ApiKeyRecord[]>;
+  /**
+   * Revokes one key of the account at `now` (a key already revoked keeps its time); the key as
+   * stored afterwards, or null when the account has no such key.
+   */
+  revokeApiKey(accountId: string, keyId: string, now: number): Promise<ApiKeyRecord | null>;
 
   /** Store reachable (for /health). */
   ping(): Promise<void>;

@@ -40,6 +40,11 @@ export type KnowledgeBaseKeys = Pick<
 export interface SyncOptions {
   /** Re-read the job's failed rows by key before the incremental read (POST /jobs/{job}/failures/retry). */
   retryFailures?: boolean;
+  /**
+   * Aborted on pause or delete: the source query in flight is cancelled (the run ends cancelled
+   * at once when it was reading); a batch being written finishes and the run stops at its checkpoint.
+   */
+  stopSource?: AbortSignal;
 }
 
 /** Rows re-read by key (failed rows, rows reconciliation found missing) per source query. */
@@ -81,7 +86,19 @@ export async function executeSync(
   if (!database) {
     throw new PermanentSyncError('DATABASE_MISSING', `database '${job.databaseName}' is no longer registered: register it again, then resume the job`);
   }
-  return deps.databases.withConnector(database, (connector) => new SyncRun(deps, job, kb, connector, run, signal, options).execute());
+  return deps.databases.withConnector(database, async (connector) => {
+    // Shutdown (signal) and pause or delete (options.stopSource) cancel the source query in
+    // flight, so a run blocked on a lock ends now, not at its lock timeout.
+    const cancel = () => void connector.cancel().catch(() => undefined);
+    const stops = [signal, options.stopSource].filter((s): s is AbortSignal => s !== undefined);
+    for (const s of stops) s.addEventListener('abort', cancel, { once: true });
+    if (stops.some((s) => s.aborted)) cancel();
+    try {
+      return await new SyncRun(deps, job, kb, connector, run, signal, options).execute();
+    } finally {
+      for (const s of stops) s.removeEventListener('abort', cancel);
+    }
+  });
 }
 
 interface BatchCounts extends UpsertCounts {
@@ -402,7 +419,14 @@ class SyncRun {
     r.chunksWritten += counts.chunksWritten;
     if (advance) r.watermarkEnd = watermark;
     let stop = false;
+    let stale = false;
     const stored = await this.deps.store.mutateJob(this.job.id, (current) => {
+      // A run works on the configuration it started with: if that changed, it writes nothing more
+      // (neither this batch's watermark nor its counters) and stops.
+      if ((current.configVersion ?? 0) !== (this.job.configVersion ?? 0)) {
+        stale = true;
+        return null;
+      }
       stop = current.status === 'paused';
       const totals = { ...current.totals };
       totals.rows_read += rowsRead;
@@ -421,7 +445,9 @@ class SyncRun {
       };
     }, r);
     if (!stored) throw new RunCancelled('job deleted');
-    this.job = stored;
+    if (stale) throw new RunCancelled("the job's configuration changed; the next run uses the new one");
+    // Only what this run itself wrote is taken back: the rest of the job stays as the run started.
+    this.job = { ...this.job, watermark: stored.watermark, started: stored.started, reconcileFrom: stored.reconcileFrom };
     if (stop) throw new RunCancelled('job paused');
   }
 

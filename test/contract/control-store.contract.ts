@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { newId } from '../../src/core/ids.js';
 import {
+  type AccountRecord,
   ActiveJobLimitError,
+  type ApiKeyRecord,
   type ControlStore,
   type DatabaseRecord,
   EMPTY_TOTALS,
@@ -38,7 +40,7 @@ const B = 'acct_bravo';
 /** Text a source key may hold: quotes, a backslash, JSON-looking text, non-ASCII, an astral emoji. */
 const AWKWARD = `O'Brien "quoted" \\ {"k": [1]} ünïcødé 日本 🚀`;
 
-function dbRecord(accountId: string, name: string, over: Partial<DatabaseRecord> = {}): DatabaseRecord {
+export function dbRecord(accountId: string, name: string, over: Partial<DatabaseRecord> = {}): DatabaseRecord {
   return {
     id: newId('db'),
     accountId,
@@ -59,7 +61,7 @@ function dbRecord(accountId: string, name: string, over: Partial<DatabaseRecord>
   };
 }
 
-function kbRecord(
+export function kbRecord(
   accountId: string,
   name: string,
   over: Partial<KnowledgeBaseRecord> = {},
@@ -196,6 +198,21 @@ function shuffled<T>(xs: readonly T[]): T[] {
   return out;
 }
 
+/**
+ * The store with an insertJob that first registers the job's knowledge base and database (a
+ * job's targets must exist when it is inserted), so the job cases need not repeat it. The cases
+ * of that rule itself call the store's own insertJob.
+ */
+function withJobTargets(store: ControlStore): ControlStore {
+  const wrapped = Object.create(store) as ControlStore;
+  wrapped.insertJob = async (job, maxActive) => {
+    await store.insertKnowledgeBase(kbRecord(job.accountId, job.kbName));
+    await store.insertDatabase(dbRecord(job.accountId, job.databaseName));
+    return store.insertJob(job, maxActive);
+  };
+  return wrapped;
+}
+
 export function controlStoreContract(name: string, makeStore: () => Promise<ControlStoreHandle>): void {
   describe(`ControlStore contract: ${name}`, () => {
     let handle: ControlStoreHandle;
@@ -203,7 +220,7 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
 
     beforeEach(async () => {
       handle = await makeStore();
-      store = handle.store;
+      store = withJobTargets(handle.store);
     });
     afterEach(async () => {
       await handle.close();
@@ -482,6 +499,33 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
     });
 
     // --- jobs: the active-job limit ----------------------------------------------------------
+
+    describe('jobs: their targets', () => {
+      it('a job is inserted only while its knowledge base and database exist (checked in the insert)', async () => {
+        const raw = handle.store;
+        const job = fullJob(A, 'targets');
+        assert.deepEqual(await raw.insertJob(job, 10), { ok: false, reason: 'kb_missing' });
+        assert.equal(await raw.insertKnowledgeBase(kbRecord(A, job.kbName)), 'ok');
+        assert.deepEqual(await raw.insertJob(job, 10), { ok: false, reason: 'database_missing' });
+        assert.equal(await raw.insertDatabase(dbRecord(A, job.databaseName)), 'ok');
+        assert.deepEqual(await raw.insertJob(job, 10), { ok: true });
+        // Another account's knowledge base of that name does not count.
+        assert.deepEqual(await raw.insertJob(fullJob(B, 'targets'), 10), { ok: false, reason: 'kb_missing' });
+      });
+
+      it('a knowledge base or database a job uses is not deleted (checked in the delete)', async () => {
+        const job = fullJob(A, 'user');
+        await insertJobs([job]);
+        assert.equal(await store.deleteKnowledgeBase(A, job.kbName), false);
+        assert.equal(await store.deleteDatabase(A, job.databaseName), false);
+        assert.ok(await store.getKnowledgeBase(A, job.kbName));
+        assert.ok(await store.getDatabase(A, job.databaseName));
+        assert.equal(await store.deleteJob(job.id), true);
+        assert.equal(await store.deleteKnowledgeBase(A, job.kbName), true);
+        assert.equal(await store.deleteDatabase(A, job.databaseName), true);
+        assert.equal(await store.deleteDatabase(A, job.databaseName), false, 'gone: nothing to delete');
+      });
+    });
 
     describe('jobs: the active-job limit', () => {
       it('scheduled, running and paused jobs count; completed and failed do not', async () => {
@@ -1207,6 +1251,88 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
         assert.equal((await store.acquireLease('sched', 'p2', 1000, t0 + 2100)).acquired, false, 'release by a non-holder does nothing');
         await store.releaseLease('sched', 'p3');
         assert.equal((await store.acquireLease('sched', 'p2', 1000, t0 + 2100)).acquired, true);
+      });
+    });
+
+    // --- accounts and API keys ----------------------------------------------------------------
+
+    describe('accounts and API keys', () => {
+      const account = (id: string, name: string, createdAt = T0): AccountRecord => ({ id, name, createdAt });
+      const apiKey = (id: string, accountId: string, over: Partial<ApiKeyRecord> = {}): ApiKeyRecord => ({
+        id,
+        accountId,
+        hash: `${id}-hash-${'0'.repeat(40)}`,
+        prefix: `kbs_${id.slice(-8)}`,
+        createdAt: T0 + 1,
+        revokedAt: null,
+        ...over,
+      });
+
+      it('a fresh store has the account `default` (id and name), which owns what was made without auth', async () => {
+        const def = await store.getAccount('default');
+        assert.equal(def?.id, 'default');
+        assert.equal(def?.name, 'default');
+        assert.equal(typeof def?.createdAt, 'number');
+        assert.deepEqual(
+          (await store.listAccounts()).map((a) => a.id),
+          ['default'],
+        );
+      });
+
+      it('accounts round-trip, are found by id or name, and names are unique', async () => {
+        const a = account('acct_a', 'alpha', T0 + 10);
+        const b = account('acct_b', `bravo.${'x'.repeat(50)}`, T0 + 20);
+        assert.equal(await store.insertAccount(a), 'ok');
+        assert.equal(await store.insertAccount(b), 'ok');
+        assert.deepEqual(await store.getAccount('acct_a'), a);
+        assert.deepEqual(await store.getAccount('alpha'), a);
+        assert.deepEqual(await store.getAccount(b.name), b);
+        assert.equal(await store.getAccount('nobody'), null);
+        assert.equal(await store.insertAccount(account('acct_c', 'alpha')), 'duplicate');
+        assert.equal(await store.insertAccount(account('acct_a', 'other')), 'duplicate');
+        assert.deepEqual(
+          (await store.listAccounts()).filter((x) => x.id !== 'default'),
+          [a, b],
+        );
+      });
+
+      it('an account and its first key are written together, or neither', async () => {
+        const k = apiKey('key_1', 'acct_a', { createdAt: DAY * 40_000 });
+        assert.equal(await store.insertAccount(account('acct_a', 'alpha'), k), 'ok');
+        assert.deepEqual(await store.listApiKeys('acct_a'), [k]);
+        assert.deepEqual(await store.findApiKeyByHash(k.hash), k);
+        // A duplicate name writes neither the account nor its key.
+        const lost = apiKey('key_2', 'acct_x');
+        assert.equal(await store.insertAccount(account('acct_x', 'alpha'), lost), 'duplicate');
+        assert.equal(await store.findApiKeyByHash(lost.hash), null);
+        assert.equal(await store.getAccount('acct_x'), null);
+      });
+
+      it('keys are listed per account, found by hash, and revoked once', async () => {
+        await store.insertAccount(account('acct_a', 'alpha'));
+        await store.insertAccount(account('acct_b', 'bravo'));
+        const a1 = apiKey('key_a1', 'acct_a');
+        const a2 = apiKey('key_a2', 'acct_a', { createdAt: T0 + 2 });
+        const b1 = apiKey('key_b1', 'acct_b');
+        for (const k of [a1, a2, b1]) await store.insertApiKey(k);
+        assert.deepEqual(await store.listApiKeys('acct_a'), [a1, a2]);
+        assert.deepEqual(await store.listApiKeys('acct_b'), [b1]);
+        assert.deepEqual(await store.listApiKeys('nobody'), []);
+        assert.deepEqual(await store.findApiKeyByHash(b1.hash), b1);
+        assert.equal(await store.findApiKeyByHash('no-such-hash'), null);
+
+        // A hash is unique across accounts.
+        await assert.rejects(store.insertApiKey(apiKey('key_dup', 'acct_b', { hash: a1.hash })));
+        // A key needs an existing account.
+        await assert.rejects(store.insertApiKey(apiKey('key_orphan', 'acct_missing')));
+
+        assert.equal(await store.revokeApiKey('acct_b', 'key_a1', T0 + 100), null, "another account's key is not found");
+        assert.equal((await store.findApiKeyByHash(a1.hash))?.revokedAt, null);
+        assert.deepEqual(await store.revokeApiKey('acct_a', 'key_a1', T0 + 100), { ...a1, revokedAt: T0 + 100 });
+        assert.deepEqual(await store.revokeApiKey('acct_a', 'key_a1', T0 + 200), { ...a1, revokedAt: T0 + 100 }, 'the first revocation time stays');
+        assert.deepEqual(await store.findApiKeyByHash(a1.hash), { ...a1, revokedAt: T0 + 100 });
+        assert.deepEqual(await store.listApiKeys('acct_a'), [{ ...a1, revokedAt: T0 + 100 }, a2]);
+        assert.equal(await store.revokeApiKey('acct_a', 'key_none', T0), null);
       });
     });
 

@@ -14,7 +14,7 @@ import { EMPTY_TOTALS, type JobRecord } from '../../src/store/port.js';
 import { SqliteControlStore } from '../../src/store/sqlite/control-store.js';
 import { applyMigrations, MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { openSqliteFile } from '../../src/store/sqlite/open.js';
-import { controlStoreContract } from './control-store.contract.js';
+import { controlStoreContract, dbRecord, kbRecord } from './control-store.contract.js';
 
 function tempFile(): { file: string; remove(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kbsync-control-'));
@@ -124,6 +124,7 @@ describe('SqliteControlStore (SQLite specifics)', () => {
     const store = new SqliteControlStore(first, { ownsDb: true });
     const before = ledger(first);
     const j = job('acct', 'kept');
+    await registerTargets(store);
     assert.deepEqual(await store.insertJob(j, 5), { ok: true });
     await store.close();
     assert.equal(first.open, false, 'ownsDb: close closes the connection');
@@ -159,6 +160,7 @@ describe('SqliteControlStore (SQLite specifics)', () => {
     assert.equal(ledger(open(file)).length, MIGRATIONS.length);
 
     const j = job('acct', 'shared');
+    await registerTargets(one);
     assert.deepEqual(await one.insertJob(j, 5), { ok: true });
     assert.deepEqual(await two.getJob('acct', 'shared'), j);
     assert.deepEqual(await two.insertJob(job('acct', 'shared'), 5), { ok: false, reason: 'duplicate' });
@@ -205,12 +207,13 @@ describe('SqliteControlStore (SQLite specifics)', () => {
     );
     assert.equal((await two.getDatabase('acct', 'd'))?.name, 'd');
     assert.equal(await two.deleteDatabase('acct', 'd'), true);
-    assert.deepEqual(await one.listDatabases('acct'), []);
+    assert.deepEqual((await one.listDatabases('acct')).map((d) => d.name), ['db'], 'only the jobs’ database is left');
   });
 
   it('two connections together never exceed the active-job limit or lose a mutateJob update', async () => {
     const file = freshFile();
     const stores = [new SqliteControlStore(open(file)), new SqliteControlStore(open(file))];
+    await registerTargets(stores[0]!);
     const outcomes = await Promise.all(
       Array.from({ length: 20 }, (_, i) => stores[i % 2]!.insertJob(job('acct', `burst_${i}`), 6)),
     );
@@ -230,3 +233,9 @@ describe('SqliteControlStore (SQLite specifics)', () => {
     assert.equal((await stores[1]!.getJobById(target.id))?.totals.rows_read, 30);
   });
 });
+
+/** The knowledge base and database that job() points at: a job's targets must exist when it is inserted. */
+async function registerTargets(store: SqliteControlStore): Promise<void> {
+  assert.equal(await store.insertKnowledgeBase(kbRecord('acct', 'kb')), 'ok');
+  assert.equal(await store.insertDatabase(dbRecord('acct', 'db')), 'ok');
+}

@@ -18,11 +18,22 @@ export function tempDir(prefix = 'kbsync-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** KBSYNC_SQLITE_ROOTS of test apps and test servers: the OS temp folder. */
+export const TEST_SQLITE_ROOTS = os.tmpdir();
+
+/** `dataDir/sources`, created: where a test keeps a SQLite source next to an app's store (the data dir itself is refused). */
+export function sourcesDir(dataDir: string): string {
+  const dir = path.join(dataDir, 'sources');
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 export async function startTestApp(
   options: { dataDir?: string; config?: Partial<Config>; clock?: Clock } & AppOptions = {},
 ): Promise<TestApp> {
   const dataDir = options.dataDir ?? tempDir();
-  const config = loadConfig({ LOG_LEVEL: 'silent' } as NodeJS.ProcessEnv, { dataDir, scheduler: false, ...options.config });
+  // SQLite sources of tests live in temporary folders (never the data dir itself, which stays refused).
+  const config = loadConfig({ LOG_LEVEL: 'silent', KBSYNC_SQLITE_ROOTS: TEST_SQLITE_ROOTS } as NodeJS.ProcessEnv, { dataDir, scheduler: false, ...options.config });
   const app = await createApp(config, options);
   return {
     app,
@@ -45,9 +56,9 @@ export async function startTestApp(
   };
 }
 
-/** A SQLite source file with an `orders` table like the demo's, plus a few awkward tables. */
-export function makeSqliteSource(dir: string, rows = 20): string {
-  const file = path.join(dir, `source-${Math.random().toString(36).slice(2)}.db`);
+/** A SQLite source file in `dataDir/sources` with an `orders` table like the demo's, plus a few awkward tables. */
+export function makeSqliteSource(dataDir: string, rows = 20): string {
+  const file = path.join(sourcesDir(dataDir), `source-${Math.random().toString(36).slice(2)}.db`);
   const db = new Database(file);
   db.exec(`
     CREATE TABLE orders (id INTEGER PRIMARY KEY, product TEXT, description TEXT, created_at TIMESTAMP, amount REAL, flag BLOB);

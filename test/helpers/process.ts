@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -66,6 +67,7 @@ export async function startServer(
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       KBSYNC_SCHEDULER: 'on',
+      KBSYNC_SQLITE_ROOTS: tmpdir(),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

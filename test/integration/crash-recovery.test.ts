@@ -36,7 +36,9 @@ after(async () => {
 
 /** A SQLite source `items(id, body, updated_at)`; updated_at grows with id, so keyset order is id order. */
 function makeSource(dir: string, rows: number): string {
-  const file = path.join(dir, 'source.db');
+  // In the data dir's sources/ folder: the data dir itself is never an allowed SQLite source.
+  fs.mkdirSync(path.join(dir, 'sources'), { recursive: true });
+  const file = path.join(dir, 'sources', 'source.db');
   const db = new Database(file);
   db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, body TEXT NOT NULL, updated_at TEXT NOT NULL)');
   const insert = db.prepare('INSERT INTO items VALUES (?, ?, ?)');
@@ -187,6 +189,9 @@ describe('SIGKILL in the middle of a large backfill', { timeout: 120_000 }, () =
     assert.equal(killed.status, 'failed', JSON.stringify(killed));
     assert.equal(killed.error?.code, 'INTERRUPTED');
     assert.ok(killed.finished_at, 'the interrupted run has an end');
+    const totals = (await second.request('GET', '/jobs/backfill')).body.data.totals;
+    assert.equal(totals.runs_failed, 1, `the interrupted run counts as failed: ${JSON.stringify(totals)}`);
+    assert.equal(totals.runs_succeeded, 1, JSON.stringify(totals));
     assert.equal(
       runs.length,
       2,

@@ -21,7 +21,7 @@ describe('job changes', () => {
   before(async () => {
     clock = new ManualClock(T);
     t = await startSyncApp({ clock });
-    const file = path.join(t.dataDir, 'src.db');
+    const file = path.join(t.dataDir, 'sources', 'src.db');
     src = new Database(file);
     src.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT, body TEXT, updated_at TEXT, seq INTEGER)');
     const insert = src.prepare('INSERT INTO notes VALUES (?, ?, ?, ?, ?)');
@@ -110,7 +110,7 @@ describe('limits on resume', () => {
   it('resuming a failed job respects the active-job limit', async () => {
     const t = await startSyncApp({});
     try {
-      const file = path.join(t.dataDir, 'lim.db');
+      const file = path.join(t.dataDir, 'sources', 'lim.db');
       const db = new Database(file);
       db.exec("CREATE TABLE a (id INTEGER PRIMARY KEY, body TEXT, ts TEXT); INSERT INTO a VALUES (1, 'x', '2025-01-01')");
       db.exec("CREATE TABLE b (id INTEGER PRIMARY KEY, body TEXT, ts TEXT); INSERT INTO b VALUES (1, 'y', '2025-01-01')");

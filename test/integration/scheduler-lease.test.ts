@@ -28,7 +28,7 @@ it('two processes on one data dir: one schedules, the other takes over when it s
   const a = await open();
   const b = await open();
   try {
-    const file = path.join(dataDir, 's.db');
+    const file = path.join(dataDir, 'sources', 's.db');
     const db = new Database(file);
     db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT, ts TEXT); INSERT INTO t VALUES (1, 'x', '2025-01-01')");
     db.close();

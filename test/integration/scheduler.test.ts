@@ -80,7 +80,7 @@ async function openApp(
 async function setUp(clockAt: number, rows = 30): Promise<Env> {
   const clock = new ManualClock(clockAt);
   const t = await openApp(clock);
-  const file = path.join(t.dataDir, 'shop.db');
+  const file = path.join(t.dataDir, 'sources', 'shop.db');
   const src = new Database(file);
   open.push(() => void src.close());
   src.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, body TEXT, updated_at TEXT)');

@@ -261,7 +261,8 @@ for (const kit of [postgresKit, mysqlKit, sqliteKit]) {
       let seed = 7;
       const rand = (n: number) => {
         seed = (seed * 1103515245 + 12345) % 2 ** 31;
-        return seed % n;
+        // The high bits: a linear congruential generator's low bits alternate.
+        return Math.floor((seed / 2 ** 31) * n);
       };
       let stop = false;
       let ops = 0;

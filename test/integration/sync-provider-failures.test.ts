@@ -81,7 +81,7 @@ before(async () => {
     await fake.close();
     throw err;
   }
-  const file = path.join(t.dataDir, 'shop.db');
+  const file = path.join(t.dataDir, 'sources', 'shop.db');
   const src = new Database(file);
   src.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, body TEXT, updated_at TEXT)');
   const insert = src.prepare('INSERT INTO items VALUES (?, ?, ?, ?)');

@@ -15,7 +15,7 @@ let file: string;
 
 before(async () => {
   t = await startSyncApp();
-  file = path.join(t.dataDir, 'shop.db');
+  file = path.join(t.dataDir, 'sources', 'shop.db');
   src = new Database(file);
   src.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, body TEXT, updated_at TEXT)');
   const insert = src.prepare('INSERT INTO items VALUES (?, ?, ?, ?)');

@@ -3,6 +3,7 @@ import type { Services } from '../../app.js';
 import { CreateKnowledgeBaseBody, PageQuery, QueryBody, UpsertDocumentsBody } from '../../core/schemas.js';
 import { KnowledgeBaseRegistry } from '../../kb/registry.js';
 import { errorResponse, jsonSchema, successResponse } from '../docs.js';
+import { clientSignal } from '../admission.js';
 import { ok } from '../envelope.js';
 import { parseQuery } from '../query.js';
 import { accountOf } from '../server.js';
@@ -74,7 +75,7 @@ export const knowledgeBaseRoutes = (services: Services) => async (app: FastifyIn
   });
 
   app.post('/knowledge_bases/:kb/query', { schema: { tags, summary: 'Search: semantic (default), keyword or hybrid', body: jsonSchema(QueryBody) } }, async (request: KbParams, reply) => {
-    const { results, mode } = await engine.query(accountOf(request), request.params.kb, request.body);
+    const { results, mode } = await engine.query(accountOf(request), request.params.kb, request.body, clientSignal(request));
     return ok(reply, 'Query results', { mode, results });
   });
 };

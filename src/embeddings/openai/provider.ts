@@ -9,7 +9,7 @@
  */
 import { EmbeddingProviderError } from '../errors.js';
 import { cutByChars, explode, implode } from '../pieces.js';
-import type { EmbeddingProvider, ProbeResult } from '../port.js';
+import type { EmbeddingProvider, ProbeOptions, ProbeResult } from '../port.js';
 import { normalizeInPlace, throwIfAborted } from '../vectors.js';
 import { countTokensCl100k, loadTokenizer } from './tokens.js';
 
@@ -142,10 +142,32 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     return (await this.probe()).dimensions;
   }
 
-  async probe(options: { signal?: AbortSignal } = {}): Promise<ProbeResult> {
+  async probe(options: ProbeOptions = {}): Promise<ProbeResult> {
     const t0 = performance.now();
+    if (options.timeoutMs !== undefined) return this.probeOnce(options.timeoutMs, options.signal, t0);
     const [v] = await this.embed(['kbsync probe'], options);
     return { dimensions: v!.length, model: this.lastModel ?? this.model, latencyMs: performance.now() - t0 };
+  }
+
+  /** One request, no retry, bounded by `timeoutMs` (and the per-attempt timeout). */
+  private async probeOnce(timeoutMs: number, signal: AbortSignal | undefined, t0: number): Promise<ProbeResult> {
+    throwIfAborted(signal);
+    if (this.closed) throw this.error('the embedding provider is closed', { retryable: false });
+    const ctrl = new AbortController();
+    const late = this.error(`embedding API did not answer within ${timeoutMs} ms`, { retryable: true });
+    const timer = setTimeout(() => ctrl.abort(late), timeoutMs);
+    const onAbort = () => ctrl.abort(signal!.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const [v] = await this.attempt(['kbsync probe'], ctrl.signal);
+      return { dimensions: v!.length, model: this.lastModel ?? this.model, latencyMs: performance.now() - t0 };
+    } catch (e) {
+      if (e instanceof AttemptError) throw e.error;
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   async embed(texts: string[], options: { signal?: AbortSignal } = {}): Promise<Float32Array[]> {

@@ -1,18 +1,22 @@
 /** SourceConnector for MySQL and MariaDB, through a small mysql2 pool created on first use. */
 import { createPool, type PoolOptions } from 'mysql2';
-import type { Pool } from 'mysql2/promise';
+import { type ConnectionOptions, createConnection, type Pool, type PoolConnection } from 'mysql2/promise';
 import { AppError } from '../../core/errors.js';
-import type {
-  ConnectionParameters,
-  KeyBucket,
-  KeyScopeRequest,
-  KeysetPosition,
-  ReadBatchRequest,
-  ReadByKeysRequest,
-  SourceConnector,
-  SourceRow,
-  TableInfo,
-  TableRef,
+import {
+  type ConnectionParameters,
+  DEFAULT_SOURCE_LIMITS,
+  type KeyBucket,
+  type KeyScopeRequest,
+  type KeysetPosition,
+  type ReadBatchRequest,
+  type ReadByKeysRequest,
+  type SourceConnector,
+  type SourceLimits,
+  SourceQueryCancelled,
+  type SourceRow,
+  SourceTimeoutError,
+  type TableInfo,
+  type TableRef,
 } from '../port.js';
 import {
   buildCountNullQuery,
@@ -26,12 +30,14 @@ import {
   ceilUnits,
   checkSeconds,
   connectionError,
+  InFlightQueries,
   publicInfo,
   subtractInteger,
   TableCache,
   toPosition,
   toSourceRows,
   validateReadRequest,
+  wholeSeconds,
 } from '../shared.js';
 import { introspect, type MysqlQuery } from './introspect.js';
 import { type MysqlColumnExtra, mysqlDialect, quoteIdent } from './sql.js';
@@ -46,9 +52,24 @@ export class MysqlConnector implements SourceConnector {
   private closed = false;
   private readonly options: PoolOptions;
   private readonly tables = new TableCache<MysqlColumnExtra>((ref) => this.loadTable(ref));
+  /** Thread ids of the connections running a query (KILL QUERY targets). */
+  private readonly inFlight = new InFlightQueries();
+  /** For the connection that sends KILL QUERY. */
+  private readonly connection: ConnectionOptions;
 
-  constructor(params: MysqlParameters) {
+  constructor(
+    params: MysqlParameters,
+    private readonly limits: SourceLimits = DEFAULT_SOURCE_LIMITS,
+  ) {
     const target = 'url' in params ? { ...parseMysqlUrl(params.url), ...(params.ssl ? { ssl: true } : {}) } : params;
+    this.connection = {
+      host: target.host ?? 'localhost',
+      port: target.port ?? 3306,
+      user: target.user,
+      password: target.password,
+      ssl: target.ssl ? {} : undefined,
+      connectTimeout: 5_000,
+    };
     this.options = {
       host: target.host ?? 'localhost',
       port: target.port ?? 3306,
@@ -77,20 +98,74 @@ export class MysqlConnector implements SourceConnector {
       // completes before the first query on the new connection.
       pool.on('connection', (conn) => {
         conn.query("SET time_zone = '+00:00'", () => {});
+        // The statement and lock timeouts (SEMANTICS.md, "One configuration per run"): metadata
+        // locks (LOCK TABLES, DDL) and row locks wait whole seconds; the statement limit is
+        // MariaDB's max_statement_time (seconds) or MySQL's MAX_EXECUTION_TIME (ms, SELECT only).
+        // Each engine refuses the other's variable, so each is set on its own and errors ignored.
+        const lock = wholeSeconds(this.limits.lockTimeoutMs);
+        conn.query(`SET SESSION lock_wait_timeout = ${lock}, innodb_lock_wait_timeout = ${lock}`, () => {});
+        conn.query(`SET SESSION max_statement_time = ${(this.limits.statementTimeoutMs / 1000).toFixed(3)}`, () => {});
+        conn.query(`SET SESSION max_execution_time = ${Math.round(this.limits.statementTimeoutMs)}`, () => {});
       });
       this.pool = pool.promise();
     }
     return this.pool;
   }
 
-  private readonly query: MysqlQuery = async <R>(sql: string, values: unknown[]) => {
-    const [rows] = await this.getPool().execute(sql, values as never[]);
-    return rows as R[];
-  };
+  private readonly query: MysqlQuery = async <R>(sql: string, values: unknown[]) =>
+    this.guard(async (conn) => {
+      const [rows] = await conn.execute(sql, values as never[]);
+      return rows as R[];
+    });
 
   private async queryArrays(sql: string, values: unknown[]): Promise<unknown[][]> {
-    const [rows] = await this.getPool().execute({ sql, rowsAsArray: true }, values as never[]);
-    return rows as unknown[][];
+    return this.guard(async (conn) => {
+      const [rows] = await conn.execute({ sql, rowsAsArray: true }, values as never[]);
+      return rows as unknown[][];
+    });
+  }
+
+  /**
+   * Runs `fn` on a pooled connection known to be in flight (for cancel()); refuses queries after
+   * cancel(); turns the server's timeout and kill errors into the port's.
+   */
+  private async guard<T>(fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    if (this.inFlight.cancelled) throw new SourceQueryCancelled();
+    const conn = await this.getPool().getConnection();
+    const thread = conn.threadId;
+    this.inFlight.add(thread);
+    try {
+      return await fn(conn);
+    } catch (err) {
+      if (this.inFlight.cancelled) throw new SourceQueryCancelled({ cause: err });
+      switch ((err as { errno?: unknown } | null)?.errno) {
+        case 1205: // ER_LOCK_WAIT_TIMEOUT: lock_wait_timeout (metadata) or innodb_lock_wait_timeout (rows)
+          throw new SourceTimeoutError('lock', this.limits.lockTimeoutMs, { cause: err });
+        case 1969: // MariaDB ER_STATEMENT_TIMEOUT (max_statement_time)
+        case 3024: // MySQL ER_QUERY_TIMEOUT (MAX_EXECUTION_TIME)
+          throw new SourceTimeoutError('statement', this.limits.statementTimeoutMs, { cause: err });
+        default:
+          throw err;
+      }
+    } finally {
+      this.inFlight.delete(thread);
+      conn.release();
+    }
+  }
+
+  /** KILL QUERY on the threads running this connector's queries, from a connection of its own. */
+  async cancel(): Promise<void> {
+    await this.inFlight.cancel(async (threads) => {
+      const conn = await createConnection(this.connection);
+      conn.on('error', () => {});
+      try {
+        for (const thread of threads) {
+          if (Number.isSafeInteger(thread)) await conn.query(`KILL QUERY ${thread}`).catch(() => undefined);
+        }
+      } finally {
+        await conn.end().catch(() => undefined);
+      }
+    });
   }
 
   private async loadTable(ref: TableRef) {

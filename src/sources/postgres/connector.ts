@@ -1,17 +1,21 @@
 /** SourceConnector for PostgreSQL, through a small pg.Pool created on first use. */
 import pg from 'pg';
 import { AppError } from '../../core/errors.js';
-import type {
-  ConnectionParameters,
-  KeyBucket,
-  KeyScopeRequest,
-  KeysetPosition,
-  ReadBatchRequest,
-  ReadByKeysRequest,
-  SourceConnector,
-  SourceRow,
-  TableInfo,
-  TableRef,
+import {
+  type ConnectionParameters,
+  DEFAULT_SOURCE_LIMITS,
+  type KeyBucket,
+  type KeyScopeRequest,
+  type KeysetPosition,
+  type ReadBatchRequest,
+  type ReadByKeysRequest,
+  type SourceConnector,
+  type SourceLimits,
+  SourceQueryCancelled,
+  type SourceRow,
+  SourceTimeoutError,
+  type TableInfo,
+  type TableRef,
 } from '../port.js';
 import {
   buildCountNullQuery,
@@ -25,6 +29,7 @@ import {
   ceilUnits,
   checkSeconds,
   connectionError,
+  InFlightQueries,
   publicInfo,
   subtractInteger,
   TableCache,
@@ -41,7 +46,11 @@ export type PostgresParameters = Exclude<ConnectionParameters, { path: string }>
 
 // Stable text forms whatever the server's defaults: timestamptz in UTC, ISO dates, and
 // shortest-exact floats (0 would round doubles to 15 digits and lose the watermark).
+// Every query also runs under the configured statement and lock timeouts (SEMANTICS.md, "One
+// configuration per run"): a table locked by another session fails the query, not the service.
 const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=1';
+const limitOptions = (limits: SourceLimits) =>
+  `-c statement_timeout=${Math.round(limits.statementTimeoutMs)} -c lock_timeout=${Math.round(limits.lockTimeoutMs)}`;
 
 // date, timestamp and timestamptz values come back as the server's text (ISO, UTC in this
 // session), not as a JavaScript Date, which would drop microseconds and read a date or a naive
@@ -62,15 +71,20 @@ export class PostgresConnector implements SourceConnector {
   private readonly defaultSchema: string;
   private readonly secrets: (string | undefined)[];
   private readonly tables = new TableCache<PgColumnExtra>((ref) => this.loadTable(ref));
+  /** Backend pids of the pool's clients running a query (pg_cancel_backend targets). */
+  private readonly inFlight = new InFlightQueries();
 
-  constructor(params: PostgresParameters) {
+  constructor(
+    params: PostgresParameters,
+    private readonly limits: SourceLimits = DEFAULT_SOURCE_LIMITS,
+  ) {
     const common: pg.PoolConfig = {
       max: 4,
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 10_000,
       // An idle pool must not keep a CLI or test process alive; close() still ends it.
       allowExitOnIdle: true,
-      options: SESSION_OPTIONS,
+      options: `${SESSION_OPTIONS} ${limitOptions(limits)}`,
       application_name: 'kbsync',
       types: TYPES,
     };
@@ -101,19 +115,58 @@ export class PostgresConnector implements SourceConnector {
       // An idle client that loses its server emits on the pool; unheard, it would crash the
       // process. The next query checks out a fresh client and reports its own error.
       pool.on('error', () => {});
+      // A client is checked out for exactly one query (pool.query), so checked out = in flight.
+      pool.on('acquire', (client) => {
+        const pid = backendPid(client);
+        if (pid !== null) this.inFlight.add(pid);
+      });
+      pool.on('release', (_err: unknown, client: pg.PoolClient) => {
+        const pid = backendPid(client);
+        if (pid !== null) this.inFlight.delete(pid);
+      });
       this.pool = pool;
     }
     return this.pool;
   }
 
-  private readonly query: PgQuery = async <R>(text: string, values: unknown[]) => {
-    const res = await this.getPool().query<R & pg.QueryResultRow>(text, values);
-    return res.rows;
-  };
+  private readonly query: PgQuery = async <R>(text: string, values: unknown[]) =>
+    this.guard(async () => (await this.getPool().query<R & pg.QueryResultRow>(text, values)).rows);
 
   private async queryArrays(text: string, values: unknown[]): Promise<unknown[][]> {
-    const res = await this.getPool().query<unknown[]>({ text, values, rowMode: 'array' });
-    return res.rows;
+    return this.guard(async () => (await this.getPool().query<unknown[]>({ text, values, rowMode: 'array' })).rows);
+  }
+
+  /** Refuses queries after cancel(); turns the server's timeout and cancel errors into the port's. */
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.inFlight.cancelled) throw new SourceQueryCancelled();
+    try {
+      return await fn();
+    } catch (err) {
+      if (this.inFlight.cancelled) throw new SourceQueryCancelled({ cause: err });
+      const code = (err as { code?: unknown } | null)?.code;
+      const message = err instanceof Error ? err.message : '';
+      // 55P03 lock_not_available (lock_timeout); 57014 query_canceled (statement_timeout, or a
+      // cancel from elsewhere, which is left as it is).
+      if (code === '55P03') throw new SourceTimeoutError('lock', this.limits.lockTimeoutMs, { cause: err });
+      if (code === '57014' && /statement timeout/i.test(message)) {
+        throw new SourceTimeoutError('statement', this.limits.statementTimeoutMs, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** pg_cancel_backend on the sessions running this connector's queries, from a connection of its own. */
+  async cancel(): Promise<void> {
+    await this.inFlight.cancel(async (pids) => {
+      const client = new pg.Client({ ...this.config, connectionTimeoutMillis: 5_000 });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        await client.query('SELECT pg_cancel_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    });
   }
 
   private ref(ref: TableRef): TableRef & { schema: string } {
@@ -206,6 +259,7 @@ export class PostgresConnector implements SourceConnector {
       const rows = await this.queryArrays(sql, params);
       return String(rows[0]?.[0]);
     } catch (err) {
+      if (err instanceof SourceTimeoutError || err instanceof SourceQueryCancelled) throw err;
       throw new AppError(
         'INVALID_REQUEST',
         `lookback from ${JSON.stringify(value)} failed: ${(err as Error).message}`,
@@ -247,6 +301,11 @@ export class PostgresConnector implements SourceConnector {
     this.tables.clear();
     if (pool !== null) await pool.end();
   }
+}
+
+function backendPid(client: unknown): number | null {
+  const pid = (client as { processID?: unknown } | null)?.processID;
+  return typeof pid === 'number' && Number.isSafeInteger(pid) ? pid : null;
 }
 
 function passwordOfUrl(url: string): string | undefined {

@@ -1,16 +1,18 @@
 /** SourceConnector for a SQLite file, opened read-only on first use. */
 import Database from 'better-sqlite3';
 import { AppError } from '../../core/errors.js';
-import type {
-  KeyBucket,
-  KeyScopeRequest,
-  KeysetPosition,
-  ReadBatchRequest,
-  ReadByKeysRequest,
-  SourceConnector,
-  SourceRow,
-  TableInfo,
-  TableRef,
+import {
+  type KeyBucket,
+  type KeyScopeRequest,
+  type KeysetPosition,
+  type ReadBatchRequest,
+  type ReadByKeysRequest,
+  type SourceConnector,
+  SourceQueryCancelled,
+  type SourceRow,
+  SourceTimeoutError,
+  type TableInfo,
+  type TableRef,
 } from '../port.js';
 import {
   buildCountNullQuery,
@@ -30,6 +32,7 @@ import {
   toSourceRows,
   validateReadRequest,
 } from '../shared.js';
+import { confineSqlitePath, type SqliteConfinement } from './confine.js';
 import { introspect } from './introspect.js';
 import {
   bindValue,
@@ -44,39 +47,86 @@ import {
 
 export { quoteIdent };
 
+/**
+ * Longest busy timeout: better-sqlite3 is synchronous, so a query waiting for a writer's lock
+ * stops the whole process (every request, every run) while it waits.
+ */
+export const SQLITE_MAX_BUSY_TIMEOUT_MS = 5_000;
+
+export interface SqliteConnectorOptions {
+  /** How long a query waits for another connection's write lock (capped at SQLITE_MAX_BUSY_TIMEOUT_MS). */
+  busyTimeoutMs?: number;
+  /** When set, the path is checked against it again when the file is opened (defence in depth). */
+  confinement?: SqliteConfinement;
+}
+
 export class SqliteConnector implements SourceConnector {
   readonly engine = 'sqlite' as const;
   private db: Database.Database | null = null;
   private closed = false;
+  private cancelled = false;
+  private readonly busyTimeoutMs: number;
   private readonly tables = new TableCache<SqliteColumnExtra>(async (ref) => this.loadTable(ref));
 
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    private readonly options: SqliteConnectorOptions = {},
+  ) {
+    this.busyTimeoutMs = Math.min(Math.max(0, Math.round(options.busyTimeoutMs ?? SQLITE_MAX_BUSY_TIMEOUT_MS)), SQLITE_MAX_BUSY_TIMEOUT_MS);
+  }
 
   private open(): Database.Database {
     if (this.closed) throw new Error('SQLite source connector is closed');
+    if (this.cancelled) throw new SourceQueryCancelled();
     if (this.db === null) {
+      // The file actually opened is the checked real path, not the name as given.
+      const file = this.options.confinement ? confineSqlitePath(this.path, this.options.confinement) : this.path;
       // Read-only: kbsync must never change a user's file, nor create one at a mistyped path.
       // `timeout` waits that long for a writer's lock instead of failing at once.
-      const db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: 5_000 });
+      const db = new Database(file, { readonly: true, fileMustExist: true, timeout: this.busyTimeoutMs });
       registerKeyHash(db);
       this.db = db;
     }
     return this.db;
   }
 
+  /** A lock still held after the busy timeout becomes the port's lock timeout. */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (typeof code === 'string' && (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_'))) {
+        throw new SourceTimeoutError('lock', this.busyTimeoutMs, { cause: err });
+      }
+      throw err;
+    }
+  }
+
   private loadTable(ref: TableRef) {
     if (ref.schema !== null && ref.schema !== 'main') return null;
-    const [table] = introspect(this.open(), ref.name);
+    const [table] = this.guard(() => introspect(this.open(), ref.name));
     return table ?? null;
   }
 
   /** Rows as arrays with every integer as BigInt, so a key beyond 2^53 keeps its digits. */
   private all(sql: string, params: unknown[]): unknown[][] {
-    return this.open()
-      .prepare(sql)
-      .raw(true)
-      .safeIntegers(true)
-      .all(...params) as unknown[][];
+    return this.guard(
+      () =>
+        this.open()
+          .prepare(sql)
+          .raw(true)
+          .safeIntegers(true)
+          .all(...params) as unknown[][],
+    );
+  }
+
+  /**
+   * Nothing is ever in flight (queries are synchronous; the busy timeout bounds a wait for a
+   * lock): later queries are refused.
+   */
+  async cancel(): Promise<void> {
+    this.cancelled = true;
   }
 
   async ping(): Promise<void> {
@@ -92,7 +142,7 @@ export class SqliteConnector implements SourceConnector {
   }
 
   async listTables(): Promise<TableInfo[]> {
-    return introspect(this.open()).map((t) => publicInfo(t)!);
+    return this.guard(() => introspect(this.open())).map((t) => publicInfo(t)!);
   }
 
   async describeTable(ref: TableRef): Promise<TableInfo | null> {

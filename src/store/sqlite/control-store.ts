@@ -6,6 +6,8 @@ import type Database from 'better-sqlite3';
 import {
   ACTIVE_JOB_STATUSES,
   ActiveJobLimitError,
+  type AccountRecord,
+  type ApiKeyRecord,
   type ControlStore,
   type CreateJobOutcome,
   type DatabaseRecord,
@@ -45,6 +47,34 @@ const failureFromRow = (r: FailureRow): FailureRecord => ({
   attempts: r.attempts,
 });
 
+interface AccountRow {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+const accountFromRow = (r: AccountRow): AccountRecord => ({ id: r.id, name: r.name, createdAt: r.created_at });
+
+interface ApiKeyRow {
+  id: string;
+  account_id: string;
+  key_hash: string;
+  prefix: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+const KEY_COLUMNS = 'id, account_id, key_hash, prefix, created_at, revoked_at';
+
+const keyFromRow = (r: ApiKeyRow): ApiKeyRecord => ({
+  id: r.id,
+  accountId: r.account_id,
+  hash: r.key_hash,
+  prefix: r.prefix,
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
+});
+
 export class SqliteControlStore implements ControlStore {
   private readonly db: Database.Database;
   private readonly ownsDb: boolean;
@@ -70,7 +100,7 @@ export class SqliteControlStore implements ControlStore {
   }
 
   async deleteDatabase(accountId: string, name: string): Promise<boolean> {
-    return this.deleteNamed('databases', accountId, name);
+    return this.deleteUnused('databases', 'database_name', accountId, name);
   }
 
   // --- knowledge bases ---------------------------------------------------------------------
@@ -88,7 +118,7 @@ export class SqliteControlStore implements ControlStore {
   }
 
   async deleteKnowledgeBase(accountId: string, name: string): Promise<boolean> {
-    return this.deleteNamed('knowledge_bases', accountId, name);
+    return this.deleteUnused('knowledge_bases', 'kb_name', accountId, name);
   }
 
   // --- jobs --------------------------------------------------------------------------------
@@ -101,6 +131,14 @@ export class SqliteControlStore implements ControlStore {
         .prepare('SELECT 1 FROM jobs WHERE account_id = ? AND name = ?')
         .get(record.accountId, record.name);
       if (taken) return { ok: false, reason: 'duplicate' };
+      // Its targets must still exist now, in the transaction that writes it: a delete of the
+      // knowledge base or database cannot slip in between a check and the insert.
+      if (!this.db.prepare('SELECT 1 FROM knowledge_bases WHERE account_id = ? AND name = ?').get(record.accountId, record.kbName)) {
+        return { ok: false, reason: 'kb_missing' };
+      }
+      if (!this.db.prepare('SELECT 1 FROM databases WHERE account_id = ? AND name = ?').get(record.accountId, record.databaseName)) {
+        return { ok: false, reason: 'database_missing' };
+      }
       if (record.status === 'scheduled' || record.status === 'running' || record.status === 'paused') {
         if (this.activeCount(record.accountId) >= maxActive) return { ok: false, reason: 'limit' };
       }
@@ -363,6 +401,69 @@ export class SqliteControlStore implements ControlStore {
     this.db.prepare('DELETE FROM leases WHERE name = ? AND owner = ?').run(name, owner);
   }
 
+  // --- accounts and API keys ---------------------------------------------------------------
+
+  async insertAccount(record: AccountRecord, firstKey?: ApiKeyRecord): Promise<'ok' | 'duplicate'> {
+    const tx = this.db.transaction(() => {
+      this.db.prepare('INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)').run(record.id, record.name, record.createdAt);
+      if (firstKey) this.insertKeyRow(firstKey);
+    });
+    try {
+      tx.immediate();
+      return 'ok';
+    } catch (err) {
+      if (isUniqueViolation(err) || (err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return 'duplicate';
+      throw err;
+    }
+  }
+
+  async getAccount(idOrName: string): Promise<AccountRecord | null> {
+    const row = this.db
+      .prepare('SELECT id, name, created_at FROM accounts WHERE id = ? OR name = ? ORDER BY (id = ?) DESC LIMIT 1')
+      .get(idOrName, idOrName, idOrName) as AccountRow | undefined;
+    return row ? accountFromRow(row) : null;
+  }
+
+  async listAccounts(): Promise<AccountRecord[]> {
+    const rows = this.db.prepare('SELECT id, name, created_at FROM accounts ORDER BY created_at, id').all() as AccountRow[];
+    return rows.map(accountFromRow);
+  }
+
+  async insertApiKey(record: ApiKeyRecord): Promise<void> {
+    this.insertKeyRow(record);
+  }
+
+  async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
+    const row = this.db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_hash = ?`).get(hash) as ApiKeyRow | undefined;
+    return row ? keyFromRow(row) : null;
+  }
+
+  async listApiKeys(accountId: string): Promise<ApiKeyRecord[]> {
+    const rows = this.db
+      .prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at, id`)
+      .all(accountId) as ApiKeyRow[];
+    return rows.map(keyFromRow);
+  }
+
+  async revokeApiKey(accountId: string, keyId: string, now: number): Promise<ApiKeyRecord | null> {
+    const tx = this.db.transaction(() => {
+      this.db
+        .prepare('UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND id = ? AND revoked_at IS NULL')
+        .run(now, accountId, keyId);
+      return this.db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE account_id = ? AND id = ?`).get(accountId, keyId) as
+        | ApiKeyRow
+        | undefined;
+    });
+    const row = tx.immediate();
+    return row ? keyFromRow(row) : null;
+  }
+
+  private insertKeyRow(r: ApiKeyRecord): void {
+    this.db
+      .prepare('INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(r.id, r.accountId, r.hash, r.prefix, r.createdAt, r.revokedAt);
+  }
+
   async ping(): Promise<void> {
     this.db.prepare('SELECT 1').get();
   }
@@ -404,7 +505,20 @@ export class SqliteControlStore implements ControlStore {
     return rows.map((r) => JSON.parse(r.body) as T);
   }
 
-  private deleteNamed(table: 'databases' | 'knowledge_bases', accountId: string, name: string): boolean {
-    return this.db.prepare(`DELETE FROM ${table} WHERE account_id = ? AND name = ?`).run(accountId, name).changes > 0;
+  /** Deletes unless a job of the account still uses it, in one statement (no check-then-act race). */
+  private deleteUnused(
+    table: 'databases' | 'knowledge_bases',
+    jobColumn: 'database_name' | 'kb_name',
+    accountId: string,
+    name: string,
+  ): boolean {
+    return (
+      this.db
+        .prepare(
+          `DELETE FROM ${table} WHERE account_id = ? AND name = ?
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE account_id = ? AND ${jobColumn} = ?)`,
+        )
+        .run(accountId, name, accountId, name).changes > 0
+    );
   }
 }

@@ -156,6 +156,31 @@ export const MIGRATIONS: readonly Migration[] = [
         AND json_type(body, '$.reconcileFrom') IS NULL;
     `,
   },
+  {
+    id: 8,
+    name: 'accounts and API keys (hashes only); the account `default` owns what existed before',
+    // Objects carry their account id since migration 1; everything created without
+    // authentication belongs to the account whose id and name are `default` (api/server.ts
+    // DEFAULT_ACCOUNT). Keys are stored as SHA-256 hashes with a display prefix, never in clear.
+    sql: `
+      CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+      );
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        key_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      );
+      CREATE INDEX api_keys_by_account ON api_keys (account_id, id);
+      INSERT INTO accounts (id, name, created_at)
+        VALUES ('default', 'default', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+    `,
+  },
 ];
 
 export function applyMigrations(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number[] {

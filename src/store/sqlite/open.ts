@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 
 export function openSqliteFile(file: string): Database.Database {
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (file !== ':memory:') restrictFiles(file);
   const db = new Database(file);
   // WAL lets readers (API requests) proceed while a sync run writes; NORMAL is durable across
   // process crashes (only an OS crash can lose the last commits), which is what a sync needs.
@@ -13,4 +13,21 @@ export function openSqliteFile(file: string): Database.Database {
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   return db;
+}
+
+/**
+ * The store holds the job definitions and encrypted secrets: only its owner may read it. The data
+ * dir is created 0700, the file 0600 before SQLite opens it (SQLite gives its -wal and -shm files
+ * the database file's mode), and a store created by an older version (0644) is tightened.
+ */
+function restrictFiles(file: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      fs.chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }

@@ -25,6 +25,7 @@ import type {
 } from '../vector-port.js';
 import { compileMetadataFilter, type SqlParam } from './metadata-filter.js';
 import { applyMigrations } from './migrations.js';
+import { type SqliteReader, SqliteReadError } from './reader.js';
 import { toFtsMatchExpression } from './vector-keyword-query.js';
 import {
   type CollectionTables,
@@ -67,6 +68,8 @@ export class SqliteVectorStore implements VectorStore {
   readonly #db: Database.Database;
   readonly #statementsByCollection = new Map<number, Map<string, Database.Statement>>();
   readonly #s: ReturnType<typeof prepareStatic>;
+  /** Searches run here, off the event loop, when set (reader.ts); else on the main connection. */
+  #reader: SqliteReader | null = null;
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -74,6 +77,23 @@ export class SqliteVectorStore implements VectorStore {
     // The shared kb_ tables come with the numbered migrations (idempotent when already applied).
     applyMigrations(db);
     this.#s = prepareStatic(db);
+  }
+
+  /** Runs vector and keyword searches on reader threads (null: on the main connection). */
+  useReader(reader: SqliteReader | null): void {
+    this.#reader = reader;
+  }
+
+  /** A search's rows: on a reader thread when there is one, else on the main connection. */
+  async #search(kbId: string, c: Collection, sql: string, params: unknown[]): Promise<HitRow[]> {
+    if (this.#reader === null) return this.#statement(c, sql, sql).all(...params) as HitRow[];
+    try {
+      return await this.#reader.all<HitRow>(sql, params);
+    } catch (err) {
+      // Dropped between the lookup and the search.
+      if (err instanceof SqliteReadError && /no such table/.test(err.message)) throw notFound('knowledge base', kbId);
+      throw err;
+    }
   }
 
   async createCollection(kbId: string, dimensions: number): Promise<void> {
@@ -313,7 +333,7 @@ export class SqliteVectorStore implements VectorStore {
       JOIN kb_documents d ON d.collection_id = c.collection_id AND d.doc_id = c.doc_id
       ORDER BY knn.distance, c.id`;
     const params: SqlParam[] = options.filter === undefined ? [] : [c.id, ...filter.params];
-    const rows = this.#statement(c, sql, sql).all(vectorBlob(embedding), options.topK, ...params) as HitRow[];
+    const rows = await this.#search(kbId, c, sql, [vectorBlob(embedding), options.topK, ...params]);
     // Float rounding can step a hair outside [-1, 1] for (anti)parallel vectors.
     return rows.map((r) => toHit(r, Math.min(1, Math.max(-1, r.score ?? -1))));
   }
@@ -337,7 +357,7 @@ export class SqliteVectorStore implements VectorStore {
       WHERE ${c.tables.keywords} MATCH ? AND ${filter.sql}
       ORDER BY score, c.id
       LIMIT ?`;
-    const rows = this.#statement(c, sql, sql).all(match, ...filter.params, options.topK) as HitRow[];
+    const rows = await this.#search(kbId, c, sql, [match, ...filter.params, options.topK]);
     // bm25() is lower-is-better; the port wants higher-is-better.
     return rows.map((r) => toHit(r, -(r.score ?? 0)));
   }

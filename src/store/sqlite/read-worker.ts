@@ -1,0 +1,37 @@
+/**
+ * Worker-thread side of SqliteReader (reader.ts): its own read-only connection to the store file
+ * (WAL lets it read while the main connection writes), sqlite-vec loaded, prepared statements
+ * cached by SQL. Receives {id, sql, params}, answers {id, rows} or {id, error}.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import * as sqliteVec from 'sqlite-vec';
+
+interface Request {
+  id: number;
+  sql: string;
+  params: unknown[];
+}
+
+const db = new Database((workerData as { file: string }).file, { readonly: true, fileMustExist: true });
+db.pragma('busy_timeout = 5000');
+sqliteVec.load(db);
+
+const statements = new Map<string, Database.Statement>();
+const MAX_STATEMENTS = 512;
+
+parentPort!.on('message', (msg: Request) => {
+  try {
+    let stmt = statements.get(msg.sql);
+    if (stmt === undefined) {
+      if (statements.size >= MAX_STATEMENTS) statements.clear();
+      stmt = db.prepare(msg.sql);
+      statements.set(msg.sql, stmt);
+    }
+    const rows = stmt.all(...(msg.params as unknown[]));
+    parentPort!.postMessage({ id: msg.id, rows });
+  } catch (err) {
+    const e = err as { message?: string; code?: string };
+    parentPort!.postMessage({ id: msg.id, error: { message: String(e.message ?? err), code: e.code ?? null } });
+  }
+});
