@@ -101,7 +101,8 @@ export class Gate {
     if (signal.aborted) return Promise.reject(new ClientGoneError());
     if (this.waiting.length === 0 && this.active < this.options.concurrency) {
       if (!this.sliceOpen) this.openSlice();
-      if (this.inSlice()) {
+      // Without a queue a free slot is taken at once: there is nowhere to wait for the next slice.
+      if (this.inSlice() || this.options.queue === 0) {
         this.active++;
         return Promise.resolve(this.releaser());
       }
@@ -137,7 +138,8 @@ export class Gate {
     this.sliceStart = performance.now();
     setImmediate(() => {
       this.sliceOpen = false;
-      if (this.waiting.length === 0) return;
+      // With every slot taken there is nothing to start: the next release opens a slice (no spin).
+      if (this.waiting.length === 0 || this.active >= this.options.concurrency) return;
       this.openSlice();
       this.dispatch();
     });
@@ -288,9 +290,10 @@ export function registerAdmission(app: FastifyInstance, options: AdmissionOption
     if (gate === undefined) return;
     const controller = watchClient(request, reply);
     const done = await gate.acquire(controller.signal);
+    // The slot is given back when the answer is sent (onSend below), also for a client that has
+    // gone: its work may still be running, and a slot given back early let abandoned searches
+    // pile up behind the gate.
     releases.set(request, done);
-    // The slot is also given back if the connection dies and no answer is ever sent.
-    reply.raw.once('close', () => release(request));
     if (controller.signal.aborted) {
       release(request);
       throw new ClientGoneError();

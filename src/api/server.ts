@@ -102,8 +102,6 @@ export async function buildServer(config: Readonly<Config>, services: Services, 
     // The route pattern, not the URL, so job names do not explode the label set.
     const route = request.routeOptions.url ?? 'unmatched';
     services.metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
-    // A write that went through: the store takes writes again.
-    if (request.method !== 'GET' && request.method !== 'HEAD' && reply.statusCode < 400) services.storeHealth.succeeded();
     request.log.debug(
       { method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       'request',

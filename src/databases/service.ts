@@ -17,6 +17,13 @@ export type ConnectorFactory = (engine: SourceEngine, params: ConnectionParamete
 
 const MASK = '****';
 
+/** Connection-URL query parameters that would replace the session settings kbsync sets. */
+const SESSION_OVERRIDES = /^(options|statement_timeout|lock_timeout|query_timeout|idle_in_transaction_session_timeout|timezone)$/i;
+
+function overriddenSetting(url: string): string | null {
+  return [...new URL(url).searchParams.keys()].find((k) => SESSION_OVERRIDES.test(k)) ?? null;
+}
+
 /** Splits a connection URL's password out so the stored URL holds none. */
 function splitUrlSecret(url: string): { url: string; password: string | null } | null {
   let parsed: URL;
@@ -85,6 +92,10 @@ export class DatabaseService {
         bad(
           `parameters.url must be a ${engine === 'postgres' ? 'postgres://' : 'mysql://'} URL, with any password in its user info (user:password@host), not in its query`,
         );
+      } else if (overriddenSetting(split.url) !== null) {
+        // The driver would let these replace the session settings kbsync runs sources under (its
+        // statement and lock timeouts, UTC, exact float text): refused, not silently dropped.
+        bad(`parameters.url: the query parameter '${overriddenSetting(split.url)}' cannot be set; kbsync sets the session's timeouts and options itself (see KBSYNC_SOURCE_STATEMENT_TIMEOUT_MS)`);
       } else {
         stored.url = split.url;
         password = split.password;

@@ -44,7 +44,7 @@ const gridOf = (job: JobRecord) => ({ startMs: job.startMs, endMs: job.endMs, in
 export class Scheduler {
   private readonly active = new Map<string, ActiveRun>();
   /** Ends of runs the store could not write yet, by job: how each job will look once written. */
-  private readonly finishing = new Map<string, (job: JobRecord) => JobRecord>();
+  private readonly finishing = new Map<string, (job: JobRecord) => JobRecord | null>();
   private cancelTimer: (() => void) | null = null;
   private stopped = true;
   private ticking = false;
@@ -206,7 +206,7 @@ export class Scheduler {
   /** A job as it will be once the end of its run is written (the store could not take it yet). */
   pendingView(job: JobRecord): JobRecord {
     const change = this.finishing.get(job.id);
-    return change !== undefined && job.status === 'running' ? change(job) : job;
+    return change !== undefined && job.status === 'running' ? (change(job) ?? job) : job;
   }
 
   /** Writes the end of a run until the store takes it (or the scheduler stops: recovery then does). */
@@ -348,7 +348,6 @@ export class Scheduler {
       await executeSync(this.logBatches(job, run), job.id, run, signal, options);
       outcome = { status: 'succeeded', error: null, permanent: false };
     } catch (err) {
-      this.options.storeHealth?.failed(err);
       if (err instanceof RunCancelled || err instanceof SourceQueryCancelled || signal.aborted) {
         // An abort (shutdown; pause or delete for the source) may surface as the provider's
         // AbortError or the source's cancelled query: still a cancellation, for the abort's reason.
@@ -381,7 +380,10 @@ export class Scheduler {
     }
     const now = this.clock.now();
     const finished: RunRecord = { ...run, status: outcome.status, error: outcome.error, finishedAt: now };
-    const change = (current: JobRecord): JobRecord => {
+    const change = (current: JobRecord): JobRecord | null => {
+        // Written late (after a store fault), this run may no longer be the job's current one
+        // (another process recovered it and started another): then only the run record is written.
+        if (current.lastRun?.id !== run.id) return null;
         const totals = { ...current.totals };
         if (outcome.status === 'succeeded') totals.runs_succeeded += 1;
         if (outcome.status === 'failed') totals.runs_failed += 1;
@@ -404,7 +406,10 @@ export class Scheduler {
           ? { ...next, status: 'completed', nextRunMs: null }
           : { ...next, status: 'scheduled' };
     };
-    const record = () => this.store.mutateJob(job.id, change, finished);
+    const record = async () => {
+      const stored = await this.store.mutateJob(job.id, change, finished);
+      if (stored !== null && stored.lastRun?.id !== run.id) await this.store.updateRun(finished);
+    };
     // A failed write (the file briefly locked) is retried; if it still fails, the start-up
     // recovery of the next process closes the run and puts the job back.
     try {

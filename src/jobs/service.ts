@@ -257,6 +257,7 @@ export class JobService {
     const now = this.clock.now();
     const warnings: string[] = [];
     let refusedRunning = false;
+    let refusedStale = false;
     // Re-activating a completed job (a later end_time) respects the active-job limit, atomically.
     const stored = await this.limited(() =>
       this.store.mutateJob(
@@ -266,6 +267,12 @@ export class JobService {
           // progress is decided here, in the transaction that writes, not by the read above.
           if (changesRun && current.status === 'running') {
             refusedRunning = true;
+            return null;
+          }
+          // Checked against the job as read above (lookback against its filter column…): another
+          // change of the run's configuration since then makes this one stale (optimistic lock).
+          if (changesRun && (current.configVersion ?? 0) !== (job.configVersion ?? 0)) {
+            refusedStale = true;
             return null;
           }
           const next: JobRecord = { ...current, startMs, endMs, updatedAt: now };
@@ -318,6 +325,11 @@ export class JobService {
     );
     if (!stored) throw notFound('job', idOrName);
     if (refusedRunning) throw running();
+    if (refusedStale) {
+      throw conflict('Job changed meanwhile', [
+        `job '${job.name}' was changed by another request while this one was checked; read it again and retry`,
+      ]);
+    }
     this.changed();
     return { job: stored, warnings };
   }

@@ -30,6 +30,14 @@ describe('bad input in URLs answers 400 in the envelope', () => {
     assert.doesNotMatch(JSON.stringify(res.body), /pa%ZZss/, 'the password is not echoed');
   });
 
+  it('a connection URL may not replace the session settings sources run under (options, timeouts)', async () => {
+    for (const query of ['options=-c%20statement_timeout%3D0', 'statement_timeout=0', 'lock_timeout=0', 'OPTIONS=x']) {
+      const res = await t.request('POST', '/databases', { name: 'pg', engine: 'postgres', parameters: { url: `postgres://app@127.0.0.1:1/db?${query}` } });
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.match(res.body.error.details.join(' '), /cannot be set; kbsync sets the session's timeouts/);
+    }
+  });
+
   it('GET /jobs/%ZZ answers in the kbsync envelope', async () => {
     const res = await t.request('GET', '/jobs/%ZZ');
     assert.equal(res.status, 400);

@@ -57,7 +57,15 @@ describe('SQLite source paths', () => {
     fs.symlinkSync(path.join(dataDir, 'kbsync.db'), path.join(root, 'link-to-store.db'));
     fs.symlinkSync(path.join(dataDir, 'kbsync.db'), path.join(dataDir, 'sources', 'store-link.db'));
     fs.symlinkSync(dataDir, path.join(root, 'data-link'));
+    // A hard link has no path back to the data dir; the same file is still refused.
+    let hardLink: string | null = path.join(root, 'hard-link.db');
+    try {
+      fs.linkSync(path.join(dataDir, 'kbsync.db'), hardLink);
+    } catch {
+      hardLink = null; // another file system than the data dir's: no hard link possible
+    }
     const cases: Array<[string, unknown]> = [
+      ...(hardLink === null ? [] : [['hard link to kbsync.db', hardLink] as [string, unknown]]),
       ['relative path', path.relative(process.cwd(), ok)],
       ['bare file name', 'ok2.db'],
       ['.. out of the root', path.join(root, '..', path.basename(outside), 'foreign.db')],

@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { createSourceConnector } from '../../src/sources/factory.js';
+import type { SourceConnector } from '../../src/sources/port.js';
 import { withTempSqliteDatabase, type TempDatabase } from '../helpers/databases.js';
 import { countingHashingProviders, jobBody, startSyncApp, type SyncTestApp } from '../helpers/sync.js';
 
@@ -21,6 +23,17 @@ before(async () => {
   // creates of one name then all pass the name check before any of them inserts.
   const counting = countingHashingProviders();
   t = await startSyncApp({
+    // Introspection that takes a moment, as on a remote database: two PATCHes sent together both
+    // read the job (and check their columns) before either writes.
+    connectorFactory: (engine, params) => {
+      const real = createSourceConnector(engine, params);
+      const slow = Object.create(real) as SourceConnector;
+      slow.describeTable = async (ref) => {
+        await sleep(10);
+        return real.describeTable(ref);
+      };
+      return slow;
+    },
     providers: {
       ...counting,
       factory: (config) => {
@@ -57,7 +70,7 @@ it('a job create racing a delete of its knowledge base or database: never a job 
     const target = i % 2 === 0 ? `/knowledge_bases/${kb}` : `/databases/${db}`;
     const [created, deleted] = await Promise.all([
       t.request('POST', '/jobs/create', jobBody({ job_name: `race_${i}`, kb_name: kb, source_table: `${db}.notes`, content_columns: ['body'], filter_column: 'updated_at' })),
-      sleep(i % 7).then(() => t.request('DELETE', target)),
+      sleep((i % 5) * 8).then(() => t.request('DELETE', target)),
     ]);
     count(`create ${created.status} / delete ${deleted.status}`);
     const job = await t.request('GET', `/jobs/race_${i}`);
@@ -90,4 +103,32 @@ it('30 concurrent creates of one knowledge-base name: one 201, 29 409, and one c
   } finally {
     store.close();
   }
+});
+
+it('two PATCHes at once never combine into a configuration neither was checked for (20 rounds)', { timeout: 60_000 }, async () => {
+  await src.exec('CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT, ts TIMESTAMP, code TEXT)');
+  assert.equal((await t.request('POST', '/knowledge_bases', { kb_name: 'events_kb' })).status, 201);
+  if ((await t.request('GET', '/databases/events_db')).status !== 200) {
+    assert.equal((await t.request('POST', '/databases', { name: 'events_db', engine: 'sqlite', parameters: src.params })).status, 201);
+  }
+  const created = await t.request('POST', '/jobs/create', jobBody({ job_name: 'events', kb_name: 'events_kb', source_table: 'events_db.events', content_columns: ['body'], filter_column: 'ts', lookback: 0 }));
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const statuses = new Set<string>();
+  for (let i = 0; i < 20; i++) {
+    assert.equal((await t.request('PATCH', '/jobs/events', { filter_column: 'ts', lookback: 0 })).status, 200);
+    // A text filter column refuses a lookback; each PATCH alone is valid for the job it read.
+    const patches = [
+      () => t.request('PATCH', '/jobs/events', { filter_column: 'code' }),
+      () => t.request('PATCH', '/jobs/events', { lookback: '5 MINUTES' }),
+    ] as const;
+    // Sent in the same turn of the event loop, in either order: both read the job before either writes.
+    const [toText, withLookback] =
+      i % 2 === 0
+        ? await Promise.all([patches[0](), patches[1]()])
+        : await Promise.all([patches[1](), patches[0]()]).then(([b, a]) => [a, b] as const);
+    statuses.add(`${toText.status}/${withLookback.status}`);
+    const job = (await t.request('GET', '/jobs/events')).body.data;
+    assert.ok(!(job.filter_column === 'code' && job.lookback > 0), `round ${i}: a text filter column with a lookback of ${job.lookback} s`);
+  }
+  assert.ok([...statuses].some((s) => s.includes('409')), `the later PATCH was refused at least once: ${[...statuses].join(', ')}`);
 });

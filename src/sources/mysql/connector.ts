@@ -57,6 +57,11 @@ export class MysqlConnector implements SourceConnector {
   /** For the connection that sends KILL QUERY. */
   private readonly connection: ConnectionOptions;
 
+  /** The server's limits do nothing when it stops answering: the client gives up a little after them. */
+  private clientDeadline(): number {
+    return Math.round(this.limits.statementTimeoutMs + this.limits.lockTimeoutMs + 5_000);
+  }
+
   constructor(
     params: MysqlParameters,
     private readonly limits: SourceLimits = DEFAULT_SOURCE_LIMITS,
@@ -114,13 +119,13 @@ export class MysqlConnector implements SourceConnector {
 
   private readonly query: MysqlQuery = async <R>(sql: string, values: unknown[]) =>
     this.guard(async (conn) => {
-      const [rows] = await conn.execute(sql, values as never[]);
+      const [rows] = await conn.execute({ sql, timeout: this.clientDeadline() }, values as never[]);
       return rows as R[];
     });
 
   private async queryArrays(sql: string, values: unknown[]): Promise<unknown[][]> {
     return this.guard(async (conn) => {
-      const [rows] = await conn.execute({ sql, rowsAsArray: true }, values as never[]);
+      const [rows] = await conn.execute({ sql, rowsAsArray: true, timeout: this.clientDeadline() }, values as never[]);
       return rows as unknown[][];
     });
   }

@@ -87,6 +87,10 @@ export class PostgresConnector implements SourceConnector {
       options: `${SESSION_OPTIONS} ${limitOptions(limits)}`,
       application_name: 'kbsync',
       types: TYPES,
+      // The server's timeouts do nothing when the server (or the network) stops answering: the
+      // client gives up too, a little after them, and keepalive notices a dead peer.
+      query_timeout: clientDeadline(limits),
+      keepAlive: true,
     };
     if ('url' in params) {
       // ssl: true asks for TLS even when the URL does not say sslmode (an explicit sslmode wins).
@@ -315,4 +319,9 @@ function passwordOfUrl(url: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** How long the client waits for any answer: the server's own limits plus a margin. */
+function clientDeadline(limits: SourceLimits): number {
+  return Math.round(limits.statementTimeoutMs + limits.lockTimeoutMs + 5_000);
 }

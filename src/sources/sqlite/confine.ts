@@ -39,13 +39,18 @@ export function sqlitePathRefused(): AppError {
 export function allowedSqlitePath(raw: unknown, confinement: SqliteConfinement): string | null {
   if (typeof raw !== 'string' || raw === '' || raw.includes('\0') || !path.isAbsolute(raw)) return null;
   let real: string;
+  let stat: fs.Stats;
   try {
-    real = fs.realpathSync(raw);
-    if (!fs.statSync(real).isFile()) return null;
+    // .native: the case the file system has (a case-insensitive one would keep the case typed).
+    real = fs.realpathSync.native(raw);
+    stat = fs.statSync(real);
+    if (!stat.isFile()) return null;
   } catch {
     return null;
   }
   const dataDir = realOrResolved(confinement.dataDir);
+  // A hard link has no path to resolve: the service's own files are recognised by their inode.
+  if (OWN_FILES.some((name) => sameFile(stat, path.join(dataDir, name)))) return null;
   if (inside(real, dataDir)) {
     // Only through a subfolder that really is one (a `sources` symlink to the data dir itself,
     // or to a folder holding it, opens nothing).
@@ -71,6 +76,18 @@ export function confineSqlitePath(raw: unknown, confinement: SqliteConfinement):
   return real;
 }
 
+/** The service's own files in its data dir, refused also through a hard link elsewhere. */
+const OWN_FILES = ['kbsync.db', 'kbsync.db-wal', 'kbsync.db-shm', 'secret.key'];
+
+function sameFile(stat: fs.Stats, other: string): boolean {
+  try {
+    const o = fs.statSync(other);
+    return o.ino === stat.ino && o.dev === stat.dev;
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `child` is `parent` or below it (both real, absolute). */
 function inside(child: string, parent: string): boolean {
   const rel = path.relative(parent, child);
@@ -79,7 +96,7 @@ function inside(child: string, parent: string): boolean {
 
 function realOrNull(p: string): string | null {
   try {
-    return path.isAbsolute(p) ? fs.realpathSync(p) : null;
+    return path.isAbsolute(p) ? fs.realpathSync.native(p) : null;
   } catch {
     return null;
   }
