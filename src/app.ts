@@ -58,6 +58,8 @@ export interface AppOptions {
   leaseTtlMs?: number;
   /** First wait before writing the end of a run again after a store fault (tests shorten it). */
   finishRetryMs?: number;
+  /** Wraps the control store (tests inject store faults, e.g. a full disk at one precise write). */
+  wrapStore?: (store: ControlStore) => ControlStore;
 }
 
 export interface App {
@@ -107,7 +109,8 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   const db = openSqliteFile(path.join(config.dataDir, 'kbsync.db'));
   // The folder for SQLite sources next to the store (an allowed root by default; the rest of the data dir never is).
   fs.mkdirSync(path.join(config.dataDir, 'sources'), { recursive: true, mode: 0o700 });
-  const store = new SqliteControlStore(db, { ownsDb: true });
+  const sqliteStore = new SqliteControlStore(db, { ownsDb: true });
+  const store: ControlStore = options.wrapStore ? options.wrapStore(sqliteStore) : sqliteStore;
   const vectors = new SqliteVectorStore(db);
   // Searches run on reader threads, off the event loop (store/sqlite/reader.ts); 0 = main thread.
   const reader = config.searchThreads > 0 ? new SqliteReader(path.join(config.dataDir, 'kbsync.db'), config.searchThreads) : null;

@@ -47,6 +47,8 @@ export class Scheduler {
   private readonly finishing = new Map<string, (job: JobRecord) => JobRecord | null>();
   private cancelTimer: (() => void) | null = null;
   private stopped = true;
+  /** stop() was called: the service is shutting down (unlike `stopped`, false before start()). */
+  private closing = false;
   private ticking = false;
   private tickAgain = false;
   private catchUp = new Set<string>();
@@ -160,6 +162,7 @@ export class Scheduler {
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.closing = true;
     this.holding = false;
     this.cancelTimer?.();
     this.cancelTimer = null;
@@ -211,9 +214,11 @@ export class Scheduler {
 
   /** Writes the end of a run until the store takes it (or the scheduler stops: recovery then does). */
   private async retryFinish(jobId: string, record: () => Promise<unknown>): Promise<void> {
-    for (let wait = this.options.finishRetryMs ?? 1000; !this.stopped; wait = Math.min(wait * 2, 30_000)) {
+    // Not `stopped`: a process that serves the API without scheduling (KBSYNC_SCHEDULER=off, or
+    // waiting for the lease) still finishes its manual runs.
+    for (let wait = this.options.finishRetryMs ?? 1000; !this.closing; wait = Math.min(wait * 2, 30_000)) {
       await new Promise((r) => setTimeout(r, wait));
-      if (this.stopped) return;
+      if (this.closing) return;
       try {
         await record();
         this.finishing.delete(jobId);

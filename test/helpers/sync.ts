@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import type { Config } from '../../src/config.js';
 import type { Clock } from '../../src/core/clock.js';
+import type { AppOptions } from '../../src/app.js';
 import type { ConnectorFactory } from '../../src/databases/service.js';
 import { HashingEmbeddingProvider } from '../../src/embeddings/hashing/provider.js';
 import type { EmbeddingProvider } from '../../src/embeddings/port.js';
@@ -74,6 +75,8 @@ export async function startSyncApp(
     providers?: CountingProviders;
     config?: Partial<Config>;
     connectorFactory?: ConnectorFactory;
+    wrapStore?: AppOptions['wrapStore'];
+    finishRetryMs?: number;
   } = {},
 ): Promise<SyncTestApp> {
   const providers = options.providers ?? countingHashingProviders();
@@ -83,6 +86,8 @@ export async function startSyncApp(
     ...(options.config ? { config: options.config } : {}),
     providerFactory: providers.factory,
     ...(options.connectorFactory ? { connectorFactory: options.connectorFactory } : {}),
+    ...(options.wrapStore ? { wrapStore: options.wrapStore } : {}),
+    ...(options.finishRetryMs ? { finishRetryMs: options.finishRetryMs } : {}),
     sync: { retryBaseMs: 5, readAttempts: 3 },
   });
   return {

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
+import type { ControlStore } from '../../src/store/port.js';
 import { withTempSqliteDatabase, type TempDatabase } from '../helpers/databases.js';
 import { startSyncApp, type SyncTestApp } from '../helpers/sync.js';
 import { createJob, createKb, getJob, insertRows, sqliteKit } from '../helpers/sync-sources.js';
@@ -132,4 +133,65 @@ it('disk full during a sync: no job stays running, writes get 503, and after spa
   const docs = await t.documents('notes_kb');
   assert.equal(new Set(docs.map((d) => d.id)).size, ROWS, 'the knowledge base ends complete');
   assert.equal((await getJob(t, 'notes')).status, 'scheduled');
+});
+
+it('the end of a run the store cannot write is kept, shown, and written once the store takes writes, without a restart', { timeout: 60_000 }, async () => {
+  // The disk fills exactly when the end of the run is written (injected at that one write of the
+  // real store: on a real disk a small write may still fit, so it cannot be aimed).
+  let failFinishes = 0;
+  let refusedFinishes = 0;
+  const app = await startSyncApp({
+    finishRetryMs: 50,
+    wrapStore: (store) => {
+      const faulty = Object.create(store) as ControlStore;
+      faulty.mutateJob = (id, change, run, options) => {
+        if (run?.finishedAt != null && failFinishes > 0) {
+          failFinishes--;
+          refusedFinishes++;
+          return Promise.reject(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }));
+        }
+        return store.mutateJob(id, change, run, options);
+      };
+      return faulty;
+    },
+  });
+  const source = await withTempSqliteDatabase();
+  try {
+    await source.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, updated_at TEXT)');
+    await insertRows(sqliteKit, source, 'notes', ['id', 'body', 'updated_at'], Array.from({ length: 20 }, (_, k) => [k + 1, `note ${k + 1}`, `2025-01-01 00:00:${String(k).padStart(2, '0')}`]));
+    assert.equal((await app.request('POST', '/databases', { name: 'src', engine: 'sqlite', parameters: source.params })).status, 201);
+    await createKb(app, 'notes_kb');
+    await createJob(app, { job_name: 'notes', kb_name: 'notes_kb', source_table: 'src.notes', content_columns: ['body'], filter_column: 'updated_at', lookback: 0 });
+
+    failFinishes = 5;
+    const started = await app.request('POST', '/jobs/notes/run');
+    assert.equal(started.status, 202);
+    for (let i = 0; refusedFinishes === 0; i++) {
+      assert.ok(i < 200, 'the end of the run was written');
+      await sleep(20);
+    }
+    // While the end of the run cannot be written: the job is not shown running, a run-now is 503.
+    const shown = await getJob(app, 'notes');
+    assert.notEqual(shown.status, 'running');
+    assert.equal(shown.last_run.status, 'succeeded');
+    const again = await app.request('POST', '/jobs/notes/run');
+    assert.ok(again.status === 503 || failFinishes === 0, JSON.stringify(again.body));
+
+    // The store takes writes again: the end of the run is written by itself.
+    for (let i = 0; ; i++) {
+      const stored = await app.app.services.store.getJob('default', 'notes');
+      if (stored?.status === 'scheduled' && stored.lastRun?.status === 'succeeded') break;
+      assert.ok(i < 300, 'the end of the run is written once the store takes writes');
+      await sleep(20);
+    }
+    assert.ok(refusedFinishes >= 1);
+    assert.equal((await app.documents('notes_kb')).length, 20);
+    const next = await app.runNow('notes');
+    assert.equal(next.status, 'succeeded', 'the job goes on');
+    const runs = (await app.request('GET', '/jobs/notes/runs')).body.data.runs;
+    assert.equal(runs.length, 2, 'the run was recorded once, not twice');
+  } finally {
+    await app.close();
+    await source.close();
+  }
 });
