@@ -83,13 +83,7 @@ export const accountRoutes = (services: Services) => async (app: FastifyInstance
       return ok(
         reply,
         'Account created; store the API key now, it is not shown again',
-        {
-          account_id: created.account.id,
-          name: created.account.name,
-          key_id: created.key.record.id,
-          prefix: created.key.record.prefix,
-          api_key: created.key.key,
-        },
+        presentNewKey(created),
         201,
       );
     },
@@ -135,13 +129,7 @@ export const accountRoutes = (services: Services) => async (app: FastifyInstance
       return ok(
         reply,
         'API key created; store it now, it is not shown again',
-        {
-          account_id: created.account.id,
-          name: created.account.name,
-          key_id: created.key.record.id,
-          prefix: created.key.record.prefix,
-          api_key: created.key.key,
-        },
+        presentNewKey(created),
         201,
       );
     },
@@ -187,3 +175,14 @@ export const accountRoutes = (services: Services) => async (app: FastifyInstance
     },
   );
 };
+
+/** A key just made, with its account: the only answer that ever shows the key itself. */
+function presentNewKey(created: Awaited<ReturnType<AccountService['createKey']>>) {
+  return {
+    account_id: created.account.id,
+    name: created.account.name,
+    key_id: created.key.record.id,
+    prefix: created.key.record.prefix,
+    api_key: created.key.key,
+  };
+}
