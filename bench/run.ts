@@ -13,6 +13,7 @@ const BENCHES: Record<string, { file: string; about: string; args?: string[] }> 
   quality: { file: 'bench/search-quality.ts', about: 'search quality: recall@1/@5 per mode on the labelled retrieval set' },
   embeddings: { file: 'bench/embeddings.ts', about: 'local embedding throughput: 1 worker thread vs the pool' },
   'vector-store': { file: 'bench/vector-store.ts', about: 'vector/keyword query latency p50/p95 at 10k and 100k chunks' },
+  admission: { file: 'bench/admission.ts', about: '200 clients of hybrid queries for 20 s against kbsync serve: 200s/429s, answer and /health latency' },
   sync: { file: 'bench/sync.ts', about: 'sync backfill rows/s and peak RSS, 100k and 1M PostgreSQL rows' },
   reconcile: { file: 'bench/reconcile.ts', about: 'delete reconciliation on 1M PostgreSQL rows: cost per incremental run, 0/7/10/1,000 deletes, vs a full key scan' },
   'reconcile-mysql': { file: 'bench/reconcile.ts', args: ['1000000', 'mysql'], about: 'the same on 1M MariaDB rows' },

@@ -113,7 +113,7 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   const store: ControlStore = options.wrapStore ? options.wrapStore(sqliteStore) : sqliteStore;
   const vectors = new SqliteVectorStore(db);
   // Searches run on reader threads, off the event loop (store/sqlite/reader.ts); 0 = main thread.
-  const reader = config.searchThreads > 0 ? new SqliteReader(path.join(config.dataDir, 'kbsync.db'), config.searchThreads) : null;
+  const reader = config.searchThreads > 0 ? new SqliteReader(path.join(config.dataDir, 'kbsync.db'), config.searchThreads, config.workerNice) : null;
   vectors.useReader(reader);
   const secrets = config.secretKey ? SecretBox.fromSetting(config.secretKey) : SecretBox.fromDataDir(config.dataDir);
   // Every source query is bounded (statement and lock timeouts); SQLite files are confined to the

@@ -42,6 +42,8 @@ export interface Config {
   embeddingProbeTimeoutMs: number;
   /** Threads that run searches off the event loop; 0 = on the main thread. */
   searchThreads: number;
+  /** Nice value of the search and local-embedding worker threads (0-19). */
+  workerNice: number;
   /** KBSYNC_ADMIN_KEY: set = authentication on (API keys required, admin routes use this key); null = off. */
   adminKey: string | null;
   /** Longest a source query may run, in ms (statement_timeout, max_statement_time, MAX_EXECUTION_TIME). */
@@ -158,6 +160,12 @@ export const OPTIONS: readonly OptionSpec[] = [
       'Worker threads that run knowledge-base searches (vector and keyword) on their own read-only connections, so a heavy search never blocks other requests (0-64; 0 = on the main thread).',
   },
   {
+    env: 'KBSYNC_WORKER_NICE',
+    default: '10',
+    describe:
+      'Scheduling priority (nice, 0-19) of the search and local-embedding worker threads: above 0 the thread that answers HTTP requests, /health included, gets the CPU first when they compete (Linux; ignored elsewhere).',
+  },
+  {
     env: 'KBSYNC_EMBEDDING_PROBE_TIMEOUT_MS',
     default: '10000',
     describe:
@@ -268,6 +276,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     rateLimitPerMinute: intOption(env, 'KBSYNC_RATE_LIMIT_PER_MINUTE', '6000', 0, 100_000_000),
     embeddingProbeTimeoutMs: intOption(env, 'KBSYNC_EMBEDDING_PROBE_TIMEOUT_MS', '10000', 100, 120_000),
     searchThreads: intOption(env, 'KBSYNC_SEARCH_THREADS', '2', 0, 64),
+    workerNice: intOption(env, 'KBSYNC_WORKER_NICE', '10', 0, 19),
     adminKey,
     sourceStatementTimeoutMs: intOption(env, 'KBSYNC_SOURCE_STATEMENT_TIMEOUT_MS', '60000', 100, 86_400_000),
     sourceLockTimeoutMs: intOption(env, 'KBSYNC_SOURCE_LOCK_TIMEOUT_MS', '10000', 100, 3_600_000),

@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import * as sqliteVec from 'sqlite-vec';
+import { lowerThisThreadPriority } from '../../threads/priority.js';
 
 interface Request {
   id: number;
@@ -13,7 +14,9 @@ interface Request {
   params: unknown[];
 }
 
-const db = new Database((workerData as { file: string }).file, { readonly: true, fileMustExist: true });
+const { file, nice } = workerData as { file: string; nice?: number };
+lowerThisThreadPriority(nice ?? 0);
+const db = new Database(file, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 sqliteVec.load(db);
 

@@ -44,6 +44,8 @@ export class SqliteReader {
   constructor(
     private readonly file: string,
     readonly threads: number,
+    /** Nice value of the reader threads (threads/priority.ts); 0 = the main thread's. */
+    private readonly nice = 0,
   ) {
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`reader threads must be a positive integer (got ${threads})`);
   }
@@ -83,7 +85,7 @@ export class SqliteReader {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(bootstrap(), { eval: true, workerData: { file: this.file } });
+    const worker = new Worker(bootstrap(), { eval: true, workerData: { file: this.file, nice: this.nice } });
     const slot: Slot = { worker, job: undefined, dead: false };
     worker.on('message', (msg: { id: number; rows?: unknown[]; error?: { message: string; code: string | null } }) => {
       const job = slot.job;
