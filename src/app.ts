@@ -130,7 +130,7 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
     clock,
     sqliteConfinement,
   );
-  const kbs = new KnowledgeBaseRegistry(store, secrets, clock);
+  const kbs = new KnowledgeBaseRegistry(store, secrets, clock, undefined, config.embeddingHosts);
   const providers = options.providerFactory ? { factory: options.providerFactory, close: async () => undefined } : defaultProviderFactory(config);
   const engine = new KnowledgeBaseEngine(vectors, kbs, providers.factory, {
     maxDocumentChars: config.maxDocumentChars,

@@ -4,6 +4,7 @@
  * the README's configuration table mirrors.
  */
 import path from 'node:path';
+import type { EmbeddingHostPolicy } from './core/embedding-hosts.js';
 
 export interface Config {
   host: string;
@@ -57,6 +58,8 @@ export interface Config {
    * SQLite source. Never the data dir itself (src/sources/sqlite/confine.ts).
    */
   sqliteRoots: readonly string[];
+  /** Hosts a knowledge base's embedding.base_url may name (core/embedding-hosts.ts). */
+  embeddingHosts: EmbeddingHostPolicy;
 }
 
 /**
@@ -84,6 +87,20 @@ function sqliteRootsOption(env: NodeJS.ProcessEnv, dataDir: string, authOn: bool
     );
   }
   return roots.map((r) => (r.endsWith(`${path.sep}*`) ? path.join(path.resolve(r.slice(0, -2) || path.sep), '*') : path.resolve(r)));
+}
+
+function embeddingHostsOption(env: NodeJS.ProcessEnv, authOn: boolean): EmbeddingHostPolicy {
+  const raw = env.KBSYNC_EMBEDDING_HOSTS?.trim();
+  if (raw === undefined || raw === '') return authOn ? { kind: 'public' } : { kind: 'any' };
+  if (raw === '*') return { kind: 'any' };
+  const hosts = raw.split(',').map((h) => h.trim()).filter((h) => h !== '');
+  const bad = hosts.find((h) => !/^(\*\.)?[a-z0-9.\-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/i.test(h));
+  if (bad !== undefined) {
+    throw new ConfigError(
+      `KBSYNC_EMBEDDING_HOSTS=${JSON.stringify(raw)} is not valid: ${JSON.stringify(bad)} is not a host; list hosts separated by commas (api.openai.com, llm.internal:8080, *.example.com), or * for any.`,
+    );
+  }
+  return { kind: 'list', hosts };
 }
 
 /** Shortest accepted KBSYNC_ADMIN_KEY. */
@@ -158,6 +175,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: '2',
     describe:
       'Worker threads that run knowledge-base searches (vector and keyword) on their own read-only connections, so a heavy search never blocks other requests (0-64; 0 = on the main thread).',
+  },
+  {
+    env: 'KBSYNC_EMBEDDING_HOSTS',
+    default: '',
+    describe:
+      "Hosts a knowledge base's embedding.base_url may name, comma-separated (api.openai.com, llm.internal:8080, *.example.com; * = any). Unset: any host without authentication; with it, any but localhost and literal private, loopback and link-local addresses.",
   },
   {
     env: 'KBSYNC_WORKER_NICE',
@@ -282,9 +305,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     sourceLockTimeoutMs: intOption(env, 'KBSYNC_SOURCE_LOCK_TIMEOUT_MS', '10000', 100, 3_600_000),
     shutdownTimeoutMs: intOption(env, 'KBSYNC_SHUTDOWN_TIMEOUT_MS', '10000', 0, 600_000),
     sqliteRoots: [],
+    embeddingHosts: { kind: 'any' },
     ...overrides,
   };
   // After the overrides: the default roots follow the data dir and authentication finally chosen.
   if (overrides.sqliteRoots === undefined) config.sqliteRoots = sqliteRootsOption(env, config.dataDir, config.adminKey !== null);
+  if (overrides.embeddingHosts === undefined) config.embeddingHosts = embeddingHostsOption(env, config.adminKey !== null);
   return Object.freeze(config);
 }

@@ -3,9 +3,11 @@
  * Jobs validate their `kb_name` against it. API keys are stored encrypted and never returned.
  */
 import { type Clock, systemClock } from '../core/clock.js';
+import { type EmbeddingHostPolicy, embeddingHostRefusal } from '../core/embedding-hosts.js';
 import { AppError, conflict, notFound, problemsToError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { CreateKnowledgeBaseBody } from '../core/schemas.js';
+import { OPENAI_DEFAULTS } from '../embeddings/openai/provider.js';
 import { formatTime } from '../core/time.js';
 import { issuesToProblems } from '../core/validation.js';
 import type { SecretBox } from '../secrets/crypto.js';
@@ -28,6 +30,7 @@ export class KnowledgeBaseRegistry {
     private readonly secrets: SecretBox,
     private readonly clock: Clock = systemClock,
     private hooks: KnowledgeBaseHooks = noHooks,
+    private readonly embeddingHosts: EmbeddingHostPolicy = { kind: 'any' },
   ) {}
 
   setHooks(hooks: KnowledgeBaseHooks): void {
@@ -48,6 +51,10 @@ export class KnowledgeBaseRegistry {
       }
     } else if (embedding.base_url !== undefined && !/^https?:\/\/[^\s]+$/i.test(embedding.base_url)) {
       details.push('embedding.base_url must be an http:// or https:// URL');
+    } else {
+      // The effective address: OpenAI's own when base_url is omitted (an allow-list may leave it out).
+      const refusal = embeddingHostRefusal(embedding.base_url ?? OPENAI_DEFAULTS.baseUrl, this.embeddingHosts);
+      if (refusal !== null) details.push(refusal);
     }
     const chunking = input.chunking ?? DEFAULT_CHUNKING;
     if (chunking.chunk_overlap * 2 >= chunking.chunk_size) {
