@@ -85,8 +85,25 @@ async function local(threads: number, texts: string[]) {
     const t0 = performance.now();
     await provider.warmup(); // model load in every worker, excluded from the throughput figure
     const warmupMs = Math.round(performance.now() - t0);
+    // What warm-up buys: the first call after it (one text) loads no model. Its speed is measured
+    // here, not asserted in a test (test/integration/embeddings-local.test.ts checks the state).
+    const t1 = performance.now();
+    await provider.embed(['the first text after warm-up']);
+    const firstAfterWarmupMs = Math.round(performance.now() - t1);
     await provider.embed(texts.slice(0, 64)); // first inference compiles WASM kernels
-    return { threads, warmupMs, ...(await throughput(provider, texts)) };
+    return { threads, warmupMs, firstAfterWarmupMs, ...(await throughput(provider, texts)) };
+  } finally {
+    await provider.close();
+  }
+}
+
+/** The first call on a pool that was not warmed up: it starts a worker and loads the model. */
+async function coldFirstCall(): Promise<number> {
+  const provider = new LocalEmbeddingProvider({ threads: 1 });
+  try {
+    const t0 = performance.now();
+    await provider.embed(['the first text, no warm-up']);
+    return Math.round(performance.now() - t0);
   } finally {
     await provider.close();
   }
@@ -95,6 +112,7 @@ async function local(threads: number, texts: string[]) {
 export async function benchEmbeddings(): Promise<Record<string, unknown>> {
   const texts = shortTexts();
   const n = availableParallelism();
+  const coldFirstMs = await coldFirstCall();
   const single = await local(1, texts);
   const pool = await local(n, texts);
   const hashing = await throughput(new HashingEmbeddingProvider(), texts);
@@ -106,6 +124,7 @@ export async function benchEmbeddings(): Promise<Record<string, unknown>> {
     local1Thread: single,
     localPool: pool,
     poolSpeedup: Math.round((pool.textsPerSecond / single.textsPerSecond) * 100) / 100,
+    coldFirstMs,
     hashing,
   };
 }
@@ -123,5 +142,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     `local, ${pool.threads} threads:  ${pool.textsPerSecond} texts/s (${pool.ms} ms; warm-up ${pool.warmupMs} ms)`,
   );
   console.log(`pool speed-up:     ${r.poolSpeedup}x`);
+  console.log(
+    `first call, one text: ${r.coldFirstMs} ms cold (starts a worker, loads the model); after warm-up ${single.firstAfterWarmupMs} ms (1 thread), ${pool.firstAfterWarmupMs} ms (${pool.threads} threads)`,
+  );
   console.log(`hashing (ref):     ${(r.hashing as { textsPerSecond: number }).textsPerSecond} texts/s`);
 }

@@ -11,13 +11,28 @@ import os from 'node:os';
 
 const BENCHES: Record<string, { file: string; about: string; args?: string[] }> = {
   quality: { file: 'bench/search-quality.ts', about: 'search quality: recall@1/@5 per mode on the labelled retrieval set' },
-  embeddings: { file: 'bench/embeddings.ts', about: 'local embedding throughput: 1 worker thread vs the pool' },
+  embeddings: { file: 'bench/embeddings.ts', about: 'local embedding throughput: 1 worker thread vs the pool; warm-up and first-call latency' },
+  chunking: { file: 'bench/chunking.ts', about: 'splitText on 1/2/5/10 MB of three text shapes: MB/s and the CPU-time ratio to 1 MB (linear time)' },
+  pgvector: { file: 'bench/pgvector.ts', about: 'PostgreSQL vector store: HNSW p50/p95 and recall@10 vs exact at 100k and 1M chunks, filters, writes' },
   'vector-store': { file: 'bench/vector-store.ts', about: 'vector/keyword query latency p50/p95 at 10k and 100k chunks' },
+  'vector-index': {
+    file: 'bench/vector-index.ts',
+    about: 'vector index vs exact scan: p50/p95 and recall@10 at 10k/100k/1M chunks of real local-model embeddings (first run embeds 100k texts, ~10 min, cached in bench/.cache)',
+  },
   admission: { file: 'bench/admission.ts', about: '200 clients of hybrid queries for 20 s against kbsync serve: 200s/429s, answer and /health latency' },
   sync: { file: 'bench/sync.ts', about: 'sync backfill rows/s and peak RSS, 100k and 1M PostgreSQL rows' },
+  'query-lane': { file: 'bench/query-lane.ts', about: 'semantic query p50/p95 idle vs during a 4,000-row local-model backfill (batch 500, 2,000), backfill rows/s with vs without the query lane, pause-to-stop' },
   reconcile: { file: 'bench/reconcile.ts', about: 'delete reconciliation on 1M PostgreSQL rows: cost per incremental run, 0/7/10/1,000 deletes, vs a full key scan' },
   'reconcile-mysql': { file: 'bench/reconcile.ts', args: ['1000000', 'mysql'], about: 'the same on 1M MariaDB rows' },
   'reconcile-sqlite': { file: 'bench/reconcile.ts', args: ['1000000', 'sqlite'], about: 'the same on 1M SQLite rows' },
+  dashboard: {
+    file: 'bench/dashboard.ts',
+    about: 'dashboard in headless Chromium: the jobs page with 100 jobs, first visit and reload (time to rows drawn, bytes, requests); a poll',
+  },
+  scheduler: {
+    file: 'bench/scheduler.ts',
+    about: 'scheduler: the cost of a run with nothing new, then 10,000 one-minute jobs on small PostgreSQL tables for 3 ticks (runs executed / due, lateness p50/p99/max, idle CPU)',
+  },
 };
 
 const wanted = process.argv.slice(2);

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { bm25OfKeywordRelevance } from '../src/kb/relevance.js';
 
 export const MODES = ['semantic', 'keyword', 'hybrid'] as const;
 export type Mode = (typeof MODES)[number];
@@ -705,7 +706,7 @@ const keywordHalf =
   (half: number) =>
   (list: ListHit[]): ListHit[] =>
     list.map((h) => {
-      const bm25 = h.relevance >= 1 ? Number.MAX_VALUE : (5 * h.relevance) / (1 - h.relevance);
+      const bm25 = bm25OfKeywordRelevance(h.relevance);
       return { ...h, relevance: bm25 / (bm25 + half) };
     });
 

@@ -19,7 +19,8 @@ import { KnowledgeBaseEngine, type ProviderFactory } from './kb/engine.js';
 import { KnowledgeBaseRegistry } from './kb/registry.js';
 import { Metrics } from './metrics.js';
 import { SecretBox } from './secrets/crypto.js';
-import { createSourceConnector } from './sources/factory.js';
+import { createSourcePool } from './sources/factory.js';
+import { type PoolFactory, SourcePools, unpooled } from './sources/pools.js';
 import type { ControlStore } from './store/port.js';
 import { SqliteControlStore } from './store/sqlite/control-store.js';
 import { openSqliteFile } from './store/sqlite/open.js';
@@ -27,8 +28,12 @@ import { SqliteReader } from './store/sqlite/reader.js';
 import { StoreHealth } from './store/faults.js';
 import type { VectorStore } from './store/vector-port.js';
 import { SqliteVectorStore } from './store/sqlite/vector-store.js';
+import { LookbackMemory } from './sync/lookback-memory.js';
 import type { SyncDeps } from './sync/run-sync.js';
 import { VERSION } from './version.js';
+
+/** How old a cached table description may get before a run reads the catalog again (besides after a failed query). */
+const DESCRIBE_MAX_AGE_MS = 10 * 60_000;
 
 export interface Services {
   version: string;
@@ -48,7 +53,10 @@ export interface Services {
 
 export interface AppOptions {
   clock?: Clock;
+  /** Connectors made by the caller, a new one for every use (tests wrap real ones); unset: pooled. */
   connectorFactory?: ConnectorFactory;
+  /** Source pools made by the caller (tests count what pooled connectors do); unset: the real ones. */
+  sourcePoolFactory?: PoolFactory;
   /** Embedding providers by configuration (tests pass a fast deterministic one). */
   providerFactory?: ProviderFactory;
   logger?: Logger;
@@ -111,7 +119,7 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   fs.mkdirSync(path.join(config.dataDir, 'sources'), { recursive: true, mode: 0o700 });
   const sqliteStore = new SqliteControlStore(db, { ownsDb: true });
   const store: ControlStore = options.wrapStore ? options.wrapStore(sqliteStore) : sqliteStore;
-  const vectors = new SqliteVectorStore(db);
+  const vectors = new SqliteVectorStore(db, { indexMinChunks: config.vectorIndexMinChunks });
   // Searches run on reader threads, off the event loop (store/sqlite/reader.ts); 0 = main thread.
   const reader = config.searchThreads > 0 ? new SqliteReader(path.join(config.dataDir, 'kbsync.db'), config.searchThreads, config.workerNice) : null;
   vectors.useReader(reader);
@@ -121,15 +129,20 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   const sqliteConfinement = { roots: config.sqliteRoots, dataDir: config.dataDir };
   const sourceOptions = {
     limits: { statementTimeoutMs: config.sourceStatementTimeoutMs, lockTimeoutMs: config.sourceLockTimeoutMs },
+    pool: { size: config.sourcePoolSize, idleMs: config.sourceIdleMs, describeMaxAgeMs: DESCRIBE_MAX_AGE_MS },
     sqlite: sqliteConfinement,
   };
-  const databases = new DatabaseService(
-    store,
-    secrets,
-    options.connectorFactory ?? ((engine, params) => createSourceConnector(engine, params, sourceOptions)),
-    clock,
-    sqliteConfinement,
+  // One pool per registered database, kept across runs: a run pays no connection set-up and no
+  // catalog read (issue 9).
+  const connectorFactory = options.connectorFactory;
+  const sources = new SourcePools(
+    options.sourcePoolFactory ??
+      (connectorFactory
+        ? (engine, params) => unpooled(engine, () => connectorFactory(engine, params))
+        : (engine, params) => createSourcePool(engine, params, sourceOptions)),
+    config.sourceIdleMs,
   );
+  const databases = new DatabaseService(store, secrets, sources, clock, sqliteConfinement);
   const kbs = new KnowledgeBaseRegistry(store, secrets, clock, undefined, config.embeddingHosts);
   const providers = options.providerFactory ? { factory: options.providerFactory, close: async () => undefined } : defaultProviderFactory(config);
   const engine = new KnowledgeBaseEngine(vectors, kbs, providers.factory, {
@@ -160,10 +173,12 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       readAttempts: options.sync?.readAttempts ?? 4,
       retryBaseMs: options.sync?.retryBaseMs ?? 1000,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      lookback: new LookbackMemory(),
     },
     logger,
     {
       maxConcurrentRuns: config.maxConcurrentRuns,
+      maxConcurrentChecks: config.maxConcurrentChecks,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
       onRunFinished: (run) => metrics.runFinished(run),
       storeHealth,
@@ -194,6 +209,7 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       await engine.close();
       await providers.close();
       await reader?.close();
+      await sources.close();
       await store.close();
     },
   };

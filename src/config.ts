@@ -4,6 +4,7 @@
  * the README's configuration table mirrors.
  */
 import path from 'node:path';
+import { SCHEMA_PATTERN } from './store/postgres/open.js';
 import type { EmbeddingHostPolicy } from './core/embedding-hosts.js';
 
 export interface Config {
@@ -21,6 +22,15 @@ export interface Config {
   scheduler: boolean;
   /** Sync runs this process executes at once. */
   maxConcurrentRuns: number;
+  /**
+   * Due jobs this process checks at once for anything new (one source query each); a check that
+   * finds nothing records its run in one write, one that finds rows waits for a run slot.
+   */
+  maxConcurrentChecks: number;
+  /** Connections at most per registered source database (one pool each, kept across runs). */
+  sourcePoolSize: number;
+  /** A source connection unused this long is closed, and a database's pool unused this long too, in ms. */
+  sourceIdleMs: number;
   /** Longest document content accepted through the documents API, in characters. */
   maxDocumentChars: number;
   /** Worker threads of the local embedding model; 0 = one per core. */
@@ -43,6 +53,8 @@ export interface Config {
   embeddingProbeTimeoutMs: number;
   /** Threads that run searches off the event loop; 0 = on the main thread. */
   searchThreads: number;
+  /** Knowledge bases with at least this many chunks search the vector index (rescored exactly); smaller ones scan exactly. */
+  vectorIndexMinChunks: number;
   /** Nice value of the search and local-embedding worker threads (0-19). */
   workerNice: number;
   /** KBSYNC_ADMIN_KEY: set = authentication on (API keys required, admin routes use this key); null = off. */
@@ -58,6 +70,13 @@ export interface Config {
    * SQLite source. Never the data dir itself (src/sources/sqlite/confine.ts).
    */
   sqliteRoots: readonly string[];
+  /**
+   * KBSYNC_STORE_URL: the scale-out store, a postgres:// URL (PostgreSQL with pgvector); null = the
+   * embedded SQLite store in dataDir. Parsed and validated; app.ts does not select it yet.
+   */
+  storeUrl: string | null;
+  /** KBSYNC_STORE_SCHEMA: the schema kbsync keeps its tables in, on the scale-out store. */
+  storeSchema: string;
   /** Hosts a knowledge base's embedding.base_url may name (core/embedding-hosts.ts). */
   embeddingHosts: EmbeddingHostPolicy;
 }
@@ -120,6 +139,17 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: './data',
     describe: 'Folder for the embedded store (kbsync.db) and the generated secret key.',
   },
+  {
+    env: 'KBSYNC_STORE_URL',
+    default: '(unset)',
+    describe:
+      'postgres://user:password@host:5432/database of the scale-out store (PostgreSQL 13+ with pgvector 0.8+, UTF8): control plane and vectors in PostgreSQL, shared by any number of kbsync processes. Unset: the embedded SQLite store in KBSYNC_DATA_DIR. (Validated; the PostgreSQL store is not selected by `serve` yet.)',
+  },
+  {
+    env: 'KBSYNC_STORE_SCHEMA',
+    default: 'kbsync',
+    describe: 'Schema of the scale-out store (created if missing): 1-63 lower-case letters, digits and _, not starting with a digit.',
+  },
   { env: 'LOG_LEVEL', default: 'info', describe: 'fatal, error, warn, info, debug, trace or silent.' },
   {
     env: 'KBSYNC_SECRET_KEY',
@@ -142,6 +172,22 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe: 'on: allow a non-loopback HOST without authentication (KBSYNC_ADMIN_KEY unset).',
   },
   { env: 'KBSYNC_MAX_CONCURRENT_RUNS', default: '2', describe: 'Sync runs this process executes at once.' },
+  {
+    env: 'KBSYNC_MAX_CONCURRENT_CHECKS',
+    default: '16',
+    describe:
+      'Due jobs checked at once for anything new (1-256): one source query each; a check that finds nothing records its run in one write without taking a run slot, one that finds rows waits for a run slot.',
+  },
+  {
+    env: 'KBSYNC_SOURCE_POOL_SIZE',
+    default: '4',
+    describe: 'Connections at most per registered source database (1-100); each database keeps one pool across runs.',
+  },
+  {
+    env: 'KBSYNC_SOURCE_IDLE_MS',
+    default: '300000',
+    describe: 'A source connection unused this long is closed, and so is a database pool no run has used this long, in ms (1000-86400000).',
+  },
   {
     env: 'KBSYNC_MAX_DOCUMENT_CHARS',
     default: '1000000',
@@ -187,6 +233,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: '10',
     describe:
       'Scheduling priority (nice, 0-19) of the search and local-embedding worker threads: above 0 the thread that answers HTTP requests, /health included, gets the CPU first when they compete (Linux; ignored elsewhere).',
+  },
+  {
+    env: 'KBSYNC_VECTOR_INDEX_MIN_CHUNKS',
+    default: '20000',
+    describe:
+      'Knowledge bases with at least this many chunks answer semantic queries from a binary-quantized vector index whose candidates are rescored exactly (recall@10 >= 0.95 measured, several times faster from ~100k chunks); smaller ones scan every vector exactly (0-1000000000; 0 = always the index, 1000000000 = never). The index is kept up to date either way.',
   },
   {
     env: 'KBSYNC_EMBEDDING_PROBE_TIMEOUT_MS',
@@ -247,6 +299,34 @@ function boolOption(env: NodeJS.ProcessEnv, name: string, fallback: string): boo
   throw new ConfigError(`${name}=${JSON.stringify(raw)} is not valid: set ${name} to on or off.`);
 }
 
+/** KBSYNC_STORE_URL: a postgres:// or postgresql:// URL, or null when unset. Messages never echo it (it may hold a password). */
+function storeUrlOption(env: NodeJS.ProcessEnv): string | null {
+  const raw = env.KBSYNC_STORE_URL?.trim() ?? '';
+  if (raw === '') return null;
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    // reported below
+  }
+  if (url === null || !['postgres:', 'postgresql:'].includes(url.protocol) || url.hostname === '') {
+    throw new ConfigError(
+      'KBSYNC_STORE_URL is not valid: set it to a postgres://user:password@host:5432/database URL, or leave it unset for the embedded SQLite store.',
+    );
+  }
+  return raw;
+}
+
+function storeSchemaOption(env: NodeJS.ProcessEnv): string {
+  const schema = (env.KBSYNC_STORE_SCHEMA ?? 'kbsync').trim();
+  if (!SCHEMA_PATTERN.test(schema)) {
+    throw new ConfigError(
+      `KBSYNC_STORE_SCHEMA=${JSON.stringify(schema)} is not valid: set it to 1-63 lower-case letters, digits and _, not starting with a digit (default kbsync).`,
+    );
+  }
+  return schema;
+}
+
 /** KBSYNC_DATA_DIR, absolute (also for commands that need nothing else, like `kbsync keys create`). */
 export function dataDirFrom(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.KBSYNC_DATA_DIR?.trim() || './data');
@@ -288,6 +368,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     bodyLimitBytes: intOption(env, 'KBSYNC_BODY_LIMIT', '1048576', 1024, 1024 * 1024 * 1024),
     scheduler: boolOption(env, 'KBSYNC_SCHEDULER', 'on'),
     maxConcurrentRuns: intOption(env, 'KBSYNC_MAX_CONCURRENT_RUNS', '2', 1, 64),
+    maxConcurrentChecks: intOption(env, 'KBSYNC_MAX_CONCURRENT_CHECKS', '16', 1, 256),
+    sourcePoolSize: intOption(env, 'KBSYNC_SOURCE_POOL_SIZE', '4', 1, 100),
+    sourceIdleMs: intOption(env, 'KBSYNC_SOURCE_IDLE_MS', '300000', 1000, 86_400_000),
     maxDocumentChars: intOption(env, 'KBSYNC_MAX_DOCUMENT_CHARS', '1000000', 1000, 100_000_000),
     localEmbeddingThreads: intOption(env, 'KBSYNC_LOCAL_EMBEDDING_THREADS', '0', 0, 64),
     maxConcurrentQueries: intOption(env, 'KBSYNC_MAX_CONCURRENT_QUERIES', '4', 1, 256),
@@ -299,12 +382,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     rateLimitPerMinute: intOption(env, 'KBSYNC_RATE_LIMIT_PER_MINUTE', '6000', 0, 100_000_000),
     embeddingProbeTimeoutMs: intOption(env, 'KBSYNC_EMBEDDING_PROBE_TIMEOUT_MS', '10000', 100, 120_000),
     searchThreads: intOption(env, 'KBSYNC_SEARCH_THREADS', '2', 0, 64),
+    vectorIndexMinChunks: intOption(env, 'KBSYNC_VECTOR_INDEX_MIN_CHUNKS', '20000', 0, 1_000_000_000),
     workerNice: intOption(env, 'KBSYNC_WORKER_NICE', '10', 0, 19),
     adminKey,
     sourceStatementTimeoutMs: intOption(env, 'KBSYNC_SOURCE_STATEMENT_TIMEOUT_MS', '60000', 100, 86_400_000),
     sourceLockTimeoutMs: intOption(env, 'KBSYNC_SOURCE_LOCK_TIMEOUT_MS', '10000', 100, 3_600_000),
     shutdownTimeoutMs: intOption(env, 'KBSYNC_SHUTDOWN_TIMEOUT_MS', '10000', 0, 600_000),
     sqliteRoots: [],
+    storeUrl: storeUrlOption(env),
+    storeSchema: storeSchemaOption(env),
     embeddingHosts: { kind: 'any' },
     ...overrides,
   };

@@ -96,3 +96,32 @@ export async function setUpDemo(app: App): Promise<void> {
     await kbs.create(DEFAULT_ACCOUNT, { kb_name: 'orders_kb', description: 'Demo: outdoor-shop orders' });
   }
 }
+
+/** `YYYY-MM-DDTHH:MM:SS`, UTC without an offset: the seed's format. */
+const seedTime = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '');
+
+/**
+ * The seed's create-job body for the demo, starting at the first whole minute at least a minute
+ * from `nowMs` (time to paste it), ending a day later.
+ */
+export function demoJobBody(nowMs: number): Record<string, unknown> {
+  const start = Math.ceil((nowMs + 60_000) / 60_000) * 60_000;
+  return {
+    job_name: 'sync_orders',
+    source_table: 'orders_db.orders',
+    kb_name: 'orders_kb',
+    content_columns: ['product', 'description'],
+    filter_column: 'created_at',
+    interval: '10 MINUTES',
+    start_time: seedTime(start),
+    end_time: seedTime(start + 24 * 3600_000),
+  };
+}
+
+/** The seed's cURL example against `baseUrl` with `body` (demoJobBody), ready to paste. */
+export function demoCurl(baseUrl: string, jobBody: Record<string, unknown>): string {
+  // One field a line, arrays inline: the seed's layout.
+  const fields = Object.entries(jobBody).map(([k, v]) => `"${k}": ${JSON.stringify(v).replace(/","/g, '", "')}`);
+  const body = `{\n${fields.join(',\n')}\n}`;
+  return `curl -X POST "${baseUrl}/jobs/create" \\\n  -H "Content-Type: application/json" \\\n  -d '${body}'`;
+}

@@ -1,6 +1,15 @@
 /** How records look over HTTP: snake_case, RFC 3339 UTC times, no secrets. */
-import { formatTime, formatTimeOrNull } from '../core/time.js';
-import { EMPTY_TOTALS, type FailureRecord, type JobRecord, type RunRecord, type Watermark } from '../store/port.js';
+import { formatMeasuredTime, formatMeasuredTimeOrNull, formatTime, formatTimeOrNull } from '../core/time.js';
+import { LOCAL_DIMENSIONS, LOCAL_MODEL } from '../embeddings/local/index.js';
+import { KnowledgeBaseRegistry } from '../kb/registry.js';
+import {
+  EMPTY_TOTALS,
+  type FailureRecord,
+  type JobRecord,
+  type KnowledgeBaseRecord,
+  type RunRecord,
+  type Watermark,
+} from '../store/port.js';
 
 const watermark = (w: Watermark | null) => (w === null ? null : { filter_value: w.filter, key: w.key });
 
@@ -33,8 +42,8 @@ export function presentJob(job: JobRecord): Record<string, unknown> {
           run_id: job.lastRun.id,
           trigger: job.lastRun.trigger,
           status: job.lastRun.status,
-          started_at: formatTime(job.lastRun.startedAt),
-          finished_at: formatTimeOrNull(job.lastRun.finishedAt),
+          started_at: formatMeasuredTime(job.lastRun.startedAt),
+          finished_at: formatMeasuredTimeOrNull(job.lastRun.finishedAt),
           error: job.lastRun.error,
         }
       : null,
@@ -50,8 +59,8 @@ export function presentRun(run: RunRecord): Record<string, unknown> {
     job_id: run.jobId,
     trigger: run.trigger,
     status: run.status,
-    started_at: formatTime(run.startedAt),
-    finished_at: formatTimeOrNull(run.finishedAt),
+    started_at: formatMeasuredTime(run.startedAt),
+    finished_at: formatMeasuredTimeOrNull(run.finishedAt),
     duration_ms: run.finishedAt === null ? null : run.finishedAt - run.startedAt,
     rows_read: run.rowsRead,
     documents_added: run.documentsAdded,
@@ -85,5 +94,27 @@ export function presentFailure(failure: FailureRecord): Record<string, unknown> 
     first_failed_at: formatTime(failure.firstFailedAt),
     last_failed_at: formatTime(failure.lastFailedAt),
     attempts: failure.attempts,
+  };
+}
+
+/**
+ * A knowledge base with its counts. A local one names its model and its 512 dimensions: it has only
+ * one, so the record leaves both null, and the answer showed null where the model is known.
+ */
+export function presentKnowledgeBase(
+  record: KnowledgeBaseRecord,
+  counts: { documents: number; chunks: number },
+): Record<string, unknown> {
+  const kb = KnowledgeBaseRegistry.present(record);
+  const local = record.embedding.provider === 'local';
+  return {
+    ...kb,
+    embedding: {
+      ...(kb.embedding as Record<string, unknown>),
+      model: record.embedding.model ?? (local ? LOCAL_MODEL : null),
+      dimensions: record.embedding.dimensions ?? (local ? LOCAL_DIMENSIONS : null),
+    },
+    document_count: counts.documents,
+    chunk_count: counts.chunks,
   };
 }

@@ -2,8 +2,6 @@
  * The HTTP server: Fastify with the envelope, one error mapping, OpenAPI and the routes.
  * Routes are thin: they parse path/query, call a service and wrap the result.
  */
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -11,7 +9,9 @@ import { AppError } from '../core/errors.js';
 import { RateLimitedError, registerAdmission } from './admission.js';
 import { errorBody } from './envelope.js';
 import { authHook } from './auth.js';
+import { registerOpenApi } from './openapi/register.js';
 import { accountRoutes } from './routes/accounts.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { databaseRoutes } from './routes/databases.js';
 import { jobRoutes } from './routes/jobs.js';
 import { knowledgeBaseRoutes } from './routes/knowledge-bases.js';
@@ -51,6 +51,21 @@ export async function buildServer(config: Readonly<Config>, services: Services, 
     } catch (err) {
       done(new AppError('INVALID_REQUEST', 'Malformed JSON', [`body is not valid JSON: ${(err as Error).message}`]), undefined);
     }
+  });
+  // Any other content type (text/plain included, whose default parser handed routes a string that
+  // then failed as "body must be a JSON object"): 415, as documented. An empty body is no body,
+  // as for JSON (`curl -d '' -X POST …/pause` sends a form content type).
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text === '') return done(null, undefined);
+    const type = String(request.headers['content-type'] ?? 'none').slice(0, 100);
+    done(
+      new AppError('INVALID_REQUEST', 'Unsupported content type', [
+        `the body was sent as ${type}; send it as JSON with Content-Type: application/json`,
+      ], { status: 415 }),
+      undefined,
+    );
   });
 
   app.setErrorHandler((err, request, reply) => {
@@ -108,34 +123,15 @@ export async function buildServer(config: Readonly<Config>, services: Services, 
     );
   });
 
-  await app.register(swagger, {
-    openapi: {
-      info: {
-        title: 'kbsync API',
-        version: '0.1.0',
-        description: 'Keep an AI knowledge base in sync with your tables. Every response uses the {success, message, data} / {success, error} envelope.',
-      },
-      servers: [{ url: `http://${config.host}:${config.port}` }],
-      components: {
-        securitySchemes: {
-          bearerAuth: {
-            type: 'http',
-            scheme: 'bearer',
-            description:
-              'An API key (kbs_…) as `Authorization: Bearer <key>`, needed when the server runs with KBSYNC_ADMIN_KEY; admin routes take the admin key.',
-          },
-        },
-      },
-      // With authentication on, every operation needs a key unless it says otherwise (/health).
-      ...(config.adminKey ? { security: [{ bearerAuth: [] }] } : {}),
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  // The OpenAPI document and /docs (api/openapi/): before the routes, whose schemas it collects.
+  await registerOpenApi(app, { version: services.version, authOn: config.adminKey !== null });
 
   await app.register(systemRoutes(services));
   await app.register(databaseRoutes(services));
   await app.register(knowledgeBaseRoutes(services));
   await app.register(jobRoutes(services));
   await app.register(accountRoutes(services));
+  // The dashboard at / (routes/dashboard.ts): static files, no API key to load, not in OpenAPI.
+  await app.register(dashboardRoutes());
   return app;
 }

@@ -8,6 +8,26 @@ import { z } from 'zod';
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const JOB_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
+/** `[Mm][Ii]…`: JSON Schema patterns take no flags, and the server reads these words in any case. */
+const anyCase = (word: string) => [...word].map((c) => `[${c.toUpperCase()}${c.toLowerCase()}]`).join('');
+
+/**
+ * What core/interval.ts accepts, as a pattern for the OpenAPI document only: the server parses
+ * the interval itself, so that a wrong one is INVALID_INTERVAL and not INVALID_REQUEST. The
+ * 366-day maximum is left to the server (and the description).
+ */
+export const INTERVAL_PATTERN = `^\\s*(?:0*[1-9][0-9]*\\s+(?:${anyCase('minute')}|${anyCase('hour')}|${anyCase('day')})[Ss]?|${anyCase('hourly')}|${anyCase('daily')}|${anyCase('weekly')})\\s*$`;
+
+/** What core/time.ts parseIsoTime reads (its ranges, such as month 1-12, are left to the server). */
+export const ISO_TIME_PATTERN =
+  '^\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?)?\\s*$';
+
+/** `lookback` as a duration (core/interval.ts parseDurationSeconds); at most 366 days, checked by the server. */
+const DURATION_PATTERN = `^\\s*(?:[0-9]+|[0-9]+\\s+(?:${anyCase('second')}|${anyCase('minute')}|${anyCase('hour')}|${anyCase('day')})[Ss]?)\\s*$`;
+
+/** Longest `lookback`: 366 days (core/interval.ts). */
+const MAX_LOOKBACK_SECONDS = 366 * 86_400;
+
 /** Names used before a dot in `database.table`, and knowledge-base names. */
 export const resourceName = (field: string) =>
   z
@@ -35,12 +55,24 @@ export const jobFields = {
   kb_name: nonEmpty('kb_name', 63),
   content_columns: columnList('content_columns', 1),
   filter_column: nonEmpty('filter_column'),
-  interval: nonEmpty('interval', 64).describe('N MINUTES | N HOURS | N DAYS | HOURLY | DAILY | WEEKLY'),
-  start_time: nonEmpty('start_time', 64).describe('ISO 8601; without an offset it is UTC'),
-  end_time: nonEmpty('end_time', 64).describe('ISO 8601; at most 30 days after start_time'),
+  interval: nonEmpty('interval', 64).meta({
+    description: 'N MINUTES | N HOURS | N DAYS | HOURLY | DAILY | WEEKLY, in any case; at least 1 minute, at most 366 days',
+    pattern: INTERVAL_PATTERN,
+  }),
+  start_time: nonEmpty('start_time', 64).meta({
+    description: 'ISO 8601 date or date-time; without an offset it is UTC',
+    pattern: ISO_TIME_PATTERN,
+  }),
+  end_time: nonEmpty('end_time', 64).meta({
+    description: 'ISO 8601; after start_time and at most 30 days after it',
+    pattern: ISO_TIME_PATTERN,
+  }),
   backfill: z.boolean().describe('true (default): the first run syncs existing rows; false: start from the current maximum'),
   lookback: z
-    .union([z.number().int().min(0), nonEmpty('lookback', 64)])
+    .union([
+      z.number().int().min(0).max(MAX_LOOKBACK_SECONDS),
+      nonEmpty('lookback', 64).meta({ pattern: DURATION_PATTERN }),
+    ])
     .describe('Window re-read each run for late rows: seconds, or "5 MINUTES"; 0 disables. Default 300 s for time columns, else 0'),
   metadata_columns: columnList('metadata_columns', 0),
   deletes: z
@@ -75,6 +107,7 @@ export const CreateJobBody = z.strictObject({
 });
 export type CreateJobInput = z.infer<typeof CreateJobBody>;
 
+/** At least one field: the server answers `{}` with "body must change at least one field". */
 export const PatchJobBody = z.strictObject({
   interval: jobFields.interval.optional(),
   start_time: jobFields.start_time.optional(),
@@ -86,7 +119,7 @@ export const PatchJobBody = z.strictObject({
   batch_size: jobFields.batch_size.optional(),
   deletes: jobFields.deletes.optional(),
   soft_delete_column: jobFields.soft_delete_column.optional(),
-});
+}).meta({ minProperties: 1 });
 export type PatchJobInput = z.infer<typeof PatchJobBody>;
 
 const port = z.number().int('port must be a whole number').min(1, 'port must be 1-65535').max(65535, 'port must be 1-65535');
@@ -123,13 +156,21 @@ export const CreateKnowledgeBaseBody = z.strictObject({
   chunking: z
     .strictObject({
       chunk_size: z.number().int().min(50, 'chunking.chunk_size must be at least 50').max(8000, 'chunking.chunk_size must be at most 8000'),
-      chunk_overlap: z.number().int().min(0, 'chunking.chunk_overlap must be at least 0'),
+      // Less than half of chunk_size (registry.ts); 3999 is that bound for the largest chunk_size.
+      chunk_overlap: z
+        .number()
+        .int()
+        .min(0, 'chunking.chunk_overlap must be at least 0')
+        .max(3999, 'chunking.chunk_overlap must be less than half of chunking.chunk_size'),
     })
     .optional(),
 });
 export type CreateKnowledgeBaseInput = z.infer<typeof CreateKnowledgeBaseBody>;
 
-/** Query strings of list routes (strings from the URL). */
+/**
+ * Query strings of list routes (strings from the URL). Their messages read like the body's
+ * ("status must be one of …, got 'x'"); the OpenAPI document shows `limit` as the integer it is.
+ */
 /** `?limit=`: a whole number from 1 to 200; the message quotes what was sent. */
 const limitParam = z
   .string({ error: 'limit must be a whole number from 1 to 200, given once' })
@@ -141,17 +182,28 @@ const limitParam = z
     }
     return n;
   })
+  .meta({ type: 'integer', minimum: 1, maximum: 200, description: 'Page size (default 50)' })
   .optional();
+const cursorParam = z
+  .string()
+  .max(200, 'cursor must be at most 200 characters (pass next_cursor as it came)')
+  .meta({ description: 'next_cursor of the previous page' })
+  .optional();
+const JOB_STATUSES = ['scheduled', 'running', 'paused', 'completed', 'failed'] as const;
 export const ListJobsQuery = z.strictObject({
-  status: z.enum(['scheduled', 'running', 'paused', 'completed', 'failed']).optional(),
-  kb_name: z.string().optional(),
+  status: z
+    .enum(JOB_STATUSES, {
+      error: (issue) => `status must be one of ${JOB_STATUSES.join(', ')}, got '${String(issue.input).slice(0, 40)}'`,
+    })
+    .optional(),
+  kb_name: z.string().max(63, 'kb_name must be at most 63 characters').optional(),
   limit: limitParam,
-  cursor: z.string().max(200).optional(),
+  cursor: cursorParam,
 });
 
 export const PageQuery = z.strictObject({
   limit: limitParam,
-  cursor: z.string().max(200).optional(),
+  cursor: cursorParam,
 });
 
 const metadataScalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
@@ -172,7 +224,13 @@ export type UpsertDocumentsInput = z.infer<typeof UpsertDocumentsBody>;
 
 const rangeBound = z.union([z.string(), z.number()]);
 export const QueryBody = z.strictObject({
-  query: z.string().trim().min(1, 'query must not be empty').max(10_000, 'query must be at most 10000 characters'),
+  query: z
+    .string()
+    .trim()
+    .min(1, 'query must not be empty')
+    .max(10_000, 'query must be at most 10000 characters')
+    // Blank text is refused after trimming: the document says so with "holds a non-space".
+    .meta({ pattern: '\\S' }),
   top_k: z
     .number()
     .int('top_k must be a whole number')

@@ -1,6 +1,7 @@
 /**
  * ISO 8601 parsing and formatting for the API. A time without an offset is UTC (API.md,
- * "Envelope"); responses use RFC 3339 UTC with `Z` at second precision.
+ * "Envelope"); responses use RFC 3339 UTC with `Z` at second precision, except times the service
+ * measures itself (a run's `started_at` and `finished_at`), which carry milliseconds.
  */
 
 const ISO_RE =
@@ -42,3 +43,14 @@ export function formatTime(epochMs: number): string {
 
 export const formatTimeOrNull = (epochMs: number | null): string | null =>
   epochMs === null ? null : formatTime(epochMs);
+
+/**
+ * RFC 3339 UTC with `Z` and always three fraction digits: "2025-06-19T18:00:00.250Z". For times
+ * the service measures (runs start and end within the same second, and lateness is in ms).
+ */
+export function formatMeasuredTime(epochMs: number): string {
+  return new Date(epochMs).toISOString();
+}
+
+export const formatMeasuredTimeOrNull = (epochMs: number | null): string | null =>
+  epochMs === null ? null : formatMeasuredTime(epochMs);

@@ -5,10 +5,12 @@
 import { type Clock, systemClock } from '../core/clock.js';
 import { AppError, conflict, notFound, problemsToError, type Problem } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { createHash } from 'node:crypto';
 import { formatTime } from '../core/time.js';
 import { CreateDatabaseBody } from '../core/schemas.js';
 import { issuesToProblems } from '../core/validation.js';
 import type { SecretBox } from '../secrets/crypto.js';
+import type { SourcePools } from '../sources/pools.js';
 import type { ConnectionParameters, SourceConnector, SourceEngine, TableInfo } from '../sources/port.js';
 import { allowedSqlitePath, SQLITE_PATH_REFUSED, type SqliteConfinement } from '../sources/sqlite/confine.js';
 import type { ControlStore, DatabaseRecord } from '../store/port.js';
@@ -62,7 +64,8 @@ export class DatabaseService {
   constructor(
     private readonly store: ControlStore,
     private readonly secrets: SecretBox,
-    private readonly connect: ConnectorFactory,
+    /** One pool per registered database, kept across runs (sources/pools.ts). */
+    private readonly sources: SourcePools,
     private readonly clock: Clock = systemClock,
     /** The files a SQLite source may name (KBSYNC_SQLITE_ROOTS); unset: not checked here. */
     private readonly sqlite: SqliteConfinement | null = null,
@@ -143,13 +146,15 @@ export class DatabaseService {
   }
 
   async delete(accountId: string, name: string): Promise<void> {
-    await this.get(accountId, name);
+    const record = await this.get(accountId, name);
     // Refused in the same statement while a job uses it (no job can be left without its database).
     if (!(await this.store.deleteDatabase(accountId, name))) {
       const users = await this.store.countJobsUsingDatabase(accountId, name);
       if (users === 0) throw notFound('database', name);
       throw conflict('Database is in use', [`database '${name}' is used by ${users} job(s); delete them first`]);
     }
+    // Its connections close now, not when they would have idled out.
+    await this.sources.drop(record.id);
   }
 
   async tables(accountId: string, name: string): Promise<TableInfo[]> {
@@ -163,9 +168,12 @@ export class DatabaseService {
     });
   }
 
-  /** Opens a connector with the decrypted secret, runs `fn`, always closes it. */
+  /**
+   * Takes a connector from the database's pool (made on first use, with the decrypted secret),
+   * runs `fn`, always closes the connector; the pool stays for the next run.
+   */
   async withConnector<T>(record: DatabaseRecord, fn: (c: SourceConnector) => Promise<T>): Promise<T> {
-    const connector = this.connect(record.engine, this.connectionParameters(record));
+    const connector = this.sources.connector(record.id, fingerprint(record), record.engine, () => this.connectionParameters(record));
     try {
       return await fn(connector);
     } finally {
@@ -199,16 +207,25 @@ export class DatabaseService {
     };
   }
 
+  /** A connection of its own, closed after: a database that fails its test leaves no pool behind. */
   private async test(record: DatabaseRecord): Promise<void> {
-    await this.withConnector(record, async (c) => {
-      try {
-        await c.ping();
-      } catch (err) {
-        const password = record.secret === null ? null : this.secrets.decrypt(record.secret);
-        throw connectionFailed(record.name, err, password);
-      }
-    });
+    const pool = this.sources.standalone(record.engine, this.connectionParameters(record));
+    const c = pool.connector();
+    try {
+      await c.ping();
+    } catch (err) {
+      const password = record.secret === null ? null : this.secrets.decrypt(record.secret);
+      throw connectionFailed(record.name, err, password);
+    } finally {
+      await c.close().catch(() => undefined);
+      await pool.close().catch(() => undefined);
+    }
   }
+}
+
+/** Identifies a database's connection settings, credentials included (never the secret in clear). */
+function fingerprint(record: DatabaseRecord): string {
+  return createHash('sha256').update(JSON.stringify([record.engine, record.parameters, record.secret])).digest('base64url');
 }
 
 const duplicate = (name: string) =>

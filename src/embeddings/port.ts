@@ -8,7 +8,7 @@ export interface EmbeddingProvider {
   /** Vector length; known before the first call for local, after `probe()` for remote ones. */
   dimensions(): Promise<number>;
   /** One L2-normalised vector per text, in order. Retries transient failures itself. */
-  embed(texts: string[], options?: { signal?: AbortSignal }): Promise<Float32Array[]>;
+  embed(texts: string[], options?: EmbedOptions): Promise<Float32Array[]>;
   /** Releases workers, sockets. */
   close(): Promise<void>;
   /**
@@ -17,6 +17,18 @@ export interface EmbeddingProvider {
    * are accepted) and learns the vector length. Called when a knowledge base is created.
    */
   probe?(options?: ProbeOptions): Promise<ProbeResult>;
+}
+
+export interface EmbedOptions {
+  /** Aborts the call: work not started yet is withdrawn, and the call rejects with the reason. */
+  signal?: AbortSignal;
+  /**
+   * `query` (a search is waiting for the answer) or `bulk` (a sync batch, a document upload; the
+   * default). A provider with a shared queue serves queries first, so a search never waits behind
+   * a sync's batch (the local provider does; see local/pool.ts). Optional, so providers and fakes
+   * written before it stay valid: one that ignores it is still correct, only slower for searches.
+   */
+  priority?: 'query' | 'bulk';
 }
 
 export interface ProbeOptions {

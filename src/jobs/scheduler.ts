@@ -3,6 +3,14 @@
  * jobs, then starts due runs. One job never runs twice at once; a tick that passes during a run
  * is coalesced into one run right after; ticks missed while the service was down collapse into
  * one `catch_up` run at start-up; after the last tick the job is `completed`.
+ *
+ * A due job is first checked (sync/check.ts: one source query, read-only, up to
+ * maxConcurrentChecks at once). A run that finds nothing new is recorded in one write — started,
+ * finished and the job moved to its next tick together — without taking a run slot, so
+ * thousands of quiet jobs do not queue behind each other's fixed costs. A check that finds rows
+ * claims the job (`running`, its run recorded, so no later tick checks it again) and the run
+ * waits for one of the maxConcurrentRuns run slots, then runs in full, as a manual run does (at
+ * once, beyond the limit if need be).
  */
 import type { Logger } from 'pino';
 import { AppError, conflict } from '../core/errors.js';
@@ -12,6 +20,7 @@ import { firstTickAfter } from '../core/schedule.js';
 import type { ControlStore, JobRecord, JobStatus, RunRecord, RunTrigger } from '../store/port.js';
 import { EmbeddingProviderError } from '../embeddings/errors.js';
 import { SourceQueryCancelled, SourceTimeoutError } from '../sources/port.js';
+import { checkNothingNew, type NothingNew } from '../sync/check.js';
 import { PermanentSyncError, RunCancelled } from '../sync/errors.js';
 import type { StoreHealth } from '../store/faults.js';
 import { executeSync, type SyncDeps, type SyncOptions } from '../sync/run-sync.js';
@@ -19,6 +28,8 @@ import { executeSync, type SyncDeps, type SyncOptions } from '../sync/run-sync.j
 export interface SchedulerOptions {
   /** Runs this process executes at once. */
   maxConcurrentRuns: number;
+  /** Due jobs this process checks for anything new at once (default 16). */
+  maxConcurrentChecks?: number;
   /** Told about every finished run (metrics). */
   onRunFinished?: (run: RunRecord) => void;
   /** Life of the scheduling lease (default 30 s; tests shorten it). */
@@ -31,8 +42,10 @@ export interface SchedulerOptions {
   finishRetryMs?: number;
 }
 
+/** A job this process is checking, waiting to run, or running. */
 interface ActiveRun {
-  run: RunRecord;
+  /** Null while the job is checked (nothing is recorded yet). */
+  run: RunRecord | null;
   abort: AbortController;
   /** Pause or delete: cancels the source query in flight; the run stops at its next batch boundary. */
   stopSource: AbortController;
@@ -41,8 +54,27 @@ interface ActiveRun {
 
 const gridOf = (job: JobRecord) => ({ startMs: job.startMs, endMs: job.endMs, intervalMs: job.intervalMs });
 
+/** Due jobs read from the store at a time; more are read when fewer than half are left to check. */
+const DUE_BATCH = 256;
+/** Pause after a write of the store failed before checking more jobs (the tick retries too). */
+const STORE_BACKOFF_MS = 5_000;
+
 export class Scheduler {
   private readonly active = new Map<string, ActiveRun>();
+  /** Due jobs read from the store, not checked yet, in due order (with the trigger each gets). */
+  private readonly queue = new Map<string, RunTrigger>();
+  /** Checks in flight. */
+  private checking = 0;
+  /** Run slots taken by runs at work; manual runs count too (they may take one beyond the limit). */
+  private runSlots = 0;
+  /** Claimed runs of checked jobs, waiting for a run slot (each is handed one). */
+  private readonly slotWaiters: Array<(granted: boolean) => void> = [];
+  /** Runs that ended without ever getting a slot (the service stopped while they waited). */
+  private readonly slotless = new Set<string>();
+  /** The time of the last read of due jobs: every job due by then is queued, in flight, or still to read (backlog). */
+  private fetchedAt = Number.NEGATIVE_INFINITY;
+  /** No check starts before this (after a failed write of the store). */
+  private backoffUntil = 0;
   /** Ends of runs the store could not write yet, by job: how each job will look once written. */
   private readonly finishing = new Map<string, (job: JobRecord) => JobRecord | null>();
   private cancelTimer: (() => void) | null = null;
@@ -123,6 +155,8 @@ export class Scheduler {
       this.cancelTimer?.();
       this.cancelTimer = null;
       this.holding = false;
+      this.queue.clear();
+      this.refuseSlotWaiters();
       this.lease.waitFor(() => void this.begin());
     });
     this.holding = true;
@@ -166,6 +200,8 @@ export class Scheduler {
     this.holding = false;
     this.cancelTimer?.();
     this.cancelTimer = null;
+    this.queue.clear();
+    this.refuseSlotWaiters();
     for (const a of this.active.values()) a.abort.abort(new RunCancelled('the service is shutting down'));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'late'>((resolve) => {
@@ -174,7 +210,7 @@ export class Scheduler {
     const ended = await Promise.race([Promise.all([...this.active.values()].map((a) => a.done)), deadline]);
     clearTimeout(timer);
     if (ended === 'late') {
-      this.logger.warn({ runs: [...this.active.values()].map((a) => a.run.id) }, 'runs did not stop before the shutdown deadline; the next start closes them as interrupted');
+      this.logger.warn({ runs: [...this.active.values()].flatMap((a) => (a.run ? [a.run.id] : [])) }, 'runs did not stop before the shutdown deadline; the next start closes them as interrupted');
     }
     await this.lease.release();
   }
@@ -198,9 +234,9 @@ export class Scheduler {
     return this.active.has(jobId);
   }
 
-  /** Resolves when no run is in progress and no tick is being processed (tests, shutdown). */
+  /** Resolves when no run or check is in progress or queued, and no tick is being processed (tests, shutdown). */
   async whenIdle(): Promise<void> {
-    while (this.active.size > 0 || this.ticking) {
+    while (this.active.size > 0 || this.ticking || (this.queue.size > 0 && !this.stopped && this.holding)) {
       await Promise.all([...this.active.values()].map((a) => a.done));
       await new Promise((r) => setImmediate(r));
     }
@@ -238,8 +274,16 @@ export class Scheduler {
     if (this.active.has(job.id) || job.status === 'running') {
       throw conflict('Job is already running', [`job '${job.name}' has a run in progress; wait for it to finish`]);
     }
-    const started = await this.claim(job.id, 'manual', options);
-    if (!started) throw conflict('Job is already running', [`job '${job.name}' has a run in progress`]);
+    // A manual run starts at once, whatever the run slots (it takes one, beyond the limit if need be).
+    this.runSlots++;
+    const started = await this.claim(job.id, 'manual', options).catch((err: unknown) => {
+      this.releaseRunSlot();
+      throw err;
+    });
+    if (!started) {
+      this.releaseRunSlot();
+      throw conflict('Job is already running', [`job '${job.name}' has a run in progress`]);
+    }
     return started;
   }
 
@@ -254,17 +298,20 @@ export class Scheduler {
         this.tickAgain = false;
         if (this.stopped || !this.holding) return;
         const now = this.clock.now();
-        const free = this.options.maxConcurrentRuns - this.active.size;
-        if (free > 0) {
-          const due = await this.store.listDueJobs(now, free + this.active.size);
-          if (due.length > 0) this.logger.debug({ due: due.length, running: this.active.size, free }, 'scheduler tick');
+        // Refilled when half the batch is checked: jobs in flight are still due in the store (a
+        // check writes nothing until it is done), so they are read again and skipped.
+        if (this.queue.size < DUE_BATCH / 2 && now >= this.backoffUntil) {
+          const limit = this.active.size + this.queue.size + DUE_BATCH;
+          const due = await this.store.listDueJobs(now, limit);
+          if (due.length > 0) this.logger.debug({ due: due.length, active: this.active.size, queued: this.queue.size }, 'scheduler tick');
           for (const job of due) {
-            if (this.active.size >= this.options.maxConcurrentRuns) break;
-            if (this.active.has(job.id)) continue;
-            const trigger: RunTrigger = this.catchUp.delete(job.id) ? 'catch_up' : 'schedule';
-            await this.claim(job.id, trigger);
+            if (this.active.has(job.id) || this.queue.has(job.id)) continue;
+            this.queue.set(job.id, this.catchUp.delete(job.id) ? 'catch_up' : 'schedule');
           }
+          // A full batch may have left due jobs unread: they count as not read by this time.
+          this.fetchedAt = due.length < limit ? now : Number.NEGATIVE_INFINITY;
         }
+        this.pump();
         await this.arm();
       } while (this.tickAgain && !this.stopped);
     } catch (err) {
@@ -276,15 +323,193 @@ export class Scheduler {
     }
   }
 
-  /** Sleeps until the earliest due tick (no polling of every job). */
+  /** Starts checks of queued jobs while check slots are free. */
+  private pump(): void {
+    const max = this.options.maxConcurrentChecks ?? 16;
+    while (this.checking < max && this.queue.size > 0 && !this.stopped && this.holding && this.clock.now() >= this.backoffUntil) {
+      const [jobId, trigger] = this.queue.entries().next().value as [string, RunTrigger];
+      this.queue.delete(jobId);
+      if (this.active.has(jobId)) continue;
+      this.startCheck(jobId, trigger);
+    }
+  }
+
+  /**
+   * Sleeps until the earliest due tick (no polling of every job). Jobs due by the last read of
+   * due jobs are queued or in flight, and each check or run that ends ticks again: the timer is
+   * for the first job due after that read.
+   */
   private async arm(): Promise<void> {
     this.cancelTimer?.();
     this.cancelTimer = null;
-    if (this.stopped || !this.holding || this.active.size >= this.options.maxConcurrentRuns) return; // a finishing run ticks again
-    const next = await this.store.nextDueTime();
+    if (this.stopped || !this.holding) return;
+    const now = this.clock.now();
+    if (now < this.backoffUntil) {
+      this.cancelTimer = this.clock.setTimer(this.backoffUntil - now, () => void this.tick());
+      return;
+    }
+    let next = await this.store.nextDueTime();
+    if (next !== null && next <= this.fetchedAt && (this.active.size > 0 || this.queue.size > 0)) {
+      next = await this.store.nextDueTime(this.fetchedAt);
+    }
     if (next === null) return;
     this.logger.debug({ next_due_in_ms: Math.max(0, next - this.clock.now()) }, 'scheduler sleeps until the next due job');
     this.cancelTimer = this.clock.setTimer(Math.max(0, next - this.clock.now()), () => void this.tick());
+  }
+
+  /** Checks a due job; records its run when it finds nothing new, else claims it and runs it in full once a run slot is free. */
+  private startCheck(jobId: string, trigger: RunTrigger): void {
+    const entry: ActiveRun = { run: null, abort: new AbortController(), stopSource: new AbortController(), done: Promise.resolve() };
+    this.active.set(jobId, entry);
+    this.checking++;
+    entry.done = this.checkThenRun(jobId, trigger, entry).catch((err: unknown) => {
+      this.logger.error({ err, job: jobId }, 'checking a due job failed');
+    });
+  }
+
+  private async checkThenRun(jobId: string, trigger: RunTrigger, entry: ActiveRun): Promise<void> {
+    // Let startCheck() register the check before any of its work (and its end) happens.
+    await Promise.resolve();
+    let verdict: 'recorded' | 'run' | 'dropped' = 'dropped';
+    try {
+      verdict = await this.check(jobId, trigger, entry);
+    } finally {
+      this.checking--;
+      if (verdict !== 'run') {
+        this.active.delete(jobId);
+        if (!this.stopped) void this.tick();
+      }
+    }
+    if (verdict !== 'run') return;
+    // Rows to read: the job is claimed now (so it is no longer due, and no tick reads it again
+    // while it waits), and its run waits for a run slot (the check slot is free again meanwhile).
+    // The run's own ActiveRun replaces this one; the check's controllers carry over.
+    const run = await this.claim(jobId, trigger, {}, entry, true).catch((err: unknown) => {
+      this.logger.error({ err, job: jobId }, 'could not start a run');
+      return null;
+    });
+    if (run === null) {
+      if (this.active.get(jobId) === entry) this.active.delete(jobId);
+      if (!this.stopped) void this.tick();
+      return;
+    }
+    await this.active.get(jobId)?.done;
+  }
+
+  /** The check itself: 'recorded' (nothing new, run written), 'run' (run in full), 'dropped' (not due any more, or stopped). */
+  private async check(jobId: string, trigger: RunTrigger, entry: ActiveRun): Promise<'recorded' | 'run' | 'dropped'> {
+    const startedAt = this.clock.now();
+    const job = await this.store.getJobById(jobId);
+    if (job?.status !== 'scheduled' || job.nextRunMs === null || job.nextRunMs > startedAt) return 'dropped';
+    let found: NothingNew | null;
+    try {
+      found = await checkNothingNew(this.sync, job, [entry.abort.signal, entry.stopSource.signal]);
+    } catch (err) {
+      if (entry.abort.signal.aborted || entry.stopSource.signal.aborted || err instanceof SourceQueryCancelled) return 'dropped';
+      // Unreachable, timed out, refused: the full run meets it again and records why.
+      this.logger.debug({ err, job: job.name }, 'check failed; the job runs in full');
+      found = null;
+    }
+    if (entry.abort.signal.aborted || entry.stopSource.signal.aborted) return 'dropped';
+    if (found === null) return 'run';
+    const written = await this.recordNothingNew(job, trigger, startedAt, found);
+    if (written === 'changed' && trigger === 'catch_up') this.catchUp.add(job.id);
+    return written === 'recorded' ? 'recorded' : 'dropped';
+  }
+
+  /**
+   * A run that found nothing new, in one write: the run (succeeded, started and finished) and the
+   * job moved to its next tick together — only if the job is still as it was checked (not paused,
+   * deleted, changed, claimed or moved on meanwhile); otherwise nothing is written.
+   */
+  private async recordNothingNew(job: JobRecord, trigger: RunTrigger, startedAt: number, found: NothingNew): Promise<'recorded' | 'changed' | 'gone'> {
+    const now = this.clock.now();
+    const run: RunRecord = {
+      id: newId('run', startedAt),
+      jobId: job.id,
+      trigger,
+      status: 'succeeded',
+      startedAt,
+      finishedAt: now,
+      rowsRead: 0,
+      documentsAdded: 0,
+      documentsUpdated: 0,
+      documentsUnchanged: 0,
+      rowsSkipped: found.rowsSkipped,
+      rowsFailed: 0,
+      documentsDeleted: 0,
+      reconcile: found.reconcile,
+      chunksWritten: 0,
+      watermarkStart: job.watermark,
+      watermarkEnd: job.watermark,
+      error: null,
+    };
+    let written = false;
+    let stored: JobRecord | null;
+    try {
+      stored = await this.store.mutateJob(
+        job.id,
+        (current) => {
+          const same =
+            current.status === 'scheduled' &&
+            current.nextRunMs === job.nextRunMs &&
+            current.started &&
+            (current.configVersion ?? 0) === (job.configVersion ?? 0) &&
+            JSON.stringify(current.watermark) === JSON.stringify(job.watermark);
+          if (!same) return null;
+          written = true;
+          const nextRunMs = firstTickAfter(gridOf(current), startedAt);
+          const totals = { ...current.totals, runs_succeeded: current.totals.runs_succeeded + 1, rows_skipped: found.rowsSkipped };
+          const lookbackSeen = this.sync.lookback?.seen(current);
+          return {
+            ...current,
+            status: nextRunMs === null ? 'completed' : 'scheduled',
+            statusBeforeRun: null,
+            nextRunMs,
+            lastRun: summary(run),
+            totals,
+            ...(lookbackSeen !== undefined ? { lookbackSeen } : {}),
+            updatedAt: now,
+          };
+        },
+        run,
+      );
+      this.options.storeHealth?.succeeded();
+    } catch (err) {
+      // Nothing was written and the job is still due: checks pause a little, the tick retries.
+      this.options.storeHealth?.failed(err);
+      this.logger.error({ err, job: job.name }, 'could not record a run that found nothing new; retrying shortly');
+      this.backoffUntil = this.clock.now() + STORE_BACKOFF_MS;
+      return 'changed';
+    }
+    if (stored === null) return 'gone';
+    if (!written) return 'changed';
+    this.options.onRunFinished?.(run);
+    this.logger.debug({ job: job.name, run: run.id, trigger }, 'run found nothing new');
+    return 'recorded';
+  }
+
+  /** A run slot: at once while fewer than maxConcurrentRuns are taken, else when one is handed over. False when stopping. */
+  private acquireRunSlot(): Promise<boolean> {
+    if (this.runSlots < this.options.maxConcurrentRuns) {
+      this.runSlots++;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  /** Hands the slot to the next waiting job, or frees it. */
+  private releaseRunSlot(): void {
+    const next = this.slotWaiters.shift();
+    if (next !== undefined && this.runSlots <= this.options.maxConcurrentRuns) next(true);
+    else {
+      this.runSlots = Math.max(0, this.runSlots - 1);
+      if (next !== undefined) this.slotWaiters.unshift(next);
+    }
+  }
+
+  private refuseSlotWaiters(): void {
+    for (const waiter of this.slotWaiters.splice(0)) waiter(false);
   }
 
   /**
@@ -292,7 +517,14 @@ export class Scheduler {
    * records the run and starts it. Scheduled triggers move next_run to the first tick after now,
    * so ticks passing during the run collapse into at most one run right after it.
    */
-  private async claim(jobId: string, trigger: RunTrigger, options: SyncOptions = {}): Promise<RunRecord | null> {
+  private async claim(
+    jobId: string,
+    trigger: RunTrigger,
+    options: SyncOptions = {},
+    checked?: ActiveRun,
+    /** Wait for a run slot before the work (a checked job); otherwise the caller took one. */
+    waitForSlot = false,
+  ): Promise<RunRecord | null> {
     const now = this.clock.now();
     let before: JobStatus | null = null;
     const run: RunRecord = {
@@ -330,10 +562,21 @@ export class Scheduler {
       run,
     );
     if (!job || before === null) return null;
-    const abort = new AbortController();
-    const stopSource = new AbortController();
+    const statusBefore: JobStatus = before;
+    // After a check, a pause or shutdown already asked for reaches the run through the same controllers.
+    const abort = checked?.abort ?? new AbortController();
+    const stopSource = checked?.stopSource ?? new AbortController();
     const active: ActiveRun = { run, abort, stopSource, done: Promise.resolve() };
-    active.done = this.execute(job, run, before, abort.signal, { ...options, stopSource: stopSource.signal });
+    const execute = () => this.execute(job, run, statusBefore, abort.signal, { ...options, stopSource: stopSource.signal });
+    active.done = waitForSlot
+      ? this.acquireRunSlot().then((granted) => {
+          // Refused only when stopping: the run then ends cancelled at once, without a slot.
+          if (!granted) this.slotless.add(run.id);
+          // The run starts its work now: its started_at and duration leave out the wait.
+          else if (!abort.signal.aborted && !stopSource.signal.aborted) run.startedAt = this.clock.now();
+          return execute();
+        })
+      : execute();
     this.active.set(jobId, active);
     this.logger.info({ job: job.name, run: run.id, trigger }, 'run started');
     return run;
@@ -394,7 +637,16 @@ export class Scheduler {
         if (outcome.status === 'failed') totals.runs_failed += 1;
         totals.rows_skipped = finished.rowsSkipped;
         totals.rows_failed += finished.rowsFailed;
-        const next: JobRecord = { ...current, totals, lastRun: summary(finished), statusBeforeRun: null, updatedAt: now };
+        // What the run learnt about the lookback window is kept with the job (sync/lookback-memory.ts).
+        const lookbackSeen = this.sync.lookback?.seen(current);
+        const next: JobRecord = {
+          ...current,
+          totals,
+          lastRun: summary(finished),
+          statusBeforeRun: null,
+          ...(lookbackSeen !== undefined ? { lookbackSeen } : {}),
+          updatedAt: now,
+        };
         if (current.status !== 'running') return next; // paused meanwhile: keep it paused
         if (outcome.permanent) {
           return { ...next, status: 'failed', statusReason: outcome.error?.message ?? null, nextRunMs: null };
@@ -429,6 +681,7 @@ export class Scheduler {
       void this.retryFinish(job.id, record);
     }
     this.active.delete(job.id);
+    if (!this.slotless.delete(run.id)) this.releaseRunSlot();
     this.options.onRunFinished?.(finished);
     this.logger.info({ job: job.name, run: run.id, status: outcome.status, rows: run.rowsRead, error: outcome.error?.message }, 'run finished');
     if (!this.stopped) void this.tick();

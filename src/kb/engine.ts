@@ -212,7 +212,8 @@ export class KnowledgeBaseEngine implements DocumentSink {
     const semantic = async () => {
       let vector: Float32Array;
       try {
-        [vector] = (await this.provider(kb).embed([query], signal ? { signal } : undefined)) as [Float32Array];
+        // The query lane: a search's embedding goes ahead of sync batches queued on the same model.
+        [vector] = (await this.provider(kb).embed([query], { priority: 'query', ...(signal ? { signal } : {}) })) as [Float32Array];
       } catch (err) {
         throw signal?.aborted ? signal.reason : providerFailure(err);
       }

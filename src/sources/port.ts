@@ -82,13 +82,62 @@ export interface SourceRow {
   markedDeleted?: boolean;
 }
 
+/**
+ * What a run asks first (SEMANTICS.md, "Incremental read"), in one statement: is anything past
+ * the watermark, where the run's upper bound is, how many rows have a NULL filter value, and —
+ * when asked — fingerprints of the lookback window and of the keys delete reconciliation
+ * compares, so a run with nothing new needs no other query.
+ */
+export interface ProbeRequest {
+  table: TableRef;
+  filterColumn: string;
+  keyColumns: string[];
+  /** Where the run starts; null when nothing has been read yet. */
+  watermark: KeysetPosition | null;
+  /**
+   * The other columns the job reads (content, metadata, soft-delete). The statement names every
+   * one of them, so a column dropped or renamed makes it fail however the rows look (the run then
+   * reads the table's description again), and the window fingerprint covers them.
+   */
+  columns: string[];
+  /**
+   * The lookback window to fingerprint: the rows from filter value `from` up to the watermark
+   * (as the lookback read selects them), hashed over their key, filter value and `columns`, so
+   * any row entering, leaving or changing in the window changes it. Null: not wanted (no
+   * lookback, or no watermark).
+   */
+  window: { from: string } | null;
+  /** Reconciliation's first aggregate (one bucket over every key in scope); null: not wanted. */
+  keys: Pick<KeyScopeRequest, 'softDeleteColumn' | 'after'> | null;
+}
+
+export interface ProbeResult {
+  /** The greatest position (non-NULL filter): the run's upper bound. Null for a table without one. */
+  max: KeysetPosition | null;
+  /** Whether a row lies after the watermark (with no watermark: whether there is any row). */
+  pastWatermark: boolean;
+  /** Rows whose filter value is NULL (reported as skipped). */
+  nullFilter: number;
+  /** Rows in the lookback window and the sum of their hash terms (decimal digits); null when not asked. */
+  window: { count: number; sum: string } | null;
+  /** The keys in scope as one KeyBucket (bucket ''; count 0 and sum '0' when none); null when not asked. */
+  keys: KeyBucket | null;
+}
+
 export interface SourceConnector {
   readonly engine: SourceEngine;
   /** Throws with the driver's reason when the database cannot be reached. */
   ping(): Promise<void>;
   listTables(): Promise<TableInfo[]>;
-  /** Exact-name lookup; null when the table does not exist. */
-  describeTable(ref: TableRef): Promise<TableInfo | null>;
+  /**
+   * Exact-name lookup; null when the table does not exist. Reads the catalog, unless `cached`:
+   * then a description read earlier through the same pool (SourcePool) answers while it is
+   * younger than the pool's description age; a run asks again uncached when a query fails in a
+   * way a schema change would explain.
+   */
+  describeTable(ref: TableRef, options?: { cached?: boolean }): Promise<TableInfo | null>;
+  /** One statement: see ProbeRequest. */
+  probe(req: ProbeRequest): Promise<ProbeResult>;
   /** Rows with a non-NULL filter value, in keyset order on (filter, key...), at most `limit`. */
   readBatch(req: ReadBatchRequest): Promise<SourceRow[]>;
   /** The greatest position (non-NULL filter), or null for an empty table. */
@@ -112,15 +161,44 @@ export interface SourceConnector {
   /** The rows with these keys (text form) and a non-NULL filter value (unless asked), in no particular order. */
   readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]>;
   /**
-   * Cancels the queries in flight (PostgreSQL `pg_cancel_backend`, MySQL/MariaDB `KILL QUERY`,
-   * each from a connection of its own) and refuses every later query with SourceQueryCancelled:
-   * a connector serves one run, and a cancelled run reads nothing more. A cancelled query
-   * rejects with SourceQueryCancelled. SQLite queries are synchronous, so there is never one in
-   * flight to cancel; the busy timeout bounds how long one waits for a lock.
+   * Cancels this connector's queries in flight (PostgreSQL `pg_cancel_backend`, MySQL/MariaDB
+   * `KILL QUERY`, each from a connection of its own) and refuses every later query with
+   * SourceQueryCancelled: a connector serves one run, and a cancelled run reads nothing more. A
+   * cancelled query rejects with SourceQueryCancelled. Other connectors of the same pool are not
+   * touched: a connection that ran a cancelled connector's query is closed, never reused. SQLite
+   * queries are synchronous, so there is never one in flight to cancel; the busy timeout bounds
+   * how long one waits for a lock.
    */
   cancel(): Promise<void>;
+  /** Ends this connector; a connector taken from a SourcePool leaves the pool open. */
   close(): Promise<void>;
 }
+
+/**
+ * A registered database's connections and table descriptions, kept across runs
+ * (sources/pools.ts keeps one per database): each run or request takes a connector from it.
+ */
+export interface SourcePool {
+  readonly engine: SourceEngine;
+  /** A connector for one run or request; cheap, connects nothing by itself. */
+  connector(): SourceConnector;
+  /** Since when no connector of this pool is open (epoch ms), or null while one is. */
+  idleSince(): number | null;
+  /** Closes every connection; connectors taken from the pool refuse queries afterwards. */
+  close(): Promise<void>;
+}
+
+/** How a pool is sized and aged (KBSYNC_SOURCE_POOL_SIZE, KBSYNC_SOURCE_IDLE_MS). */
+export interface SourcePoolLimits {
+  /** Connections at most. */
+  size: number;
+  /** A connection unused this long is closed, in ms. */
+  idleMs: number;
+  /** A table description is read again from the catalog once this old, in ms. */
+  describeMaxAgeMs: number;
+}
+
+export const DEFAULT_POOL_LIMITS: Readonly<SourcePoolLimits> = Object.freeze({ size: 4, idleMs: 300_000, describeMaxAgeMs: 600_000 });
 
 /** Bounds on every source query (KBSYNC_SOURCE_STATEMENT_TIMEOUT_MS, KBSYNC_SOURCE_LOCK_TIMEOUT_MS). */
 export interface SourceLimits {

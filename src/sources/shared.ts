@@ -10,6 +10,8 @@ import type {
   KeyBucket,
   KeyScopeRequest,
   KeysetPosition,
+  ProbeRequest,
+  ProbeResult,
   ReadBatchRequest,
   ReadByKeysRequest,
   SourceRow,
@@ -36,32 +38,54 @@ export function displayTable(ref: TableRef): string {
 }
 
 /**
- * Caches introspection so a run does not re-read the catalog for every batch. An entry lives
- * `ttlMs`; a miss on a table or column re-reads once before failing, so a column added after the
- * cache was filled is still found.
+ * Caches introspection per table, for every run on the pool (SourcePool), so a run does not
+ * re-read the catalog for every batch, nor every run. An entry lives `ttlMs`; a miss on a table
+ * or column re-reads once before failing, so a column added after the cache was filled is still
+ * found; a run whose query fails re-reads it too (SourceConnector.describeTable).
  */
 export class TableCache<Extra> {
   private readonly entries = new Map<string, { at: number; table: ResolvedTable<Extra> | null }>();
+  /** Loads in progress, so runs starting together on a cold cache read the catalog once. */
+  private readonly loading = new Map<string, Promise<ResolvedTable<Extra> | null>>();
 
-  constructor(
-    private readonly load: (ref: TableRef) => Promise<ResolvedTable<Extra> | null>,
-    private readonly ttlMs = 60_000,
-  ) {}
+  constructor(private readonly ttlMs = 60_000) {}
 
-  /** Loads fresh (no cache) and remembers the result. */
-  async fresh(ref: TableRef): Promise<ResolvedTable<Extra> | null> {
-    const table = await this.load(ref);
+  /**
+   * Loads fresh (no cache) through the caller's own queries (so its cancel() reaches them) and
+   * remembers the result.
+   */
+  async fresh(ref: TableRef, load: Loader<Extra>): Promise<ResolvedTable<Extra> | null> {
+    const table = await load(ref);
     this.entries.set(cacheKey(ref), { at: Date.now(), table });
     return table;
   }
 
+  /** The cached entry while it is young enough, else a fresh one (shared with a load in progress). */
+  async get(ref: TableRef, load: Loader<Extra>): Promise<ResolvedTable<Extra> | null> {
+    const key = cacheKey(ref);
+    const hit = this.entries.get(key);
+    if (hit !== undefined && hit.table !== null && Date.now() - hit.at < this.ttlMs) return hit.table;
+    const pending = this.loading.get(key);
+    if (pending !== undefined) {
+      try {
+        return await pending;
+      } catch {
+        // Another caller's load failed (its run was cancelled, say): this caller tries itself.
+        return this.fresh(ref, load);
+      }
+    }
+    const started = this.fresh(ref, load).finally(() => this.loading.delete(key));
+    this.loading.set(key, started);
+    return started;
+  }
+
   /** The table with every named column checked against it; throws a clear error otherwise. */
-  async require(ref: TableRef, columnNames: readonly string[]): Promise<ResolvedTable<Extra>> {
+  async require(ref: TableRef, columnNames: readonly string[], load: Loader<Extra>): Promise<ResolvedTable<Extra>> {
     const hit = this.entries.get(cacheKey(ref));
     const cached = hit !== undefined && Date.now() - hit.at < this.ttlMs;
-    let table = cached ? hit.table : await this.fresh(ref);
+    let table = cached ? hit.table : await this.get(ref, load);
     if (cached && (table === null || columnNames.some((c) => !table!.columns.has(c)))) {
-      table = await this.fresh(ref);
+      table = await this.fresh(ref, load);
     }
     if (table === null) {
       throw new AppError('INVALID_TABLE', `Table ${displayTable(ref)} does not exist`, [
@@ -82,6 +106,9 @@ export class TableCache<Extra> {
     this.entries.clear();
   }
 }
+
+/** Reads one table's description from the catalog. */
+export type Loader<Extra> = (ref: TableRef) => Promise<ResolvedTable<Extra> | null>;
 
 function cacheKey(ref: TableRef): string {
   return JSON.stringify([ref.schema, ref.name]);
@@ -409,6 +436,101 @@ export function toSourceRows(
   });
 }
 
+/**
+ * The probe (SourceConnector.probe) as one statement, each part a derived table of one row:
+ *
+ *     SELECT nulls, max position, past?, window count/sum, keys count/sum
+ *     FROM (count of NULL filters) LEFT JOIN (last row, ORDER BY f DESC, k DESC LIMIT 1)
+ *          CROSS JOIN (window aggregate) CROSS JOIN (key aggregate)
+ *
+ * Parameters are pushed in the order they appear in the text (`?` dialects need that).
+ */
+export function buildProbeQuery<Extra>(
+  d: KeysetDialect<Extra>,
+  table: ResolvedTable<Extra>,
+  req: ProbeRequest,
+): { sql: string; params: unknown[] } {
+  const col = (name: string): ResolvedColumn<Extra> => table.columns.get(name)!;
+  const ref = (name: string): string => `${SOURCE_ALIAS}.${d.quote(name)}`;
+  const from = `FROM ${d.table(table.info)} AS ${SOURCE_ALIAS}`;
+  const order = [req.filterColumn, ...req.keyColumns];
+  const f = ref(req.filterColumn);
+  const params: unknown[] = [];
+  const select = ['kbsync_n.n'];
+  const parts: string[] = [];
+
+  const fq = d.quote(req.filterColumn);
+  parts.push(`(SELECT count(*) AS n FROM ${d.table(table.info)} WHERE ${d.isNull ? d.isNull(fq, col(req.filterColumn)) : `${fq} IS NULL`}) kbsync_n`);
+
+  const past =
+    req.watermark === null
+      ? '1'
+      : `CASE WHEN ${positionBound(d, table, req.filterColumn, req.keyColumns, '>', req.watermark, params).join(' AND ')} THEN 1 ELSE 0 END`;
+  const positions = order.map((c, i) => `${d.textOf(ref(c), col(c))} AS p${i}`);
+  parts.push(
+    `LEFT JOIN (SELECT ${positions.join(', ')}, ${past} AS past ${from} WHERE ${f} IS NOT NULL ` +
+      `ORDER BY ${order.map((c) => `${ref(c)} DESC`).join(', ')} ${d.limit(1, params)}) kbsync_m ON 1 = 1`,
+  );
+  select.push(...order.map((_, i) => `kbsync_m.p${i}`), 'kbsync_m.past');
+
+  // count and sum of 32-bit hash terms, as reconciliation adds them (hex32 of hash digits 25-32).
+  const aggregate = (hash: string, where: string[], alias: string) =>
+    `CROSS JOIN (SELECT count(*) AS n, sum(${d.hex32('substr(h, 25, 8)')}) AS s FROM (SELECT ${hash} AS h ${from} WHERE ${where.join(' AND ')}) ${alias}_h) ${alias}`;
+
+  const others = [...new Set(req.columns)].filter((c) => !order.includes(c));
+  if (others.length > 0) {
+    // Names every column the job reads, so one that is gone fails the statement; selects no row.
+    parts.push(`CROSS JOIN (SELECT count(*) AS n FROM (SELECT ${others.map(ref).join(', ')} ${from} WHERE 1 = 0) kbsync_cols) kbsync_c`);
+  }
+  if (req.window !== null && req.watermark !== null) {
+    const where = [`${f} IS NOT NULL`, `${f} >= ${d.bind(col(req.filterColumn), req.window.from, params)}`];
+    where.push(...positionBound(d, table, req.filterColumn, req.keyColumns, '<=', req.watermark, params));
+    // Each value as its text plus a NULL flag, so NULL and '' differ.
+    const texts = [...order, ...others].flatMap((c) => [
+      `COALESCE(${d.textOf(ref(c), col(c))}, '')`,
+      `CASE WHEN ${ref(c)} IS NULL THEN '1' ELSE '0' END`,
+    ]);
+    parts.push(aggregate(d.keyHash(texts), where, 'kbsync_w'));
+    select.push('kbsync_w.n', 'kbsync_w.s');
+  }
+  if (req.keys !== null) {
+    const scope = keyScope(d, table, { ...req.keys, table: req.table, keyColumns: req.keyColumns, filterColumn: req.filterColumn }, params);
+    parts.push(aggregate(scope.hash, scope.where, 'kbsync_k'));
+    select.push('kbsync_k.n', 'kbsync_k.s');
+  }
+  return { sql: `SELECT ${select.join(', ')} FROM ${parts.join(' ')}`, params };
+}
+
+/** Every column a probe names (checked against the table before use). */
+export function probeColumns(req: ProbeRequest): string[] {
+  return [
+    req.filterColumn,
+    ...req.keyColumns,
+    ...req.columns,
+    ...(req.keys?.softDeleteColumn ? [req.keys.softDeleteColumn] : []),
+  ];
+}
+
+/** Reads the row of buildProbeQuery. */
+export function toProbeResult(row: unknown[], req: ProbeRequest, toText: (v: unknown) => string): ProbeResult {
+  const keyCount = req.keyColumns.length;
+  const positionAt = 1;
+  const present = row[positionAt] !== null && row[positionAt] !== undefined;
+  const max = present ? { filter: toText(row[positionAt]), key: row.slice(positionAt + 1, positionAt + 1 + keyCount).map(toText) } : null;
+  let i = positionAt + 1 + keyCount;
+  const past = present && Number(row[i]) === 1;
+  i++;
+  const sum = (v: unknown): string => (v === null || v === undefined ? '0' : BigInt(toText(v).replace(/\.0*$/, '')).toString());
+  let window: ProbeResult['window'] = null;
+  if (req.window !== null && req.watermark !== null) {
+    window = { count: Number(row[i]), sum: sum(row[i + 1]) };
+    i += 2;
+  }
+  let keys: ProbeResult['keys'] = null;
+  if (req.keys !== null) keys = { bucket: '', count: Number(row[i]), sum: sum(row[i + 1]) };
+  return { max, pastWatermark: past, nullFilter: Number(row[0] ?? 0), window, keys };
+}
+
 /** Rows whose filter value is NULL (reported as skipped): the same statement in every dialect. */
 export function buildCountNullQuery<Extra>(d: KeysetDialect<Extra>, table: ResolvedTable<Extra>, column: string): string {
   const expr = d.quote(column);
@@ -532,6 +654,28 @@ export class InFlightQueries {
       }
     })();
     return this.cancelling;
+  }
+}
+
+/**
+ * How many connectors of a pool are open, and since when none is (SourcePool.idleSince): the
+ * pool cache (sources/pools.ts) closes a pool nobody has used for a while.
+ */
+export class ConnectorUse {
+  private open = 0;
+  private since = Date.now();
+
+  opened(): void {
+    this.open++;
+  }
+
+  closed(): void {
+    this.open = Math.max(0, this.open - 1);
+    if (this.open === 0) this.since = Date.now();
+  }
+
+  idleSince(): number | null {
+    return this.open === 0 ? this.since : null;
   }
 }
 

@@ -119,10 +119,25 @@ export interface JobRecord {
    * synced). Null: every row. Absent: a job started before this was recorded.
    */
   reconcileFrom?: { filterColumn: string; position: Watermark | null };
+  /**
+   * What runs learnt about the lookback window (sync/lookback-memory.ts): for the job state in
+   * `about` (an opaque key: watermark, configuration, lookback), the window's first filter value
+   * and its fingerprint when its rows were last read and written. Kept with the job so a restart
+   * (or another process) need not read the window again. Absent: not known.
+   */
+  lookbackSeen?: LookbackSeen;
   totals: JobTotals;
   lastRun: RunSummary | null;
   createdAt: number;
   updatedAt: number;
+}
+
+export interface LookbackSeen {
+  about: string;
+  /** First filter value of the window; null: the filter column has no time distance (no window). */
+  from: string | null;
+  /** The window's fingerprint as last read and written; null until then. */
+  window: string | null;
 }
 
 /** What a job shows of its latest run. */
@@ -273,8 +288,8 @@ export interface ControlStore {
   countJobsUsingKnowledgeBase(accountId: string, kbName: string): Promise<number>;
   /** Jobs due for a run at `now` (status scheduled, next_run ≤ now), across accounts. */
   listDueJobs(now: number, limit: number): Promise<JobRecord[]>;
-  /** Earliest next_run of a scheduled job, or null. */
-  nextDueTime(): Promise<number | null>;
+  /** Earliest next_run of a scheduled job (later than `after`, when given), or null. */
+  nextDueTime(after?: number): Promise<number | null>;
 
   insertRun(record: RunRecord): Promise<void>;
   updateRun(record: RunRecord): Promise<void>;

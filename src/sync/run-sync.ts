@@ -7,10 +7,20 @@ import type { Clock } from '../core/clock.js';
 import { buildRowDocument, documentIdFromKey, type RowDocument } from '../core/documents.js';
 import { keyHash } from '../core/hash.js';
 import type { DatabaseService } from '../databases/service.js';
-import type { ColumnKind, KeyScopeRequest, KeysetPosition, SourceConnector, SourceRow, TableInfo } from '../sources/port.js';
+import {
+  type ColumnKind,
+  type KeyScopeRequest,
+  type KeysetPosition,
+  type SourceConnector,
+  SourceQueryCancelled,
+  type SourceRow,
+  SourceTimeoutError,
+  type TableInfo,
+} from '../sources/port.js';
 import type { ControlStore, FailureRecord, JobRecord, KnowledgeBaseRecord, RunRecord } from '../store/port.js';
 import type { VectorStore } from '../store/vector-port.js';
 import { isTransientSourceError, PermanentSyncError, RunCancelled } from './errors.js';
+import type { LookbackMemory } from './lookback-memory.js';
 import { findKeyDifferences, type KeySide } from './reconcile.js';
 
 export interface UpsertCounts {
@@ -42,7 +52,9 @@ export interface SyncOptions {
   retryFailures?: boolean;
   /**
    * Aborted on pause or delete: the source query in flight is cancelled (the run ends cancelled
-   * at once when it was reading); a batch being written finishes and the run stops at its checkpoint.
+   * at once when it was reading), and so is a batch being embedded (its sub-batches not started
+   * are withdrawn; nothing of the batch is written, and the watermark stays before it). A batch
+   * already embedded is written and checkpointed before the run stops.
    */
   stopSource?: AbortSignal;
 }
@@ -62,6 +74,11 @@ export interface SyncDeps {
   readAttempts: number;
   retryBaseMs: number;
   sleep(ms: number): Promise<void>;
+  /**
+   * Where each job's lookback window starts and how it looked when last read, so a run can skip
+   * re-reading an unchanged window (absent: every run re-reads it).
+   */
+  lookback?: LookbackMemory;
 }
 
 /**
@@ -89,16 +106,26 @@ export async function executeSync(
   return deps.databases.withConnector(database, async (connector) => {
     // Shutdown (signal) and pause or delete (options.stopSource) cancel the source query in
     // flight, so a run blocked on a lock ends now, not at its lock timeout.
-    const cancel = () => void connector.cancel().catch(() => undefined);
-    const stops = [signal, options.stopSource].filter((s): s is AbortSignal => s !== undefined);
-    for (const s of stops) s.addEventListener('abort', cancel, { once: true });
-    if (stops.some((s) => s.aborted)) cancel();
+    const unlink = cancelOnStop(connector, [signal, options.stopSource]);
+    // The run itself (its embedding included) stops for both; the caller tells them apart.
+    const stop = options.stopSource ? AbortSignal.any([signal, options.stopSource]) : signal;
     try {
-      return await new SyncRun(deps, job, kb, connector, run, signal, options).execute();
+      return await new SyncRun(deps, job, kb, connector, run, stop, options).execute();
     } finally {
-      for (const s of stops) s.removeEventListener('abort', cancel);
+      unlink();
     }
   });
+}
+
+/** Cancels the connector's query in flight when one of `stops` aborts; returns the unlinking. */
+export function cancelOnStop(connector: SourceConnector, signals: Array<AbortSignal | undefined>): () => void {
+  const cancel = () => void connector.cancel().catch(() => undefined);
+  const stops = signals.filter((s): s is AbortSignal => s !== undefined);
+  for (const s of stops) s.addEventListener('abort', cancel, { once: true });
+  if (stops.some((s) => s.aborted)) cancel();
+  return () => {
+    for (const s of stops) s.removeEventListener('abort', cancel);
+  };
 }
 
 interface BatchCounts extends UpsertCounts {
@@ -126,17 +153,32 @@ class SyncRun {
   }
 
   async execute(): Promise<RunRecord> {
-    const table = await this.checkTable();
+    // The description read by an earlier run of the pool serves; a query that fails reads it again.
+    const table = await this.checkTable(true);
     this.kinds = Object.fromEntries(table.columns.map((c) => [c.name, c.kind]));
     const ref = { schema: table.schema, name: table.name };
     const { filterColumn, keyColumns } = this.job;
+    const startJob = this.job;
     this.run.documentsDeleted ??= 0;
     this.mayHaveFailures = (await this.deps.store.countFailures(this.job.id)) > 0;
-    this.run.rowsSkipped = await this.withRetry(() => this.source.countNullFilter(ref, filterColumn));
-    // The upper bound is fixed now, so a run under constant inserts still ends; rows beyond it
-    // are the next run's.
-    const until = await this.withRetry(() => this.source.maxPosition(ref, filterColumn, keyColumns));
     const watermark = this.job.watermark;
+    const lookbackFrom = watermark && this.job.lookbackSeconds > 0 ? await this.lookbackStart(ref, watermark) : null;
+    // One statement: the rows skipped (NULL filter value), the upper bound — fixed now, so a run
+    // under constant inserts still ends; rows beyond it are the next run's — whether anything lies
+    // past the watermark, and a fingerprint of the lookback window.
+    const probe = await this.withRetry(() =>
+      this.source.probe({
+        table: ref,
+        filterColumn,
+        keyColumns,
+        watermark,
+        columns: this.probeColumns(),
+        window: lookbackFrom === null ? null : { from: lookbackFrom },
+        keys: null,
+      }),
+    );
+    this.run.rowsSkipped = probe.nullFilter;
+    const until = probe.max;
     this.run.watermarkStart = watermark;
     this.run.watermarkEnd = watermark;
 
@@ -152,12 +194,16 @@ class SyncRun {
     } else {
       // Phase 1, lookback: re-read [watermark − lookback, watermark] for rows that committed late
       // with an older filter value. The watermark does not move; unchanged rows cost no embedding.
-      if (watermark && this.job.lookbackSeconds > 0) {
-        const from = await this.withRetry(() => this.source.lookbackFrom(ref, filterColumn, watermark.filter, this.job.lookbackSeconds));
-        if (from !== null) await this.readRange(table, { atLeast: from }, watermark, false);
+      // A window whose fingerprint is the one it had when last read and written is not read again:
+      // no row entered, left or changed in it since (the fingerprint was taken before that read).
+      if (watermark && lookbackFrom !== null && !this.deps.lookback?.unchanged(startJob, lookbackFrom, probe.window)) {
+        const failedBefore = this.run.rowsFailed;
+        await this.readRange(table, { atLeast: lookbackFrom }, watermark, false);
+        // Rows that failed are tried again by the next run's read, as before.
+        if (this.run.rowsFailed === failedBefore) this.deps.lookback?.read(startJob, lookbackFrom, probe.window);
       }
       // Phase 2: everything after the watermark up to the bound, checkpointing each batch.
-      await this.readRange(table, watermark ? { after: watermark } : null, until, true);
+      if (probe.pastWatermark) await this.readRange(table, watermark ? { after: watermark } : null, until, true);
     }
     // Phase 3: documents whose row is gone (an empty table included).
     if ((this.job.deletes ?? 'reconcile') === 'reconcile') await this.reconcile(table);
@@ -208,6 +254,20 @@ class SyncRun {
     return [...new Set([...this.job.contentColumns, ...this.job.metadataColumns])];
   }
 
+  /** The columns the probe names besides key and filter: every other column a read uses. */
+  private probeColumns(): string[] {
+    return probeColumns(this.job);
+  }
+
+  /** The lookback window's first filter value: remembered for this watermark, else computed by the source. */
+  private async lookbackStart(ref: { schema: string | null; name: string }, watermark: KeysetPosition): Promise<string | null> {
+    const known = this.deps.lookback?.start(this.job);
+    if (known !== undefined) return known;
+    const from = await this.withRetry(() => this.source.lookbackFrom(ref, this.job.filterColumn, watermark.filter, this.job.lookbackSeconds));
+    this.deps.lookback?.rememberStart(this.job, from);
+    return from;
+  }
+
   /**
    * Turns rows into documents and writes them: soft-deleted rows remove their document, rows
    * that cannot become a document are recorded as failures (the rest are written), and rows
@@ -240,6 +300,8 @@ class SyncRun {
     try {
       counts = await this.deps.sink.upsertDocuments(this.kb, dedupeById(docs), this.signal);
     } catch (err) {
+      // Stopped while the batch was embedded: nothing of it was written, and its rows did not fail.
+      this.throwIfAborted();
       // The batch is not written and the watermark stays before it; the run fails with the
       // reason, and the next run retries these rows.
       this.run.rowsFailed += rows.length;
@@ -451,25 +513,24 @@ class SyncRun {
     if (stop) throw new RunCancelled('job paused');
   }
 
-  /** The table and every column the job names must still exist; otherwise the job cannot heal by waiting. */
-  private async checkTable(): Promise<TableInfo> {
+  /**
+   * The table and every column the job names must still exist; otherwise the job cannot heal by
+   * waiting. `cached`: a description the pool read earlier may answer (SourceConnector.describeTable).
+   */
+  private async checkTable(cached = false): Promise<TableInfo> {
     const ref = { schema: this.job.tableSchema, name: this.job.tableName };
-    const table = await this.withRetry(() => this.source.describeTable(ref), false);
+    let table = await this.withRetry(() => this.source.describeTable(ref, { cached }), false);
+    // A cached description that lacks the table or a column is read again before the job fails.
+    if (cached && (table === null || missingColumns(this.job, table).length > 0)) {
+      table = await this.withRetry(() => this.source.describeTable(ref), false);
+    }
     if (!table) {
       throw new PermanentSyncError(
         'TABLE_MISSING',
         `source table '${this.job.sourceTable}' no longer exists: restore it (or delete this job), then resume the job`,
       );
     }
-    const names = new Set(table.columns.map((c) => c.name));
-    const wanted: Array<[string, string]> = [
-      ...this.job.contentColumns.map((c) => ['content column', c] as [string, string]),
-      ...this.job.metadataColumns.map((c) => ['metadata column', c] as [string, string]),
-      ['filter column', this.job.filterColumn],
-      ...this.job.keyColumns.map((c) => ['key column', c] as [string, string]),
-      ...(this.job.softDeleteColumn ? [['soft-delete column', this.job.softDeleteColumn] as [string, string]] : []),
-    ];
-    const missing = wanted.filter(([, c]) => !names.has(c));
+    const missing = missingColumns(this.job, table);
     if (missing.length > 0) {
       throw new PermanentSyncError(
         'COLUMN_MISSING',
@@ -479,8 +540,14 @@ class SyncRun {
     return table;
   }
 
-  /** Retries transient source errors with exponential backoff; a changed schema becomes permanent. */
+  /**
+   * Retries transient source errors with exponential backoff. A read that fails for good may mean
+   * the table or a column went away or changed under us (the description was cached): the
+   * description is read again — a missing table or column fails the job with what to fix — and
+   * the read is tried once more with it before the run fails.
+   */
   private async withRetry<T>(fn: () => Promise<T>, recheckSchema = true): Promise<T> {
+    let rechecked = false;
     for (let attempt = 1; ; attempt++) {
       try {
         return await fn();
@@ -491,8 +558,16 @@ class SyncRun {
           await this.deps.sleep(this.deps.retryBaseMs * 2 ** (attempt - 1) * (0.5 + Math.random()));
           continue;
         }
-        // A read that fails for good may mean the table or a column went away under us.
-        if (recheckSchema) await this.checkTable().catch((e) => (e instanceof PermanentSyncError ? Promise.reject(e) : undefined));
+        // A timeout or a cancel says nothing about the schema.
+        if (recheckSchema && !rechecked && !(err instanceof SourceTimeoutError) && !(err instanceof SourceQueryCancelled)) {
+          rechecked = true;
+          const table = await this.checkTable().catch((e) => (e instanceof PermanentSyncError ? Promise.reject(e) : null));
+          if (table !== null) {
+            this.kinds = Object.fromEntries(table.columns.map((c) => [c.name, c.kind]));
+            this.throwIfAborted();
+            continue;
+          }
+        }
         throw err;
       }
     }
@@ -501,6 +576,24 @@ class SyncRun {
   private throwIfAborted(): void {
     if (this.signal.aborted) throw new RunCancelled('stopped');
   }
+}
+
+/** The columns a job names that `table` no longer has, each with what the job uses it for. */
+export function missingColumns(job: JobRecord, table: TableInfo): Array<[string, string]> {
+  const names = new Set(table.columns.map((c) => c.name));
+  const wanted: Array<[string, string]> = [
+    ...job.contentColumns.map((c) => ['content column', c] as [string, string]),
+    ...job.metadataColumns.map((c) => ['metadata column', c] as [string, string]),
+    ['filter column', job.filterColumn],
+    ...job.keyColumns.map((c) => ['key column', c] as [string, string]),
+    ...(job.softDeleteColumn ? [['soft-delete column', job.softDeleteColumn] as [string, string]] : []),
+  ];
+  return wanted.filter(([, c]) => !names.has(c));
+}
+
+/** The columns a probe names besides key and filter (SourceConnector.probe): every other column a run reads. */
+export function probeColumns(job: JobRecord): string[] {
+  return [...new Set([...job.contentColumns, ...job.metadataColumns, ...(job.softDeleteColumn ? [job.softDeleteColumn] : [])])];
 }
 
 /**

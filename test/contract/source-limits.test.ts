@@ -25,8 +25,10 @@ const ENGINES = [
     setup: [
       'CREATE TABLE t (id integer PRIMARY KEY, body text, ts timestamp)',
       "INSERT INTO t VALUES (1, 'a', '2025-01-01 00:00:00')",
-      'CREATE VIEW slow AS SELECT t.* FROM t, LATERAL (SELECT pg_sleep(5)) s',
+      'CREATE VIEW slow AS SELECT t.* FROM t, LATERAL (SELECT pg_sleep(60)) s',
     ],
+    /** Queries on `slow` running now, seen from the test's own connection. */
+    running: "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE '%slow%' AND pid <> pg_backend_pid()",
   },
   {
     engine: 'mysql' as const,
@@ -35,9 +37,10 @@ const ENGINES = [
     setup: [
       'CREATE TABLE t (id INT PRIMARY KEY, body TEXT, ts DATETIME(6))',
       "INSERT INTO t VALUES (1, 'a', '2025-01-01 00:00:00')",
-      // Per row (a constant SLEEP may be folded away): 5 s for the one row.
-      'CREATE VIEW slow AS SELECT id, body, ts FROM t WHERE SLEEP(t.id * 5) = 0',
+      // Per row (a constant SLEEP may be folded away): 60 s for the one row.
+      'CREATE VIEW slow AS SELECT id, body, ts FROM t WHERE SLEEP(t.id * 60) = 0',
     ],
+    running: "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE '%slow%' AND ID <> CONNECTION_ID()",
   },
 ];
 
@@ -45,7 +48,9 @@ const slow = { schema: null, name: 'slow' };
 
 for (const fx of ENGINES) {
   const skip = await skipUnlessServer(fx.engine);
-  describe(`source limits on ${fx.label}`, { skip, timeout: 60_000 }, () => {
+  // The slow view sleeps 60 s: far longer than any bound asserted below, so only a working
+  // timeout or cancel can end its queries in time, however loaded the machine.
+  describe(`source limits on ${fx.label}`, { skip, timeout: 180_000 }, () => {
     async function withDb(fn: (db: TempDatabase) => Promise<void>): Promise<void> {
       const db = await fx.create();
       try {
@@ -86,13 +91,19 @@ for (const fx of ENGINES) {
             () => 'finished' as const,
             (e: unknown) => e,
           );
-          await new Promise((r) => setTimeout(r, 300));
+          // In flight: the server shows it running (no guess at how long that takes).
+          const deadline = Date.now() + 30_000;
+          while (Number(((await db.exec(fx.running)) as Array<{ n: unknown }>)[0]?.n ?? 0) === 0) {
+            assert.ok(Date.now() < deadline, 'the sleeping query never showed up on the server');
+            await new Promise((r) => setTimeout(r, 20));
+          }
           const started = Date.now();
           await src.cancel();
           const err = await pending;
           assert.ok(err instanceof SourceQueryCancelled, `got ${String(err)}`);
-          // Well before the 5 s sleep would have ended on its own.
-          assert.ok(Date.now() - started < 4_000);
+          // Long before the 60 s sleep would have ended on its own (a cancel takes milliseconds).
+          assert.ok(Date.now() - started < 30_000, `the query ended ${Date.now() - started} ms after cancel()`);
+          assert.equal(Number(((await db.exec(fx.running)) as Array<{ n: unknown }>)[0]?.n ?? 0), 0, 'nothing runs on the server any more');
           await assert.rejects(src.countNullFilter({ schema: null, name: 't' }, 'ts'), SourceQueryCancelled);
           assert.equal(isTransientSourceError(new SourceQueryCancelled()), false);
         } finally {

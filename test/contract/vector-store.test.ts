@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { applyMigrations } from '../../src/store/sqlite/migrations.js';
 import { SqliteVectorStore } from '../../src/store/sqlite/vector-store.js';
+import { vectorStoreKeysContract } from './vector-store-keys.contract.js';
 import { vectorStoreContract } from './vector-store.contract.js';
 
 function openTempDatabase(): { db: Database.Database; dispose(): void } {
@@ -28,6 +29,51 @@ function openTempDatabase(): { db: Database.Database; dispose(): void } {
 vectorStoreContract('sqlite', async () => {
   const { db, dispose } = openTempDatabase();
   return { store: new SqliteVectorStore(db), close: async () => dispose() };
+});
+
+vectorStoreKeysContract('sqlite', async () => {
+  const { db, dispose } = openTempDatabase();
+  return { store: new SqliteVectorStore(db), close: async () => dispose() };
+});
+
+// The same contract with the binary-quantized candidate index answering every vector search
+// (threshold 0): filters as the store chooses (post-filtered candidates, else the next plans), and
+// each filtered plan forced. The index must not change what the port promises; the plans actually
+// taken are checked below.
+const indexedRuns = {
+  auto: { forced: undefined, stores: [] as SqliteVectorStore[] },
+  'index-filtered': { forced: 'index-filtered', stores: [] as SqliteVectorStore[] },
+  'filtered-exact': { forced: 'filtered-exact', stores: [] as SqliteVectorStore[] },
+} as const;
+for (const [name, run] of Object.entries(indexedRuns)) {
+  vectorStoreContract(`sqlite, vector index on (filters: ${name})`, async () => {
+    const { db, dispose } = openTempDatabase();
+    const store = new SqliteVectorStore(db, {
+      indexMinChunks: 0,
+      ...(run.forced === undefined ? {} : { forceFilterPlan: run.forced }),
+    });
+    run.stores.push(store);
+    return { store, close: async () => dispose() };
+  });
+}
+
+describe('the contract runs above took the index plans', () => {
+  it('index for unfiltered searches, the filtered plans each run allows; exact only without bit vectors', () => {
+    for (const [name, run] of Object.entries(indexedRuns)) {
+      const counts = run.stores.map((s) => s.planCounts);
+      const sum = (plan: keyof SqliteVectorStore['planCounts']) => counts.reduce((n, c) => n + c[plan], 0);
+      const show = `${name}: ${JSON.stringify(counts)}`;
+      assert.ok(sum('index') > 0, show);
+      if (run.forced === undefined) {
+        assert.ok(sum('index-postfilter') > 0, show);
+      } else {
+        assert.ok(sum(run.forced) > 0, show);
+        assert.equal(sum('index-postfilter'), 0, show);
+      }
+      // One contract search is in a 4-dimension collection: half a byte has no bit vector, so exact.
+      assert.ok(sum('exact') <= 1, show);
+    }
+  });
 });
 
 describe('SqliteVectorStore (SQLite specifics)', () => {

@@ -430,7 +430,8 @@ describe('the default account', () => {
       assert.equal((await t.request('GET', '/accounts')).status, 401);
       const doc = (await t.request('GET', '/openapi.json')).body;
       assert.ok(doc.components.securitySchemes.bearerAuth, 'the scheme is declared');
-      assert.equal(doc.security, undefined, 'no global requirement without auth');
+      // Declared, and optional (`{}`: no key needed) without auth (issue 10, point 5).
+      assert.deepEqual(doc.security, [{}, { bearerAuth: [] }], 'a key is optional without auth');
     } finally {
       await t.close();
     }

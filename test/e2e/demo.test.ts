@@ -124,7 +124,8 @@ describe('demo with a test clock', () => {
       const runs = (await t.request('GET', '/jobs/sync_orders/runs')).body.data.runs.reverse();
       assert.deepEqual(
         runs.map((r: { started_at: string; trigger: string; status: string }) => [r.started_at, r.trigger, r.status]),
-        [0, 1, 2].map((k) => [`${iso(start + k * 10 * 60_000)}Z`, 'schedule', 'succeeded']),
+        // Run times carry milliseconds (API.md, "Jobs": started_at/finished_at).
+        [0, 1, 2].map((k) => [new Date(start + k * 10 * 60_000).toISOString(), 'schedule', 'succeeded']),
       );
       assert.equal(runs[0].documents_added, 300);
       assert.equal(runs[1].documents_added + runs[1].documents_updated, 0, 'nothing new, nothing re-embedded');

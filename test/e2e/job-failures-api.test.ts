@@ -170,7 +170,8 @@ describe('OpenAPI', () => {
     const retry = res.body.paths['/jobs/{job}/failures/retry']?.post;
     assert.ok(list, 'GET /jobs/{job}/failures is documented');
     assert.ok(retry, 'POST /jobs/{job}/failures/retry is documented');
-    assert.deepEqual(Object.keys(list.responses).sort(), ['200', '400', '404']);
-    assert.deepEqual(Object.keys(retry.responses).sort(), ['202', '404', '409']);
+    // Besides the statuses every route shares (401, 429, 500, 503: test/e2e/openapi.test.ts).
+    for (const status of ['200', '400', '404']) assert.ok(list.responses[status], `list documents ${status}`);
+    for (const status of ['202', '404', '409']) assert.ok(retry.responses[status], `retry documents ${status}`);
   });
 });

@@ -6,11 +6,17 @@ import Database from 'better-sqlite3';
 import { type App, type AppOptions, createApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { Clock } from '../../src/core/clock.js';
+import { checkerFor, type OpenApiChecker } from './openapi.js';
 
 export interface TestApp {
   app: App;
   dataDir: string;
-  request(method: string, url: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /**
+   * One request through fastify.inject. Every answer is also checked against the app's own
+   * /openapi.json (test/helpers/openapi.ts): an undocumented route or status, or a body that does
+   * not match its schema, throws.
+   */
+  request(method: string, url: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
 }
 
@@ -35,14 +41,20 @@ export async function startTestApp(
   // SQLite sources of tests live in temporary folders (never the data dir itself, which stays refused).
   const config = loadConfig({ LOG_LEVEL: 'silent', KBSYNC_SQLITE_ROOTS: TEST_SQLITE_ROOTS } as NodeJS.ProcessEnv, { dataDir, scheduler: false, ...options.config });
   const app = await createApp(config, options);
+  // What GET /openapi.json serves, read without a request (no API key, no rate-limit token).
+  let openapi: OpenApiChecker | undefined;
   return {
     app,
     dataDir,
-    async request(method, url, body) {
+    async request(method, url, body, headers = {}) {
       const res = await app.server.inject({
         method: method as 'GET',
         url,
-        ...(body === undefined ? {} : typeof body === 'string' ? { payload: body, headers: { 'content-type': 'application/json' } } : { payload: body as object }),
+        ...(body === undefined
+          ? { headers }
+          : typeof body === 'string'
+            ? { payload: body, headers: { 'content-type': 'application/json', ...headers } }
+            : { payload: body as object, headers }),
       });
       let parsed: unknown;
       try {
@@ -50,6 +62,13 @@ export async function startTestApp(
       } catch {
         parsed = res.body;
       }
+      openapi ??= checkerFor(JSON.stringify(app.server.swagger()));
+      const problems = openapi.check(method, url, {
+        status: res.statusCode,
+        contentType: res.headers['content-type'] as string | undefined,
+        body: parsed,
+      });
+      if (problems.length > 0) throw new Error(`OpenAPI check failed: ${problems.join('\n')}`);
       return { status: res.statusCode, body: parsed };
     },
     close: () => app.close(),

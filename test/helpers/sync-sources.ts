@@ -239,8 +239,11 @@ parentPort.on('message', (msg) => {
 });
 `;
 
-/** Longer than a late transaction holds the write lock (one or two runs), short enough to fail. */
-const SQLITE_BUSY_TIMEOUT_MS = 10_000;
+/**
+ * Longer than a late transaction holds the write lock (one or two runs, seconds each on a loaded
+ * machine), short enough to fail well within the test's timeout.
+ */
+const SQLITE_BUSY_TIMEOUT_MS = 60_000;
 
 function sqliteWriter(path: string): Promise<SourceSession> {
   const worker = new Worker(SQLITE_WRITER, {

@@ -20,18 +20,24 @@ export interface CountingProviders {
   failNext(n: number): void;
   /** Holds every embed call until the returned function is called. */
   hold(): () => void;
+  /** Embed calls waiting on `hold()` now: a batch is in flight once this is above 0 (optional for hand-made fakes). */
+  held?(): number;
 }
 
 export function countingHashingProviders(dimensions = 64): CountingProviders {
   let count = 0;
   let failures = 0;
   let gate: Promise<void> | null = null;
+  let waiting = 0;
   const inner = new HashingEmbeddingProvider({ dimensions });
   const provider: EmbeddingProvider = {
     id: 'test:hashing',
     dimensions: () => inner.dimensions(),
     async embed(texts, options) {
-      if (gate) await gate;
+      if (gate) {
+        waiting++;
+        await gate.finally(() => waiting--);
+      }
       if (failures > 0) {
         failures--;
         throw new Error('provider unavailable (test)');
@@ -57,6 +63,7 @@ export function countingHashingProviders(dimensions = 64): CountingProviders {
       });
       return release;
     },
+    held: () => waiting,
   };
 }
 

@@ -299,7 +299,8 @@ describe('SIGKILL while jobs are paused mid-run', { timeout: 120_000 }, () => {
     await ok201(first, '/jobs/create', job('paused_mid_run', 'kb_a'));
     await ok201(first, '/jobs/create', job('manual_of_paused', 'kb_b'));
 
-    // A: a run starts, then the job is paused while the run is stuck in a batch.
+    // A: a run starts, then the job is paused while the run is stuck in a batch: the pause stops
+    // it at once (the provider's request is aborted), before the process is killed.
     assert.equal((await first.request('POST', '/jobs/paused_mid_run/run')).status, 202);
     await poll(
       'the first run to reach the provider',
@@ -317,7 +318,12 @@ describe('SIGKILL while jobs are paused mid-run', { timeout: 120_000 }, () => {
       30_000,
       20,
     );
-    assert.equal((await getJob(first, 'paused_mid_run')).last_run.status, 'running');
+    await poll(
+      'the paused run to end',
+      async () => ((await getJob(first, 'paused_mid_run')).last_run.status === 'cancelled' ? true : undefined),
+      30_000,
+      20,
+    );
     assert.equal((await getJob(first, 'manual_of_paused')).status, 'running');
 
     await first.kill();
@@ -350,22 +356,22 @@ describe('SIGKILL while jobs are paused mid-run', { timeout: 120_000 }, () => {
     await server.stop('SIGTERM');
   });
 
-  it('a job paused during the killed run stays paused; its run is INTERRUPTED', () => {
+  it('a job paused during a run stuck in a batch stays paused; its run, stopped by the pause, stays cancelled', () => {
     assert.equal(pausedMidRun.job.status, 'paused');
     assert.equal(pausedMidRun.job.next_run, null);
     assert.deepEqual(
       pausedMidRun.runs.map((r) => [r.trigger, r.status, r.error?.code]),
-      [['manual', 'failed', 'INTERRUPTED']],
+      [['manual', 'cancelled', 'CANCELLED']],
     );
   });
 
   it("the job's last_run does not stay `running` after recovery", () => {
     assert.equal(
-      pausedMidRun.job.last_run.status,
+      manualOfPaused.job.last_run.status,
       'failed',
-      `GET /jobs shows the interrupted run as still running: ${JSON.stringify(pausedMidRun.job.last_run)}`,
+      `GET /jobs shows the interrupted run as still running: ${JSON.stringify(manualOfPaused.job.last_run)}`,
     );
-    assert.equal(pausedMidRun.job.last_run.error?.code, 'INTERRUPTED');
+    assert.equal(manualOfPaused.job.last_run.error?.code, 'INTERRUPTED');
   });
 
   it('a paused job whose manual run was killed stays paused after recovery (no catch_up run)', () => {

@@ -20,12 +20,16 @@ import { parseRetryAfter } from '../../src/embeddings/openai/provider.js';
 import { dot } from '../../src/embeddings/vectors.js';
 
 const KEY = 'sk-test-0123456789abcdef';
-/** Fast retries so the suite stays quick; Retry-After tests override where it matters. */
+/**
+ * Fast retries so the suite stays quick; Retry-After tests override where it matters. The request
+ * timeout is long: only the tests of hanging requests should ever reach it, and a normal answer
+ * from the fake server may take seconds on a loaded machine.
+ */
 const FAST: OpenAIEmbeddingOptions = {
   apiKey: KEY,
   retryBaseDelayMs: 5,
   retryMaxDelayMs: 20,
-  timeoutMs: 2000,
+  timeoutMs: 30_000,
 };
 
 async function withServer(
@@ -135,18 +139,39 @@ describe('OpenAI-compatible embeddings: batching', () => {
   });
 
   it('runs at most `concurrency` requests at once', async () => {
+    // Counted, not timed: the server holds every request until `concurrency` of them are in
+    // flight together (or the last one has arrived), so reaching 3 does not depend on how fast
+    // the client is. Once 3 are held, it waits a little longer before answering: the time an
+    // over-eager client would need to send a 4th. That wait can only make a broken limit show.
+    const total = 10;
     let inflight = 0;
+    let arrived = 0;
     let peak = 0;
+    let held: Array<() => void> = [];
     const script = async () => {
       inflight++;
+      arrived++;
       peak = Math.max(peak, inflight);
-      await new Promise((r) => setTimeout(r, 30));
+      const released = new Promise<void>((resolve) => held.push(resolve));
+      if (inflight >= 3 || arrived === total) {
+        const release = held;
+        held = [];
+        setTimeout(() => {
+          for (const r of release) r();
+        }, 50);
+      }
+      // Never wait forever: if the client sends fewer than 3 at once, the peak assertion says so.
+      const liveness = setTimeout(() => {
+        for (const r of held.splice(0)) r();
+      }, 10_000);
+      await released;
+      clearTimeout(liveness);
       inflight--;
       return undefined;
     };
     await withServer({ script }, { maxInputsPerRequest: 2, concurrency: 3 }, async (provider, server) => {
-      await provider.embed(Array.from({ length: 20 }, (_, i) => `text ${i}`));
-      assert.equal(server.requests.length, 10);
+      await provider.embed(Array.from({ length: 2 * total }, (_, i) => `text ${i}`));
+      assert.equal(server.requests.length, total);
       assert.equal(peak, 3);
     });
   });
@@ -259,12 +284,14 @@ describe('OpenAI-compatible embeddings: retries', () => {
   });
 
   it('times out a hanging request and retries it', async () => {
-    await withServer({ script: sequence('hang') }, { timeoutMs: 200 }, async (provider, server) => {
+    // 1 s: short enough for a quick test, long enough for the retry's normal answer on a loaded machine.
+    await withServer({ script: sequence('hang') }, { timeoutMs: 1_000 }, async (provider, server) => {
       const t0 = performance.now();
       const [v] = await provider.embed(['hello']);
       assert.equal(v!.length, 64);
       assert.equal(server.requests.length, 2);
-      assert.ok(performance.now() - t0 >= 190);
+      // A lower bound is causal: the first attempt cannot have been given up sooner.
+      assert.ok(performance.now() - t0 >= 990);
     });
   });
 
@@ -362,14 +389,19 @@ describe('OpenAI-compatible embeddings: rejections', () => {
 });
 
 describe('OpenAI-compatible embeddings: cancellation', () => {
-  it('stops waiting between retries when the caller aborts', async () => {
+  // The test's own timeout turns a wait that ignores the abort (60 s or more) into a failure, not a hang.
+  it('stops waiting between retries when the caller aborts', { timeout: 45_000 }, async () => {
     const script = (): FakeReply => ({ status: 503 });
-    await withServer({ script }, { retryBaseDelayMs: 10_000, retryMaxDelayMs: 10_000 }, async (provider) => {
+    // A backoff of at least 60 s (half fixed, half jitter): ending 30 s after the abort at the
+    // latest leaves a loaded machine 300 times the expected 100 ms, and still proves the wait
+    // was cut short rather than served.
+    await withServer({ script }, { retryBaseDelayMs: 120_000, retryMaxDelayMs: 120_000 }, async (provider, server) => {
       const ctrl = new AbortController();
       setTimeout(() => ctrl.abort(new Error('run cancelled')), 100);
       const t0 = performance.now();
       await assert.rejects(provider.embed(['a'], { signal: ctrl.signal }), /run cancelled/);
-      assert.ok(performance.now() - t0 < 2000);
+      assert.ok(performance.now() - t0 < 30_000);
+      assert.equal(server.requests.length, 1, 'no retry was sent');
     });
   });
 

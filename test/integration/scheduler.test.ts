@@ -22,6 +22,8 @@ const T = Date.UTC(2031, 0, 6, 12, 0, 0);
 const iso = (ms: number) => new Date(ms).toISOString();
 /** How the API prints a time (RFC 3339 UTC, second precision). */
 const api = (ms: number) => iso(ms).replace(/\.\d{3}Z$/, 'Z');
+/** How the API prints a time it measured itself, a run's started_at and finished_at (with milliseconds). */
+const measured = (ms: number) => iso(ms);
 const at = (minutes: number) => T + minutes * MIN;
 
 interface Env {
@@ -151,17 +153,29 @@ async function stepTo(
   }
 }
 
-/** Polls `check` (without moving the clock) until it holds; for states reached by real async I/O. */
+/**
+ * Polls `check` (without moving the clock) until it holds; for states reached by real async I/O.
+ * The limit only turns a state never reached into a failure: generous, for a loaded machine.
+ */
 async function waitFor(
   what: string,
   check: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
+  timeoutMs = 60_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/**
+ * Waits until the run's first batch has reached the held provider: the run is running and a batch
+ * is in flight. Waiting for the job's status alone is a race: a pause or stop that lands between
+ * the run's start and its first batch stops it before any row, not at the first batch boundary.
+ */
+async function untilHeld(t: SyncTestApp): Promise<void> {
+  await waitFor('a batch of the run to reach the (held) provider', () => t.providers.held!() > 0);
 }
 
 const startedAt = (runs: any[]) => runs.map((r) => r.started_at);
@@ -194,7 +208,7 @@ describe('scheduler: the tick grid', () => {
     const runs = await runsOf(env.t);
     assert.deepEqual(
       startedAt(runs),
-      [0, 10, 20, 30, 40, 50, 60].map((m) => api(at(m))),
+      [0, 10, 20, 30, 40, 50, 60].map((m) => measured(at(m))),
     );
     assert.deepEqual(seen, startedAt(runs));
     assert.ok(
@@ -246,7 +260,7 @@ describe('scheduler: the tick grid', () => {
     env.clock.set(start);
     await settle(env.t);
     const runs = await runsOf(env.t);
-    assert.deepEqual(startedAt(runs), [api(start)]);
+    assert.deepEqual(startedAt(runs), [measured(start)]);
     assert.equal(runs[0].trigger, 'schedule');
     assert.equal(runs[0].status, 'succeeded');
     assert.equal((await getJob(env.t)).next_run, api(start + 10 * MIN));
@@ -260,7 +274,7 @@ describe('scheduler: downtime', () => {
     const scheduler = env.t.app.services.scheduler;
     await scheduler.start();
     await stepTo(env, at(1));
-    assert.deepEqual(startedAt(await runsOf(env.t)), [api(at(0))]);
+    assert.deepEqual(startedAt(await runsOf(env.t)), [measured(at(0))]);
 
     await scheduler.stop();
     assert.equal(env.clock.pendingTimers(), 0, 'a stopped scheduler holds no timer');
@@ -271,7 +285,7 @@ describe('scheduler: downtime', () => {
     await settle(env.t);
     let runs = await runsOf(env.t);
     assert.deepEqual(triggers(runs), ['schedule', 'catch_up'], 'one catch_up run, not a burst of three');
-    assert.equal(runs[1].started_at, api(at(35)));
+    assert.equal(runs[1].started_at, measured(at(35)));
     assert.equal(runs[1].status, 'succeeded');
     assert.equal((await getJob(env.t)).next_run, api(at(40)), 'back on the grid');
 
@@ -279,7 +293,7 @@ describe('scheduler: downtime', () => {
     assert.equal((await runsOf(env.t)).length, 2);
     await stepTo(env, at(50));
     runs = await runsOf(env.t);
-    assert.deepEqual(startedAt(runs), [api(at(0)), api(at(35)), api(at(40)), api(at(50))]);
+    assert.deepEqual(startedAt(runs), [measured(at(0)), measured(at(35)), measured(at(40)), measured(at(50))]);
     assert.deepEqual(triggers(runs), ['schedule', 'catch_up', 'schedule', 'schedule']);
   });
 
@@ -301,7 +315,7 @@ describe('scheduler: downtime', () => {
     await settle(t);
     let runs = await runsOf(t);
     assert.deepEqual(triggers(runs), ['schedule', 'catch_up']);
-    assert.equal(runs[1].started_at, api(at(35)));
+    assert.equal(runs[1].started_at, measured(at(35)));
     assert.equal(runs[1].status, 'succeeded', JSON.stringify(runs[1].error));
     assert.equal(runs[1].rows_read, 5, 'the catch_up run syncs what arrived during the downtime');
     assert.deepEqual(runs[1].watermark_start, runs[0].watermark_end);
@@ -309,7 +323,7 @@ describe('scheduler: downtime', () => {
 
     await stepTo({ t, clock }, at(45));
     runs = await runsOf(t);
-    assert.deepEqual(startedAt(runs), [api(at(0)), api(at(35)), api(at(40))]);
+    assert.deepEqual(startedAt(runs), [measured(at(0)), measured(at(35)), measured(at(40))]);
     assert.equal(runs[2].trigger, 'schedule');
     assert.equal((await t.documents('kb')).length, 35);
   });
@@ -325,7 +339,7 @@ describe('scheduler: one run at a time', () => {
 
     const release = env.t.providers.hold();
     env.clock.set(at(0));
-    await waitFor('the first run to start', async () => (await getJob(env.t)).status === 'running');
+    await untilHeld(env.t);
     // Two more ticks (T+10, T+20) pass while the first run is held.
     for (const m of [5, 10, 15, 20, 25]) {
       env.clock.set(at(m));
@@ -344,7 +358,7 @@ describe('scheduler: one run at a time', () => {
     runs = await runsOf(env.t);
     assert.deepEqual(
       startedAt(runs),
-      [api(at(0)), api(at(25))],
+      [measured(at(0)), measured(at(25))],
       'exactly one run follows right after, not two',
     );
     assert.deepEqual(triggers(runs), ['schedule', 'schedule']);
@@ -359,7 +373,7 @@ describe('scheduler: one run at a time', () => {
     await stepTo(env, at(29));
     assert.equal((await runsOf(env.t)).length, 2);
     await stepTo(env, at(30));
-    assert.deepEqual(startedAt(await runsOf(env.t)), [api(at(0)), api(at(25)), api(at(30))]);
+    assert.deepEqual(startedAt(await runsOf(env.t)), [measured(at(0)), measured(at(25)), measured(at(30))]);
     assert.equal((await env.t.documents('kb')).length, 50);
   });
 
@@ -371,7 +385,7 @@ describe('scheduler: one run at a time', () => {
     const manual = await env.t.runNow('tick');
     assert.equal(manual.trigger, 'manual');
     assert.equal(manual.status, 'succeeded');
-    assert.equal(manual.started_at, api(at(3)));
+    assert.equal(manual.started_at, measured(at(3)));
     const job = await getJob(env.t);
     assert.equal(job.status, 'scheduled');
     assert.equal(job.next_run, api(at(10)), 'run-now leaves the grid alone');
@@ -413,7 +427,7 @@ describe('scheduler: pause, resume, delete', () => {
 
     await stepTo(env, at(40));
     const runs = await runsOf(env.t);
-    assert.deepEqual(startedAt(runs), [api(at(0)), api(at(40))]);
+    assert.deepEqual(startedAt(runs), [measured(at(0)), measured(at(40))]);
     assert.equal(runs[1].trigger, 'schedule');
     assert.deepEqual(
       runs[1].watermark_start,
@@ -429,12 +443,12 @@ describe('scheduler: pause, resume, delete', () => {
     const onTick = await env.t.request('POST', '/jobs/tick/resume');
     assert.equal(onTick.body.data.next_run, api(at(50)));
     await settle(env.t);
-    assert.deepEqual(startedAt(await runsOf(env.t)), [api(at(0)), api(at(40)), api(at(50))]);
+    assert.deepEqual(startedAt(await runsOf(env.t)), [measured(at(0)), measured(at(40)), measured(at(50))]);
     assert.equal((await getJob(env.t)).next_run, api(at(60)));
     assert.equal((await env.t.documents('kb')).length, 35);
   });
 
-  it('pausing during a run stops it at the next batch boundary (cancelled); the job stays paused and resumes from there', async () => {
+  it('pausing during a run stops it at once, giving up the batch being embedded (cancelled); the job stays paused and resumes from there', async () => {
     const env = await setUp(at(-1), 50);
     await createJob(env.t, { end_time: iso(at(120)) });
     await env.t.app.services.scheduler.start();
@@ -442,7 +456,7 @@ describe('scheduler: pause, resume, delete', () => {
 
     const release = env.t.providers.hold();
     env.clock.set(at(0));
-    await waitFor('the run to start', async () => (await getJob(env.t)).status === 'running');
+    await untilHeld(env.t);
     const paused = await env.t.request('POST', '/jobs/tick/pause');
     assert.equal(paused.status, 200, JSON.stringify(paused.body));
     assert.equal(paused.body.data.status, 'paused');
@@ -453,13 +467,16 @@ describe('scheduler: pause, resume, delete', () => {
     assert.equal(runs.length, 1);
     assert.equal(runs[0].status, 'cancelled', JSON.stringify(runs[0]));
     assert.equal(runs[0].error?.code, 'CANCELLED');
-    assert.equal(runs[0].rows_read, 10, 'stopped after the batch in flight, at the boundary');
+    // The first batch was being embedded when the pause came: it is given up, not written.
+    assert.equal(runs[0].rows_read, 0, 'nothing of the batch in flight was written');
+    assert.equal(runs[0].rows_failed, 0, 'a stopped batch is not a failure');
     assert.ok(runs[0].finished_at);
     const job = await getJob(env.t);
     assert.equal(job.status, 'paused');
     assert.equal(job.next_run, null);
-    assert.deepEqual(job.watermark, runs[0].watermark_end, 'the committed batch is kept');
-    assert.equal(job.watermark.key[0], '10');
+    assert.deepEqual(job.watermark, runs[0].watermark_end, 'the watermark covers only what was written');
+    assert.equal(job.watermark, null);
+    assert.equal((await env.t.documents('kb')).length, 0);
     assert.equal(env.t.app.services.scheduler.isRunning(job.job_id), false);
 
     await stepTo(env, at(25));
@@ -470,7 +487,7 @@ describe('scheduler: pause, resume, delete', () => {
     assert.equal(runs.length, 2);
     assert.equal(runs[1].status, 'succeeded');
     assert.deepEqual(runs[1].watermark_start, runs[0].watermark_end);
-    assert.equal(runs[1].rows_read, 40, 'the rest, from the checkpoint');
+    assert.equal(runs[1].rows_read, 50, 'every row, from the watermark the paused run left');
     const docs = await env.t.documents('kb');
     assert.equal(docs.length, 50);
     assert.equal(new Set(docs.map((d) => d.id)).size, 50);
@@ -487,7 +504,7 @@ describe('scheduler: pause, resume, delete', () => {
 
     const release = env.t.providers.hold();
     env.clock.set(at(0));
-    await waitFor('the run to start', async () => (await getJob(env.t)).status === 'running');
+    await untilHeld(env.t);
     const deleted = await env.t.request('DELETE', '/jobs/tick');
     assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
     release();
@@ -504,7 +521,7 @@ describe('scheduler: pause, resume, delete', () => {
     await createJob(env.t, { start_time: iso(at(5)), end_time: iso(at(65)) });
     await stepTo(env, at(5));
     const runs = await runsOf(env.t);
-    assert.deepEqual(startedAt(runs), [api(at(5))]);
+    assert.deepEqual(startedAt(runs), [measured(at(5))]);
     assert.equal(runs[0].status, 'succeeded', JSON.stringify(runs[0].error));
     assert.deepEqual(errors, []);
   });
@@ -520,7 +537,7 @@ describe('scheduler: pause, resume, delete', () => {
     const release = env.t.providers.hold();
     const manual = await env.t.request('POST', '/jobs/tick/run');
     assert.equal(manual.status, 202, JSON.stringify(manual.body));
-    await waitFor('the manual run to start', async () => (await getJob(env.t)).status === 'running');
+    await untilHeld(env.t);
     // Shutdown: the scheduler asks the run to stop, then the held batch completes.
     const stopping = env.t.app.services.scheduler.stop();
     release();
@@ -545,7 +562,7 @@ describe('scheduler: shutdown during a run', () => {
     await settle(env.t);
     const release = env.t.providers.hold();
     env.clock.set(at(0));
-    await waitFor('the run to start', async () => (await getJob(env.t)).status === 'running');
+    await untilHeld(env.t);
     const stopping = env.t.app.services.scheduler.stop();
     release();
     await stopping;
@@ -573,7 +590,7 @@ describe('scheduler: shutdown during a run', () => {
     await settle(env.t);
     const runs = await runsOf(env.t);
     assert.deepEqual(triggers(runs), ['schedule', 'catch_up']);
-    assert.equal(runs[1].started_at, api(at(3)));
+    assert.equal(runs[1].started_at, measured(at(3)));
     assert.deepEqual(runs[1].watermark_start, stopped.watermark_end);
     assert.equal(runs[0].rows_read + runs[1].rows_read, 50);
     assert.equal((await env.t.documents('kb')).length, 50);

@@ -2,61 +2,18 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AccountService, CreateAccountBody } from '../../accounts/service.js';
 import type { Services } from '../../app.js';
-import { errorResponse, jsonSchema } from '../docs.js';
 import { ok } from '../envelope.js';
+import { CREATE_ACCOUNT } from '../openapi/examples.js';
+import { operation } from '../openapi/operation.js';
+import { dataOf, ref } from '../openapi/schemas.js';
 
 type AccountParams = FastifyRequest<{ Params: { id: string } }>;
 type KeyParams = FastifyRequest<{ Params: { id: string; key_id: string } }>;
 
-const tags = ['accounts'];
-const security = [{ bearerAuth: [] }];
+const tag = 'accounts';
 const config = { auth: 'admin' as const };
-const accountParam = {
-  type: 'object',
-  properties: { id: { type: 'string', description: 'account id or name' } },
-  required: ['id'],
-};
-const keyParams = {
-  type: 'object',
-  properties: {
-    id: { type: 'string', description: 'account id or name' },
-    key_id: { type: 'string', description: 'key id (key_…)' },
-  },
-  required: ['id', 'key_id'],
-};
-
-const envelope = (description: string, data: Record<string, unknown>) => ({
-  description,
-  type: 'object',
-  properties: { success: { type: 'boolean', enum: [true] }, message: { type: 'string' }, data },
-});
-const account = {
-  type: 'object',
-  properties: {
-    account_id: { type: 'string' },
-    name: { type: 'string' },
-    created_at: { type: 'string', format: 'date-time' },
-  },
-};
-const key = {
-  type: 'object',
-  properties: {
-    key_id: { type: 'string' },
-    prefix: { type: 'string', description: 'the first characters of the key, to tell keys apart' },
-    created_at: { type: 'string', format: 'date-time' },
-    revoked_at: { type: 'string', format: 'date-time', nullable: true },
-  },
-};
-const newKey = {
-  type: 'object',
-  properties: {
-    account_id: { type: 'string' },
-    name: { type: 'string' },
-    key_id: { type: 'string' },
-    prefix: { type: 'string' },
-    api_key: { type: 'string', description: 'the key itself (kbs_…): shown once, store it now' },
-  },
-};
+const account = { id: 'Account id (acct_…) or name' };
+const NO_ACCOUNT = 'No account with that id or name (NOT_FOUND)';
 
 export const accountRoutes = (services: Services) => async (app: FastifyInstance) => {
   const { accounts } = services;
@@ -65,18 +22,18 @@ export const accountRoutes = (services: Services) => async (app: FastifyInstance
     '/accounts',
     {
       config,
-      schema: {
-        tags,
-        summary: 'Create an account and its first API key (the key is shown once); admin key only',
-        security,
-        body: jsonSchema(CreateAccountBody),
-        response: {
-          201: envelope('Account created', newKey),
-          400: errorResponse,
-          401: errorResponse,
-          409: errorResponse,
-        },
-      },
+      schema: operation({
+        operationId: 'createAccount',
+        tag,
+        method: 'POST',
+        auth: 'admin',
+        summary: 'Create an account',
+        description:
+          'Creates an account and its first API key. The key is shown once, in this answer; store it now.',
+        body: { schema: CreateAccountBody, description: 'The account', example: CREATE_ACCOUNT },
+        ok: { status: 201, description: 'Account created, with its first key', data: ref('NewApiKey') },
+        errors: { 400: 'Invalid name (INVALID_REQUEST)', 409: 'An account with that name exists (CONFLICT)' },
+      }),
     },
     async (request, reply) => {
       const created = await accounts.create(request.body);
@@ -93,18 +50,19 @@ export const accountRoutes = (services: Services) => async (app: FastifyInstance
     '/accounts',
     {
       config,
-      schema: {
-        tags,
-        summary: 'List accounts; admin key only',
-        security,
-        response: {
-          200: envelope('Accounts', {
-            type: 'object',
-            properties: { accounts: { type: 'array', items: account } },
-          }),
-          401: errorResponse,
+      schema: operation({
+        operationId: 'listAccounts',
+        tag,
+        method: 'GET',
+        auth: 'admin',
+        summary: 'List accounts',
+        description: 'Every account (`default` owns what was created before authentication was on).',
+        ok: {
+          status: 200,
+          description: 'The accounts',
+          data: dataOf.list('accounts', ref('Account'), false),
         },
-      },
+      }),
     },
     async (_request, reply) => {
       const list = await accounts.list();
@@ -116,22 +74,22 @@ export const accountRoutes = (services: Services) => async (app: FastifyInstance
     '/accounts/:id/keys',
     {
       config,
-      schema: {
-        tags,
-        summary: 'Create another API key for an account (shown once); admin key only',
-        security,
-        params: accountParam,
-        response: { 201: envelope('Key created', newKey), 401: errorResponse, 404: errorResponse },
-      },
+      schema: operation({
+        operationId: 'createApiKey',
+        tag,
+        method: 'POST',
+        auth: 'admin',
+        summary: 'Create an API key',
+        description:
+          "Another key for an account, shown once; the account's other keys keep working, so keys rotate without downtime.",
+        params: account,
+        ok: { status: 201, description: 'Key created', data: ref('NewApiKey') },
+        errors: { 404: NO_ACCOUNT },
+      }),
     },
     async (request: AccountParams, reply) => {
       const created = await accounts.createKey(request.params.id);
-      return ok(
-        reply,
-        'API key created; store it now, it is not shown again',
-        presentNewKey(created),
-        201,
-      );
+      return ok(reply, 'API key created; store it now, it is not shown again', presentNewKey(created), 201);
     },
   );
 
@@ -139,17 +97,17 @@ export const accountRoutes = (services: Services) => async (app: FastifyInstance
     '/accounts/:id/keys',
     {
       config,
-      schema: {
-        tags,
-        summary: "An account's API keys: ids, prefixes and times, never the keys; admin key only",
-        security,
-        params: accountParam,
-        response: {
-          200: envelope('Keys', { type: 'object', properties: { keys: { type: 'array', items: key } } }),
-          401: errorResponse,
-          404: errorResponse,
-        },
-      },
+      schema: operation({
+        operationId: 'listApiKeys',
+        tag,
+        method: 'GET',
+        auth: 'admin',
+        summary: "List an account's API keys",
+        description: 'Ids, display prefixes and times; never the keys.',
+        params: account,
+        ok: { status: 200, description: 'The keys', data: dataOf.list('keys', ref('ApiKey'), false) },
+        errors: { 404: NO_ACCOUNT },
+      }),
     },
     async (request: AccountParams, reply) => {
       const keys = await accounts.listKeys(request.params.id);
@@ -161,13 +119,17 @@ export const accountRoutes = (services: Services) => async (app: FastifyInstance
     '/accounts/:id/keys/:key_id',
     {
       config,
-      schema: {
-        tags,
-        summary: 'Revoke an API key (at once: the next request with it gets 401); admin key only',
-        security,
-        params: keyParams,
-        response: { 200: envelope('Key revoked', key), 401: errorResponse, 404: errorResponse },
-      },
+      schema: operation({
+        operationId: 'revokeApiKey',
+        tag,
+        method: 'DELETE',
+        auth: 'admin',
+        summary: 'Revoke an API key',
+        description: 'At once: the next request with the key gets 401. Revoking again changes nothing.',
+        params: { ...account, key_id: 'Key id (key_…)' },
+        ok: { status: 200, description: 'The revoked key', data: ref('ApiKey') },
+        errors: { 404: 'No such account, or no such key of it (NOT_FOUND)' },
+      }),
     },
     async (request: KeyParams, reply) => {
       const revoked = await accounts.revokeKey(request.params.id, request.params.key_id);

@@ -1,8 +1,10 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CreateJobBody, ListJobsQuery, PageQuery, PatchJobBody } from '../../core/schemas.js';
 import type { Services } from '../../app.js';
-import { errorResponse, jsonSchema, successResponse } from '../docs.js';
 import { ok } from '../envelope.js';
+import { PATCH_JOB, RUN, SEED_JOB, SEED_JOB_REQUEST } from '../openapi/examples.js';
+import { operation } from '../openapi/operation.js';
+import { dataOf, ref } from '../openapi/schemas.js';
 import { presentFailure, presentJob, presentRun } from '../present.js';
 import { parseQuery } from '../query.js';
 import { accountOf } from '../server.js';
@@ -10,88 +12,289 @@ import { accountOf } from '../server.js';
 type JobParams = FastifyRequest<{ Params: { job: string } }>;
 type RunParams = FastifyRequest<{ Params: { job: string; run: string } }>;
 
-const jobParam = { type: 'object', properties: { job: { type: 'string', description: 'job id or name' } } };
-const errors = { 400: errorResponse, 404: errorResponse, 409: errorResponse };
+const tag = 'jobs';
+const job = { job: 'Job id (job_…) or name' };
+const NO_JOB = 'No job with that id or name in this account (NOT_FOUND)';
+const INVALID_JOB =
+  'Invalid job (every problem in `details`): INVALID_INTERVAL, INVALID_DATETIME, INVALID_TABLE or INVALID_KB when all problems are of that kind, else INVALID_REQUEST';
+
+const createSpec = {
+  tag,
+  method: 'POST',
+  description:
+    'Creates a job that syncs `database.table` into a knowledge base every `interval` between `start_time` and ' +
+    "`end_time` (at most 30 days). The body is the seed's; optional fields tune backfill, lookback, deletes and " +
+    'batch size. A window that has already ended is accepted as `completed` with a warning.',
+  body: { schema: CreateJobBody, description: 'The job', example: SEED_JOB_REQUEST },
+  ok: {
+    status: 201,
+    description: 'Job created',
+    message: 'Job created successfully',
+    data: ref('Job'),
+    example: SEED_JOB,
+  },
+  errors: {
+    400: INVALID_JOB,
+    409: 'A job with that name exists in this account (DUPLICATE_JOB)',
+    429: 'The account already has its maximum of active jobs (JOB_LIMIT_EXCEEDED), or too many requests (RATE_LIMITED, with Retry-After)',
+  },
+} as const;
 
 export const jobRoutes = (services: Services) => async (app: FastifyInstance) => {
   const { jobs } = services;
 
-  const create = async (request: FastifyRequest, reply: import('fastify').FastifyReply) => {
+  const create = async (request: FastifyRequest, reply: FastifyReply) => {
     const { job, warnings } = await jobs.create(accountOf(request), request.body);
-    return ok(reply, 'Job created successfully', { ...presentJob(job), ...(warnings.length ? { warnings } : {}) }, 201);
+    return ok(
+      reply,
+      'Job created successfully',
+      { ...presentJob(job), ...(warnings.length ? { warnings } : {}) },
+      201,
+    );
   };
-  const createSchema = {
-    tags: ['jobs'],
-    summary: 'Create a job that syncs database.table into a knowledge base on a schedule',
-    body: jsonSchema(CreateJobBody),
-    response: { 201: successResponse('Job created'), ...errors, 429: errorResponse },
-  };
-  app.post('/jobs/create', { schema: createSchema }, create);
-  app.post('/jobs', { schema: { ...createSchema, summary: 'Alias of POST /jobs/create' } }, create);
+  app.post(
+    '/jobs/create',
+    { schema: operation({ ...createSpec, operationId: 'createJob', summary: 'Create a job' }) },
+    create,
+  );
+  app.post(
+    '/jobs',
+    {
+      schema: operation({
+        ...createSpec,
+        operationId: 'createJobAlias',
+        summary: 'Create a job (alias of POST /jobs/create)',
+      }),
+    },
+    create,
+  );
 
-  app.get('/jobs', { schema: { tags: ['jobs'], summary: 'List jobs', querystring: jsonSchema(ListJobsQuery) } }, async (request, reply) => {
-    const q = parseQuery(ListJobsQuery, request.query);
-    const page = await jobs.list(accountOf(request), {
-      status: q.status,
-      kbName: q.kb_name,
-      limit: q.limit ?? 50,
-      cursor: q.cursor ?? null,
-    });
-    return ok(reply, 'Jobs', { jobs: page.items.map(presentJob), next_cursor: page.next });
-  });
+  app.get(
+    '/jobs',
+    {
+      schema: operation({
+        operationId: 'listJobs',
+        tag,
+        method: 'GET',
+        summary: 'List jobs',
+        description:
+          "The account's jobs in creation order, a page at a time; filter by `status` or `kb_name`.",
+        query: ListJobsQuery,
+        ok: { status: 200, description: 'A page of jobs', data: dataOf.list('jobs', ref('Job'), true) },
+        errors: { 400: 'Invalid query parameters (INVALID_REQUEST)' },
+      }),
+    },
+    async (request, reply) => {
+      const q = parseQuery(ListJobsQuery, request.query);
+      const page = await jobs.list(accountOf(request), {
+        status: q.status,
+        kbName: q.kb_name,
+        limit: q.limit ?? 50,
+        cursor: q.cursor ?? null,
+      });
+      return ok(reply, 'Jobs', { jobs: page.items.map(presentJob), next_cursor: page.next });
+    },
+  );
 
-  app.get('/jobs/:job', { schema: { tags: ['jobs'], summary: 'Get a job by id or name', params: jobParam } }, async (request: JobParams, reply) => {
-    return ok(reply, 'Job', presentJob(await jobs.get(accountOf(request), request.params.job)));
-  });
+  app.get(
+    '/jobs/:job',
+    {
+      schema: operation({
+        operationId: 'getJob',
+        tag,
+        method: 'GET',
+        summary: 'Get a job',
+        description:
+          'One job by id or name: its configuration, status, next run, last run, watermark and totals.',
+        params: job,
+        ok: { status: 200, description: 'The job', data: ref('Job') },
+        errors: { 404: NO_JOB },
+      }),
+    },
+    async (request: JobParams, reply) => {
+      return ok(reply, 'Job', presentJob(await jobs.get(accountOf(request), request.params.job)));
+    },
+  );
 
   app.patch(
     '/jobs/:job',
-    { schema: { tags: ['jobs'], summary: 'Change a job (same validation as create)', params: jobParam, body: jsonSchema(PatchJobBody) } },
+    {
+      schema: operation({
+        operationId: 'updateJob',
+        tag,
+        method: 'PATCH',
+        summary: 'Change a job',
+        description:
+          'Changes the schedule (`interval`, `start_time`, `end_time`) or what a run reads and writes (columns, ' +
+          '`lookback`, `batch_size`, `deletes`, `soft_delete_column`), with the validation of create. New columns ' +
+          'or a new filter column reset the watermark. At least one field.',
+        params: job,
+        body: { schema: PatchJobBody, description: 'The fields to change', example: PATCH_JOB },
+        ok: { status: 200, description: 'The changed job', data: ref('Job') },
+        errors: {
+          400: INVALID_JOB,
+          404: NO_JOB,
+          409: 'A run is in progress and the change touches what it reads (CONFLICT); pause the job or wait',
+          429: 'Re-activating a completed job would exceed the active-job limit (JOB_LIMIT_EXCEEDED), or too many requests (RATE_LIMITED)',
+        },
+      }),
+    },
     async (request: JobParams, reply) => {
       const { job, warnings } = await jobs.patch(accountOf(request), request.params.job, request.body);
       return ok(reply, 'Job updated', { ...presentJob(job), ...(warnings.length ? { warnings } : {}) });
     },
   );
 
-  app.post('/jobs/:job/pause', { schema: { tags: ['jobs'], summary: 'Pause a job (keeps its watermark)', params: jobParam } }, async (request: JobParams, reply) => {
-    return ok(reply, 'Job paused', presentJob(await jobs.pause(accountOf(request), request.params.job)));
-  });
+  app.post(
+    '/jobs/:job/pause',
+    {
+      schema: operation({
+        operationId: 'pauseJob',
+        tag,
+        method: 'POST',
+        summary: 'Pause a job',
+        description:
+          'Keeps the watermark and clears `next_run`; a run in progress stops at its next batch. Pausing a paused job changes nothing.',
+        params: job,
+        ok: { status: 200, description: 'The paused job', data: ref('Job') },
+        errors: { 404: NO_JOB, 409: 'The job is completed or failed (CONFLICT)' },
+      }),
+    },
+    async (request: JobParams, reply) => {
+      return ok(reply, 'Job paused', presentJob(await jobs.pause(accountOf(request), request.params.job)));
+    },
+  );
 
-  app.post('/jobs/:job/resume', { schema: { tags: ['jobs'], summary: 'Resume a paused or failed job on its grid', params: jobParam } }, async (request: JobParams, reply) => {
-    const { job, warnings } = await jobs.resume(accountOf(request), request.params.job);
-    return ok(reply, 'Job resumed', { ...presentJob(job), ...(warnings.length ? { warnings } : {}) });
-  });
+  app.post(
+    '/jobs/:job/resume',
+    {
+      schema: operation({
+        operationId: 'resumeJob',
+        tag,
+        method: 'POST',
+        summary: 'Resume a job',
+        description:
+          'Puts a paused or failed job back on its grid (the first tick at or after now); a window with no tick left makes it `completed`.',
+        params: job,
+        ok: { status: 200, description: 'The resumed job', data: ref('Job') },
+        errors: {
+          404: NO_JOB,
+          409: 'The job cannot be resumed (CONFLICT)',
+          429: 'Resuming a failed job would exceed the active-job limit (JOB_LIMIT_EXCEEDED), or too many requests (RATE_LIMITED)',
+        },
+      }),
+    },
+    async (request: JobParams, reply) => {
+      const { job, warnings } = await jobs.resume(accountOf(request), request.params.job);
+      return ok(reply, 'Job resumed', { ...presentJob(job), ...(warnings.length ? { warnings } : {}) });
+    },
+  );
 
-  app.post('/jobs/:job/run', { schema: { tags: ['jobs'], summary: 'Run a job now (manual run)', params: jobParam } }, async (request: JobParams, reply) => {
-    const run = await jobs.runNow(accountOf(request), request.params.job);
-    return ok(reply, 'Run started', { run_id: run.id, ...presentRun(run) }, 202);
-  });
+  app.post(
+    '/jobs/:job/run',
+    {
+      schema: operation({
+        operationId: 'runJob',
+        tag,
+        method: 'POST',
+        summary: 'Run a job now',
+        description:
+          'Starts a `manual` run at once; the schedule is unchanged. Poll `GET /jobs/{job}/runs/{run_id}` to follow it.',
+        params: job,
+        ok: {
+          status: 202,
+          description: 'Run started',
+          data: ref('Run'),
+          example: { ...RUN, status: 'running', finished_at: null, duration_ms: null },
+        },
+        errors: { 404: NO_JOB, 409: 'A run is in progress (CONFLICT)' },
+      }),
+    },
+    async (request: JobParams, reply) => {
+      const run = await jobs.runNow(accountOf(request), request.params.job);
+      return ok(reply, 'Run started', { run_id: run.id, ...presentRun(run) }, 202);
+    },
+  );
 
-  app.delete('/jobs/:job', { schema: { tags: ['jobs'], summary: 'Delete a job (the knowledge base keeps what was synced)', params: jobParam } }, async (request: JobParams, reply) => {
-    const job = await jobs.delete(accountOf(request), request.params.job);
-    return ok(reply, 'Job deleted', { job_id: job.id, job_name: job.name });
-  });
+  app.delete(
+    '/jobs/:job',
+    {
+      schema: operation({
+        operationId: 'deleteJob',
+        tag,
+        method: 'DELETE',
+        summary: 'Delete a job',
+        description:
+          'Stops the job (a run in progress stops at its next batch), deletes it with its runs and frees its name. The knowledge base keeps what was synced.',
+        params: job,
+        ok: {
+          status: 200,
+          description: 'Job deleted',
+          data: dataOf.object({
+            job_id: dataOf.string(undefined, { pattern: '^job_' }),
+            job_name: dataOf.string(),
+          }),
+        },
+        errors: { 404: NO_JOB },
+      }),
+    },
+    async (request: JobParams, reply) => {
+      const job = await jobs.delete(accountOf(request), request.params.job);
+      return ok(reply, 'Job deleted', { job_id: job.id, job_name: job.name });
+    },
+  );
 
-  app.get('/jobs/:job/runs', { schema: { tags: ['jobs'], summary: 'Run history, newest first', params: jobParam, querystring: jsonSchema(PageQuery) } }, async (request: JobParams, reply) => {
-    const q = parseQuery(PageQuery, request.query);
-    const page = await jobs.runs(accountOf(request), request.params.job, { limit: q.limit ?? 50, cursor: q.cursor ?? null });
-    return ok(reply, 'Runs', { runs: page.items.map(presentRun), next_cursor: page.next });
-  });
+  app.get(
+    '/jobs/:job/runs',
+    {
+      schema: operation({
+        operationId: 'listJobRuns',
+        tag,
+        method: 'GET',
+        summary: "List a job's runs",
+        description: 'Run history, newest first, a page at a time.',
+        params: job,
+        query: PageQuery,
+        ok: { status: 200, description: 'A page of runs', data: dataOf.list('runs', ref('Run'), true) },
+        errors: { 400: 'Invalid query parameters (INVALID_REQUEST)', 404: NO_JOB },
+      }),
+    },
+    async (request: JobParams, reply) => {
+      const q = parseQuery(PageQuery, request.query);
+      const page = await jobs.runs(accountOf(request), request.params.job, {
+        limit: q.limit ?? 50,
+        cursor: q.cursor ?? null,
+      });
+      return ok(reply, 'Runs', { runs: page.items.map(presentRun), next_cursor: page.next });
+    },
+  );
 
   app.get(
     '/jobs/:job/failures',
     {
-      schema: {
-        tags: ['jobs'],
-        summary: 'Rows that could not be synced (too long, refused by the embedding provider), by document id',
-        params: jobParam,
-        querystring: jsonSchema(PageQuery),
-        response: { 200: successResponse('Failed rows: {failures, next_cursor}'), 400: errorResponse, 404: errorResponse },
-      },
+      schema: operation({
+        operationId: 'listJobFailures',
+        tag,
+        method: 'GET',
+        summary: 'List rows that could not be synced',
+        description:
+          'Rows a run could not turn into a document or embed (too long, refused by the embedding provider), one per document, by document id.',
+        params: job,
+        query: PageQuery,
+        ok: {
+          status: 200,
+          description: 'A page of failed rows',
+          data: dataOf.list('failures', ref('Failure'), true),
+        },
+        errors: { 400: 'Invalid query parameters (INVALID_REQUEST)', 404: NO_JOB },
+      }),
     },
     async (request: JobParams, reply) => {
       const q = parseQuery(PageQuery, request.query);
-      const page = await jobs.failures(accountOf(request), request.params.job, { limit: q.limit ?? 50, cursor: q.cursor ?? null });
+      const page = await jobs.failures(accountOf(request), request.params.job, {
+        limit: q.limit ?? 50,
+        cursor: q.cursor ?? null,
+      });
       return ok(reply, 'Failed rows', { failures: page.items.map(presentFailure), next_cursor: page.next });
     },
   );
@@ -99,12 +302,17 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
   app.post(
     '/jobs/:job/failures/retry',
     {
-      schema: {
-        tags: ['jobs'],
-        summary: 'Retry the failed rows now (a manual run that reads them again first); 409 while a run is in progress or when there are none',
-        params: jobParam,
-        response: { 202: successResponse('Run started'), 404: errorResponse, 409: errorResponse },
-      },
+      schema: operation({
+        operationId: 'retryJobFailures',
+        tag,
+        method: 'POST',
+        summary: 'Retry the failed rows now',
+        description:
+          'Starts a `manual` run that first reads the failed rows again by key, then goes on like any run.',
+        params: job,
+        ok: { status: 202, description: 'Run started', data: ref('Run') },
+        errors: { 404: NO_JOB, 409: 'A run is in progress, or the job has no failed rows (CONFLICT)' },
+      }),
     },
     async (request: JobParams, reply) => {
       const run = await jobs.retryFailures(accountOf(request), request.params.job);
@@ -112,7 +320,26 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
     },
   );
 
-  app.get('/jobs/:job/runs/:run', { schema: { tags: ['jobs'], summary: 'One run' } }, async (request: RunParams, reply) => {
-    return ok(reply, 'Run', presentRun(await jobs.run(accountOf(request), request.params.job, request.params.run)));
-  });
+  app.get(
+    '/jobs/:job/runs/:run',
+    {
+      schema: operation({
+        operationId: 'getJobRun',
+        tag,
+        method: 'GET',
+        summary: 'Get one run',
+        description: 'One run of a job, with its counters, watermarks, error and (while it works) progress.',
+        params: { ...job, run: 'Run id (run_…)' },
+        ok: { status: 200, description: 'The run', data: ref('Run'), example: RUN },
+        errors: { 404: 'No such job, or no such run of it (NOT_FOUND)' },
+      }),
+    },
+    async (request: RunParams, reply) => {
+      return ok(
+        reply,
+        'Run',
+        presentRun(await jobs.run(accountOf(request), request.params.job, request.params.run)),
+      );
+    },
+  );
 };

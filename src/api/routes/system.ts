@@ -2,9 +2,44 @@ import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../app.js';
 import { errorBody } from '../envelope.js';
 import { ok } from '../envelope.js';
+import { operation } from '../openapi/operation.js';
+import { dataOf } from '../openapi/schemas.js';
+
+const health = operation({
+  operationId: 'getHealth',
+  tag: 'system',
+  method: 'GET',
+  auth: 'public',
+  summary: 'Liveness and store health',
+  description: 'Whether the process answers and its store takes writes; no API key needed, never rate-limited.',
+  ok: {
+    status: 200,
+    description: 'Alive, and the store takes writes',
+    data: dataOf.object({
+      status: dataOf.string(undefined, { enum: ['ok'] }),
+      store: dataOf.string(undefined, { enum: ['ok'] }),
+      version: dataOf.string('The kbsync version'),
+    }),
+  },
+  errors: {
+    503: 'The store cannot be written since an earlier failure (STORE_UNAVAILABLE; reads still work), or it does not answer (INTERNAL_ERROR)',
+  },
+});
+
+const metrics = operation({
+  operationId: 'getMetrics',
+  tag: 'system',
+  method: 'GET',
+  auth: 'operator',
+  unlimited: true,
+  storeless: true,
+  summary: 'Prometheus metrics',
+  description: 'Metrics in the Prometheus text format (docs/operations.md); the admin key when authentication is on.',
+  ok: { status: 200, description: 'The metrics', text: 'text/plain', data: { type: 'string' } },
+});
 
 export const systemRoutes = (services: Services) => async (app: FastifyInstance) => {
-  app.get('/health', { config: { auth: 'public' }, schema: { tags: ['system'], summary: 'Liveness and store reachability (no API key needed)', security: [] } }, async (_request, reply) => {
+  app.get('/health', { config: { auth: 'public' }, schema: health }, async (_request, reply) => {
     try {
       await services.store.ping();
       let fault = services.storeHealth.failure;
@@ -32,7 +67,7 @@ export const systemRoutes = (services: Services) => async (app: FastifyInstance)
     }
   });
 
-  app.get('/metrics', { config: { auth: 'operator' }, schema: { tags: ['system'], summary: 'Prometheus metrics (text format; the admin key when authentication is on)' } }, async (_request, reply) => {
+  app.get('/metrics', { config: { auth: 'operator' }, schema: metrics }, async (_request, reply) => {
     const { registry } = services.metrics;
     return reply.type(registry.contentType).send(await registry.metrics());
   });

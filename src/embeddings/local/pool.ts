@@ -1,8 +1,22 @@
 /**
  * A small pool of embedding worker threads. Workers are started on demand (up to `size`) and
- * pull jobs from one queue, so a batch cut into sub-batches spreads over every idle thread and a
+ * pull jobs from a queue, so a batch cut into sub-batches spreads over every idle thread and a
  * slow sub-batch does not hold up the others. An idle worker is unref'd: a pool someone forgot to
  * close never keeps the process alive, and `close()` terminates them all.
+ *
+ * The query lane (bench/query-lane.ts measures it), so a search's embedding never waits behind a
+ * sync's batch:
+ * - Two priorities: a free worker takes the oldest `query` job before any `bulk` one. A worker is
+ *   given one job at a time, so nothing is ever queued behind a running sub-batch.
+ * - Two kinds of worker. `size` bulk workers run bulk jobs (and queries when the query worker is
+ *   busy); one query worker (`queryWorkers`), started by the first query, runs only queries. Bulk
+ *   work never takes it, so a backfill keeps the throughput of `size` threads and a search does
+ *   not wait for a sub-batch to end. It costs one more copy of the model (~150 MB).
+ * - Bulk workers run at a lower OS priority (`bulkNice`, Linux only), so while a search is
+ *   embedded on the query worker the kernel gives it the core the bulk workers would share with
+ *   it; when nothing else wants the CPU, the bulk workers get all of it. With per-session or
+ *   per-container CPU groups (Linux autogroup, cgroups — containers, systemd services) this moves
+ *   CPU time between kbsync's own threads only, never from kbsync to other programs.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +35,23 @@ export interface PoolTask {
   cancel(): boolean;
 }
 
+/** `query`: someone is waiting for the answer (a search). `bulk`: a sync or document upload. */
+export type Priority = 'query' | 'bulk';
+
+export interface PoolOptions {
+  /**
+   * Default true. False: one first-in-first-out queue for every job, as before the query lane
+   * (kept for the benchmark that measures what the lane costs and gains, bench/query-lane.ts).
+   */
+  queryLane?: boolean;
+  /** Workers beyond `size` that only run queries (see above); default 1 with the lane, always 0 without. */
+  queryWorkers?: number;
+  /** How much lower bulk workers' OS priority is (nice increment, 0–19; Linux only); default 10 with the lane, 0 without. */
+  bulkNice?: number;
+  /** For tests: the code a worker runs (`eval`'d) instead of the model worker. */
+  workerScript?: string;
+}
+
 interface Job {
   message: ToWorker;
   resolve: (r: PoolResult) => void;
@@ -29,9 +60,13 @@ interface Job {
 
 interface Slot {
   worker: Worker;
+  /** What the worker may run: `bulk` workers run anything, `query` workers only queries. */
+  kind: Priority;
   job: Job | undefined;
   /** Set once the worker has exited or failed, so late events are ignored. */
   dead: boolean;
+  /** Set once the worker has answered with its model loaded (a non-zero loadMs). */
+  loaded: boolean;
 }
 
 export class PoolClosedError extends Error {
@@ -43,34 +78,67 @@ export class PoolClosedError extends Error {
 
 export class WorkerPool {
   readonly size: number;
+  readonly queryLane: boolean;
+  /** Query workers to keep (0 once one failed to load the model: queries then only jump the queue). */
+  private queryWorkers: number;
+  private readonly bulkNice: number;
   private readonly slots: Slot[] = [];
-  private readonly queue: Job[] = [];
+  /** Waiting jobs by priority; without the lane everything waits in `bulk`. */
+  private readonly queues: Record<Priority, Job[]> = { query: [], bulk: [] };
   private nextId = 1;
   private closed = false;
 
   constructor(
     size: number,
     private readonly workerOptions: WorkerOptions,
+    private readonly options: PoolOptions = {},
   ) {
     if (!Number.isInteger(size) || size < 1)
       throw new RangeError(`pool size must be a positive integer (got ${size})`);
     this.size = size;
+    this.queryLane = options.queryLane ?? true;
+    this.queryWorkers = this.queryLane ? (options.queryWorkers ?? 1) : 0;
+    if (!Number.isInteger(this.queryWorkers) || this.queryWorkers < 0)
+      throw new RangeError(`queryWorkers must be a non-negative integer (got ${this.queryWorkers})`);
+    this.bulkNice = this.queryLane ? (options.bulkNice ?? 10) : 0;
+    if (!Number.isInteger(this.bulkNice) || this.bulkNice < 0 || this.bulkNice > 19)
+      throw new RangeError(`bulkNice must be an integer in 0..19 (got ${this.bulkNice})`);
   }
 
-  /** Workers started so far (they start on demand). */
+  /** Workers started so far (they start on demand), query workers included. */
   get started(): number {
     return this.slots.length;
   }
 
-  /** Queues one sub-batch; `cancel()` withdraws it if no worker has picked it up yet. */
-  embed(texts: string[]): PoolTask {
-    return this.submit({ type: 'embed', id: this.nextId++, texts });
+  /** Query workers started so far. */
+  get queryWorkersStarted(): number {
+    return this.count('query');
   }
 
-  /** Starts every worker and waits until each has loaded the model. */
+  /** Running workers whose model is loaded, so their next job starts at once. */
+  get loaded(): number {
+    return this.slots.filter((s) => s.loaded).length;
+  }
+
+  /** Jobs waiting for a worker (not those running). */
+  get queued(): number {
+    return this.queues.query.length + this.queues.bulk.length;
+  }
+
+  /**
+   * Queues one sub-batch; `cancel()` withdraws it if no worker has picked it up yet. A `query`
+   * job goes ahead of every waiting `bulk` one (behind earlier queries).
+   */
+  embed(texts: string[], priority: Priority = 'bulk'): PoolTask {
+    return this.submit({ type: 'embed', id: this.nextId++, texts }, priority);
+  }
+
+  /** Starts every bulk worker and waits until each has loaded the model (the query worker starts on demand). */
   async warmup(): Promise<void> {
     // Submitted in one go, so each lands on a different (new or idle) worker.
-    const tasks = Array.from({ length: this.size }, () => this.submit({ type: 'load', id: this.nextId++ }));
+    const tasks = Array.from({ length: this.size }, () =>
+      this.submit({ type: 'load', id: this.nextId++ }, 'bulk'),
+    );
     await Promise.all(tasks.map((t) => t.promise));
   }
 
@@ -78,7 +146,7 @@ export class WorkerPool {
     if (this.closed) return;
     this.closed = true;
     const err = new PoolClosedError();
-    for (const job of this.queue.splice(0)) job.reject(err);
+    for (const job of [...this.queues.query.splice(0), ...this.queues.bulk.splice(0)]) job.reject(err);
     const slots = this.slots.splice(0);
     for (const s of slots) {
       s.dead = true;
@@ -88,39 +156,82 @@ export class WorkerPool {
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
-  private submit(message: ToWorker): PoolTask {
+  private submit(message: ToWorker, priority: Priority): PoolTask {
     if (this.closed) return { promise: Promise.reject(new PoolClosedError()), cancel: () => false };
     let job!: Job;
     const promise = new Promise<PoolResult>((resolve, reject) => {
       job = { message, resolve, reject };
     });
-    this.queue.push(job);
+    const queue = this.queryLane ? this.queues[priority] : this.queues.bulk;
+    queue.push(job);
     this.dispatch();
     const cancel = (): boolean => {
-      const i = this.queue.indexOf(job);
+      const i = queue.indexOf(job);
       if (i < 0) return false;
-      this.queue.splice(i, 1);
+      queue.splice(i, 1);
       return true;
     };
     return { promise, cancel };
   }
 
   private dispatch(): void {
-    while (this.queue.length > 0) {
-      let slot = this.slots.find((s) => !s.job);
-      if (!slot && this.slots.length < this.size) slot = this.spawn();
+    for (;;) {
+      if (this.queues.query.length > 0) {
+        // The first query starts the query worker. Until it has loaded the model, queries go to
+        // whichever worker is free first (a running sub-batch usually ends before that).
+        if (this.count('query') < this.queryWorkers) this.startQueryWorker();
+        const slot = this.idle('query') ?? this.idle('bulk');
+        if (slot) {
+          this.start(slot, this.queues.query.shift()!);
+          continue;
+        }
+        if (this.queryWorkers === 0 && this.count('bulk') < this.size) {
+          this.start(this.spawn('bulk'), this.queues.query.shift()!);
+          continue;
+        }
+      }
+      if (this.queues.bulk.length === 0) return;
+      const slot = this.idle('bulk') ?? (this.count('bulk') < this.size ? this.spawn('bulk') : undefined);
       if (!slot) return;
-      const job = this.queue.shift()!;
-      slot.job = job;
-      // Busy workers keep the process alive until they answer; idle ones do not.
-      slot.worker.ref();
-      slot.worker.postMessage(job.message);
+      this.start(slot, this.queues.bulk.shift()!);
     }
   }
 
-  private spawn(): Slot {
-    const worker = new Worker(workerBootstrap(), { eval: true, workerData: this.workerOptions });
-    const slot: Slot = { worker, job: undefined, dead: false };
+  private idle(kind: Priority): Slot | undefined {
+    return this.slots.find((s) => s.kind === kind && !s.job);
+  }
+
+  private count(kind: Priority): number {
+    return this.slots.filter((s) => s.kind === kind).length;
+  }
+
+  private start(slot: Slot, job: Job): void {
+    slot.job = job;
+    // Busy workers keep the process alive until they answer; idle ones do not.
+    slot.worker.ref();
+    slot.worker.postMessage(job.message);
+  }
+
+  /** Starts a query worker and loads the model in it, so it is ready for the next query. */
+  private startQueryWorker(): void {
+    const giveUp = () => {
+      // The model would not load there: queries go on jumping the queue, without a worker of their own.
+      if (!this.closed) this.queryWorkers = 0;
+    };
+    this.start(this.spawn('query'), {
+      message: { type: 'load', id: this.nextId++ },
+      resolve: () => undefined,
+      reject: giveUp,
+    });
+  }
+
+  private spawn(kind: Priority): Slot {
+    const workerData: WorkerOptions = {
+      ...this.workerOptions,
+      ...(kind === 'bulk' && this.bulkNice > 0 ? { nice: this.bulkNice } : {}),
+    };
+    const worker = new Worker(this.options.workerScript ?? workerBootstrap(), { eval: true, workerData });
+    const slot: Slot = { worker, kind, job: undefined, dead: false, loaded: false };
     worker.on('message', (msg: FromWorker) => this.onMessage(slot, msg));
     worker.on('error', (err) => this.onDeath(slot, err));
     worker.on('exit', (code) =>
@@ -143,6 +254,7 @@ export class WorkerPool {
       const vectors: Float32Array[] = [];
       for (let r = 0; r < msg.count; r++)
         vectors.push(msg.data.slice(r * msg.dimensions, (r + 1) * msg.dimensions));
+      if (msg.loadMs > 0) slot.loaded = true;
       job.resolve({ vectors, loadMs: msg.loadMs });
     }
     this.dispatch();

@@ -16,4 +16,9 @@ export interface WorkerOptions {
    * them from the internet (e.g. `initModel()` without a source) into a loud error.
    */
   blockNetwork: boolean;
+  /**
+   * Lower this thread's OS scheduling priority by this much (a nice increment) when it starts:
+   * bulk workers yield the CPU to the query worker (pool.ts). Linux only; ignored elsewhere.
+   */
+  nice?: number;
 }

@@ -7,9 +7,10 @@
 import { availableParallelism } from 'node:os';
 import { EmbeddingProviderError } from '../errors.js';
 import { cutByChars, explode, implode } from '../pieces.js';
-import type { EmbeddingProvider, ProbeResult } from '../port.js';
+import type { EmbeddingProvider, EmbedOptions, ProbeResult } from '../port.js';
 import { throwIfAborted } from '../vectors.js';
 import { PoolClosedError, type PoolResult, type PoolTask, WorkerPool } from './pool.js';
+import { cutSubBatches } from './sub-batches.js';
 
 export interface LocalEmbeddingOptions {
   /** Worker threads; default `os.availableParallelism()`. Each holds its own copy of the model (measured: ~150 MB resident per worker). */
@@ -27,6 +28,20 @@ export interface LocalEmbeddingOptions {
   maxInputChars?: number;
   /** Disable `fetch` inside the workers (see protocol.ts). Default true; only tests turn it off. */
   blockNetwork?: boolean;
+  /**
+   * The query lane (pool.ts): `priority: 'query'` calls go ahead of queued bulk work and run on a
+   * query worker beyond `threads` (started by the first query), while bulk workers run at a lower
+   * OS priority. Default true; false restores one first-in-first-out queue and `threads` equal
+   * workers (only for the benchmark that compares the two, bench/query-lane.ts).
+   */
+  queryLane?: boolean;
+  /**
+   * With the lane, characters per bulk sub-batch; default 4000 (a few chunks of the default
+   * 1,000 characters, or `batchSize` short texts). Small enough that a cancelled sync frees its
+   * workers within a fraction of a second, large enough that the per-request cost (~3 ms) is
+   * under 1% of the work.
+   */
+  bulkSubBatchChars?: number;
 }
 
 export const LOCAL_MODEL = 'universal-sentence-encoder-lite';
@@ -38,6 +53,7 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
   private readonly pool: WorkerPool;
   private readonly batchSize: number;
   private readonly maxInputChars: number;
+  private readonly bulkSubBatchChars: number;
 
   constructor(options: LocalEmbeddingOptions = {}) {
     this.threads = options.threads ?? availableParallelism();
@@ -48,16 +64,28 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
     if (!Number.isInteger(this.maxInputChars) || this.maxInputChars < 100) {
       throw new RangeError(`maxInputChars must be an integer of at least 100 (got ${this.maxInputChars})`);
     }
-    this.pool = new WorkerPool(this.threads, { blockNetwork: options.blockNetwork ?? true });
+    this.bulkSubBatchChars = options.bulkSubBatchChars ?? 4000;
+    if (!Number.isInteger(this.bulkSubBatchChars) || this.bulkSubBatchChars < 1)
+      throw new RangeError(`bulkSubBatchChars must be a positive integer (got ${this.bulkSubBatchChars})`);
+    this.pool = new WorkerPool(
+      this.threads,
+      { blockNetwork: options.blockNetwork ?? true },
+      { queryLane: options.queryLane ?? true },
+    );
   }
 
   async dimensions(): Promise<number> {
     return LOCAL_DIMENSIONS;
   }
 
-  /** Worker threads running now (they start on demand, up to `threads`). */
+  /** Worker threads running now (they start on demand: up to `threads`, plus the query worker once a query came). */
   get workersStarted(): number {
     return this.pool.started;
+  }
+
+  /** Worker threads with the model loaded (after `warmup()`, all of them). */
+  get workersLoaded(): number {
+    return this.pool.loaded;
   }
 
   /** Starts every worker thread and loads the model in each (otherwise that happens on first use). */
@@ -69,12 +97,12 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
 
   async probe(options: { signal?: AbortSignal } = {}): Promise<ProbeResult> {
     const t0 = performance.now();
-    const [v] = await this.embed(['kbsync probe'], options);
+    const [v] = await this.embed(['kbsync probe'], { ...options, priority: 'query' });
     return { dimensions: v!.length, model: LOCAL_MODEL, latencyMs: performance.now() - t0 };
   }
 
-  async embed(texts: string[], options: { signal?: AbortSignal } = {}): Promise<Float32Array[]> {
-    const { signal } = options;
+  async embed(texts: string[], options: EmbedOptions = {}): Promise<Float32Array[]> {
+    const { signal, priority = 'bulk' } = options;
     throwIfAborted(signal);
     if (texts.length === 0) return [];
     const max = this.maxInputChars;
@@ -86,8 +114,12 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
     const n = exploded.pieces.length;
     // Even shares when the batch is small, so two threads each get half of 40 texts, not 32 and 8.
     const per = Math.max(1, Math.min(this.batchSize, Math.ceil(n / this.threads)));
-    const tasks: PoolTask[] = [];
-    for (let i = 0; i < n; i += per) tasks.push(this.pool.embed(exploded.pieces.slice(i, i + per)));
+    // Bulk sub-batches are also bounded in characters under the lane: see bulkSubBatchChars.
+    const maxChars = priority === 'bulk' && this.pool.queryLane ? this.bulkSubBatchChars : undefined;
+    const tasks: PoolTask[] = cutSubBatches(exploded.pieces, {
+      maxTexts: per,
+      ...(maxChars ? { maxChars } : {}),
+    }).map(([start, end]) => this.pool.embed(exploded.pieces.slice(start, end), priority));
     const cancelQueued = () => {
       for (const t of tasks) t.cancel();
     };

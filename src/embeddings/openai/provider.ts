@@ -9,7 +9,7 @@
  */
 import { EmbeddingProviderError } from '../errors.js';
 import { cutByChars, explode, implode } from '../pieces.js';
-import type { EmbeddingProvider, ProbeOptions, ProbeResult } from '../port.js';
+import type { EmbeddingProvider, EmbedOptions, ProbeOptions, ProbeResult } from '../port.js';
 import { normalizeInPlace, throwIfAborted } from '../vectors.js';
 import { countTokensCl100k, loadTokenizer } from './tokens.js';
 
@@ -170,7 +170,12 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     }
   }
 
-  async embed(texts: string[], options: { signal?: AbortSignal } = {}): Promise<Float32Array[]> {
+  /**
+   * `options.priority` is not needed here: nothing queues inside this provider — each call sends
+   * its own requests (`concurrency` per call), so a search never waits behind a sync's batch in
+   * kbsync. It can still wait at the server, which is the server's rate limit to configure.
+   */
+  async embed(texts: string[], options: EmbedOptions = {}): Promise<Float32Array[]> {
     const { signal } = options;
     throwIfAborted(signal);
     if (this.closed) throw this.error('the embedding provider is closed', { retryable: false });

@@ -1,17 +1,19 @@
-/** SourceConnector for MySQL and MariaDB, through a small mysql2 pool created on first use. */
-import { createPool, type PoolOptions } from 'mysql2';
-import { type ConnectionOptions, createConnection, type Pool, type PoolConnection } from 'mysql2/promise';
+/**
+ * SourceConnector for MySQL and MariaDB: one run's (or one request's) view of a MysqlPool. The
+ * pool and its table descriptions are shared; the queries in flight, and cancel(), are this
+ * connector's own.
+ */
+import type { PoolConnection } from 'mysql2/promise';
 import { AppError } from '../../core/errors.js';
 import {
-  type ConnectionParameters,
-  DEFAULT_SOURCE_LIMITS,
   type KeyBucket,
   type KeyScopeRequest,
   type KeysetPosition,
+  type ProbeRequest,
+  type ProbeResult,
   type ReadBatchRequest,
   type ReadByKeysRequest,
   type SourceConnector,
-  type SourceLimits,
   SourceQueryCancelled,
   type SourceRow,
   SourceTimeoutError,
@@ -22,7 +24,9 @@ import {
   buildCountNullQuery,
   buildKeyBucketsQuery,
   buildKeysInBucketsQuery,
+  buildProbeQuery,
   buildReadByKeysQuery,
+  probeColumns,
   scopeColumns,
   toKeyBuckets,
   buildKeysetQuery,
@@ -33,99 +37,47 @@ import {
   InFlightQueries,
   publicInfo,
   subtractInteger,
-  TableCache,
   toPosition,
+  toProbeResult,
   toSourceRows,
   validateReadRequest,
-  wholeSeconds,
 } from '../shared.js';
 import { introspect, type MysqlQuery } from './introspect.js';
-import { type MysqlColumnExtra, mysqlDialect, quoteIdent } from './sql.js';
+import type { MysqlPool } from './pool.js';
+import { mysqlDialect, quoteIdent } from './sql.js';
 
 export { quoteIdent };
-
-export type MysqlParameters = Exclude<ConnectionParameters, { path: string }>;
+export type { MysqlParameters } from './pool.js';
 
 export class MysqlConnector implements SourceConnector {
   readonly engine = 'mysql' as const;
-  private pool: Pool | null = null;
   private closed = false;
-  private readonly options: PoolOptions;
-  private readonly tables = new TableCache<MysqlColumnExtra>((ref) => this.loadTable(ref));
-  /** Thread ids of the connections running a query (KILL QUERY targets). */
+  /** Thread ids of the connections running this connector's queries (KILL QUERY targets). */
   private readonly inFlight = new InFlightQueries();
-  /** For the connection that sends KILL QUERY. */
-  private readonly connection: ConnectionOptions;
-
-  /** The server's limits do nothing when it stops answering: the client gives up a little after them. */
-  private clientDeadline(): number {
-    return Math.round(this.limits.statementTimeoutMs + this.limits.lockTimeoutMs + 5_000);
-  }
 
   constructor(
-    params: MysqlParameters,
-    private readonly limits: SourceLimits = DEFAULT_SOURCE_LIMITS,
+    private readonly pool: MysqlPool,
+    /** Whether close() also closes the pool (a connector made on its own, createSourceConnector). */
+    private readonly closesPool: boolean,
   ) {
-    const target = 'url' in params ? { ...parseMysqlUrl(params.url), ...(params.ssl ? { ssl: true } : {}) } : params;
-    this.connection = {
-      host: target.host ?? 'localhost',
-      port: target.port ?? 3306,
-      user: target.user,
-      password: target.password,
-      ssl: target.ssl ? {} : undefined,
-      connectTimeout: 5_000,
-    };
-    this.options = {
-      host: target.host ?? 'localhost',
-      port: target.port ?? 3306,
-      user: target.user,
-      password: target.password,
-      database: target.database,
-      ssl: target.ssl ? {} : undefined,
-      connectionLimit: 4,
-      maxIdle: 4,
-      idleTimeout: 10_000,
-      connectTimeout: 5_000,
-      charset: 'utf8mb4',
-      // DATETIME(6) as a Date would lose microseconds and be read in this process's time zone.
-      dateStrings: true,
-      // BIGINT and DECIMAL beyond 2^53 come back as strings instead of rounded numbers.
-      supportBigNumbers: true,
-    };
+    pool.use.opened();
   }
 
-  private getPool(): Pool {
-    if (this.closed) throw new Error('MySQL source connector is closed');
-    if (this.pool === null) {
-      const pool = createPool(this.options);
-      // TIMESTAMP is converted to the session zone on output; UTC keeps a watermark's text the
-      // same on every connection. mysql2 runs a connection's commands in order, so this SET
-      // completes before the first query on the new connection.
-      pool.on('connection', (conn) => {
-        conn.query("SET time_zone = '+00:00'", () => {});
-        // The statement and lock timeouts (SEMANTICS.md, "One configuration per run"): metadata
-        // locks (LOCK TABLES, DDL) and row locks wait whole seconds; the statement limit is
-        // MariaDB's max_statement_time (seconds) or MySQL's MAX_EXECUTION_TIME (ms, SELECT only).
-        // Each engine refuses the other's variable, so each is set on its own and errors ignored.
-        const lock = wholeSeconds(this.limits.lockTimeoutMs);
-        conn.query(`SET SESSION lock_wait_timeout = ${lock}, innodb_lock_wait_timeout = ${lock}`, () => {});
-        conn.query(`SET SESSION max_statement_time = ${(this.limits.statementTimeoutMs / 1000).toFixed(3)}`, () => {});
-        conn.query(`SET SESSION max_execution_time = ${Math.round(this.limits.statementTimeoutMs)}`, () => {});
-      });
-      this.pool = pool.promise();
-    }
-    return this.pool;
+  private get tables() {
+    return this.pool.tables;
   }
+
+  private readonly load = (ref: TableRef) => this.loadTable(ref);
 
   private readonly query: MysqlQuery = async <R>(sql: string, values: unknown[]) =>
     this.guard(async (conn) => {
-      const [rows] = await conn.execute({ sql, timeout: this.clientDeadline() }, values as never[]);
+      const [rows] = await conn.execute({ sql, timeout: this.pool.clientDeadline() }, values as never[]);
       return rows as R[];
     });
 
   private async queryArrays(sql: string, values: unknown[]): Promise<unknown[][]> {
     return this.guard(async (conn) => {
-      const [rows] = await conn.execute({ sql, rowsAsArray: true, timeout: this.clientDeadline() }, values as never[]);
+      const [rows] = await conn.execute({ sql, rowsAsArray: true, timeout: this.pool.clientDeadline() }, values as never[]);
       return rows as unknown[][];
     });
   }
@@ -135,42 +87,27 @@ export class MysqlConnector implements SourceConnector {
    * cancel(); turns the server's timeout and kill errors into the port's.
    */
   private async guard<T>(fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error('MySQL source connector is closed');
     if (this.inFlight.cancelled) throw new SourceQueryCancelled();
-    const conn = await this.getPool().getConnection();
-    const thread = conn.threadId;
-    this.inFlight.add(thread);
     try {
-      return await fn(conn);
+      return await this.pool.withConnection(this.inFlight, fn);
     } catch (err) {
       if (this.inFlight.cancelled) throw new SourceQueryCancelled({ cause: err });
       switch ((err as { errno?: unknown } | null)?.errno) {
         case 1205: // ER_LOCK_WAIT_TIMEOUT: lock_wait_timeout (metadata) or innodb_lock_wait_timeout (rows)
-          throw new SourceTimeoutError('lock', this.limits.lockTimeoutMs, { cause: err });
+          throw new SourceTimeoutError('lock', this.pool.limits.lockTimeoutMs, { cause: err });
         case 1969: // MariaDB ER_STATEMENT_TIMEOUT (max_statement_time)
         case 3024: // MySQL ER_QUERY_TIMEOUT (MAX_EXECUTION_TIME)
-          throw new SourceTimeoutError('statement', this.limits.statementTimeoutMs, { cause: err });
+          throw new SourceTimeoutError('statement', this.pool.limits.statementTimeoutMs, { cause: err });
         default:
           throw err;
       }
-    } finally {
-      this.inFlight.delete(thread);
-      conn.release();
     }
   }
 
   /** KILL QUERY on the threads running this connector's queries, from a connection of its own. */
   async cancel(): Promise<void> {
-    await this.inFlight.cancel(async (threads) => {
-      const conn = await createConnection(this.connection);
-      conn.on('error', () => {});
-      try {
-        for (const thread of threads) {
-          if (Number.isSafeInteger(thread)) await conn.query(`KILL QUERY ${thread}`).catch(() => undefined);
-        }
-      } finally {
-        await conn.end().catch(() => undefined);
-      }
-    });
+    await this.inFlight.cancel((threads) => this.pool.killQueries(threads));
   }
 
   private async loadTable(ref: TableRef) {
@@ -188,14 +125,9 @@ export class MysqlConnector implements SourceConnector {
 
   async ping(): Promise<void> {
     try {
-      const conn = await this.getPool().getConnection();
-      try {
-        await conn.ping();
-      } finally {
-        conn.release();
-      }
+      await this.pool.withConnection(this.inFlight, (conn) => conn.ping());
     } catch (err) {
-      throw connectionError(err, [this.options.password]);
+      throw connectionError(err, [this.pool.options.password]);
     }
   }
 
@@ -204,13 +136,20 @@ export class MysqlConnector implements SourceConnector {
     return tables.map((t) => publicInfo(t)!);
   }
 
-  async describeTable(ref: TableRef): Promise<TableInfo | null> {
-    return publicInfo(await this.tables.fresh(ref));
+  async describeTable(ref: TableRef, options: { cached?: boolean } = {}): Promise<TableInfo | null> {
+    return publicInfo(options.cached ? await this.tables.get(ref, this.load) : await this.tables.fresh(ref, this.load));
+  }
+
+  async probe(req: ProbeRequest): Promise<ProbeResult> {
+    const t = await this.tables.require(req.table, probeColumns(req), this.load);
+    const q = buildProbeQuery(mysqlDialect, t, req);
+    const rows = await this.queryArrays(q.sql, q.params);
+    return toProbeResult(rows[0] ?? [], req, mysqlDialect.toText);
   }
 
   async readBatch(req: ReadBatchRequest): Promise<SourceRow[]> {
     validateReadRequest(req);
-    const table = await this.tables.require(req.table, [...req.columns, req.filterColumn, ...req.keyColumns]);
+    const table = await this.tables.require(req.table, [...req.columns, req.filterColumn, ...req.keyColumns], this.load);
     const q = buildKeysetQuery(mysqlDialect, table, req);
     const rows = await this.queryArrays(q.sql, q.params);
     return toSourceRows(rows, q.valueColumns, req.keyColumns.length, mysqlDialect.toText);
@@ -221,14 +160,14 @@ export class MysqlConnector implements SourceConnector {
     filterColumn: string,
     keyColumns: string[],
   ): Promise<KeysetPosition | null> {
-    const t = await this.tables.require(table, [filterColumn, ...keyColumns]);
+    const t = await this.tables.require(table, [filterColumn, ...keyColumns], this.load);
     const q = buildMaxPositionQuery(mysqlDialect, t, filterColumn, keyColumns);
     const rows = await this.queryArrays(q.sql, q.params);
     return toPosition(rows[0], mysqlDialect.toText);
   }
 
   async countNullFilter(table: TableRef, filterColumn: string): Promise<number> {
-    const t = await this.tables.require(table, [filterColumn]);
+    const t = await this.tables.require(table, [filterColumn], this.load);
     const rows = await this.queryArrays(buildCountNullQuery(mysqlDialect, t, filterColumn), []);
     return Number(rows[0]?.[0] ?? 0);
   }
@@ -240,7 +179,7 @@ export class MysqlConnector implements SourceConnector {
     seconds: number,
   ): Promise<string | null> {
     checkSeconds(seconds);
-    const t = await this.tables.require(table, [filterColumn]);
+    const t = await this.tables.require(table, [filterColumn], this.load);
     const { info, extra } = t.columns.get(filterColumn)!;
     let sql: string;
     let params: unknown[];
@@ -301,7 +240,7 @@ export class MysqlConnector implements SourceConnector {
 
   async keyBuckets(req: KeyScopeRequest & { digits: number; within: string[] | null }): Promise<KeyBucket[]> {
     const ref = req.table;
-    const t = await this.tables.require(ref, scopeColumns(req));
+    const t = await this.tables.require(ref, scopeColumns(req), this.load);
     const q = buildKeyBucketsQuery(mysqlDialect, t, { ...req, table: ref });
     return toKeyBuckets((await this.queryArrays(q.sql, q.params)), mysqlDialect.toText);
   }
@@ -309,7 +248,7 @@ export class MysqlConnector implements SourceConnector {
   async keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]> {
     if (req.buckets.length === 0) return [];
     const ref = req.table;
-    const t = await this.tables.require(ref, scopeColumns(req));
+    const t = await this.tables.require(ref, scopeColumns(req), this.load);
     const q = buildKeysInBucketsQuery(mysqlDialect, t, { ...req, table: ref });
     return (await this.queryArrays(q.sql, q.params)).map((row) => row.map(mysqlDialect.toText));
   }
@@ -317,17 +256,16 @@ export class MysqlConnector implements SourceConnector {
   async readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]> {
     if (req.keys.length === 0) return [];
     const ref = req.table;
-    const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns]);
+    const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns], this.load);
     const q = buildReadByKeysQuery(mysqlDialect, t, { ...req, table: ref });
     return toSourceRows((await this.queryArrays(q.sql, q.params)), q.valueColumns, req.keyColumns.length, mysqlDialect.toText);
   }
 
   async close(): Promise<void> {
-    const pool = this.pool;
-    this.pool = null;
+    if (this.closed) return;
     this.closed = true;
-    this.tables.clear();
-    if (pool !== null) await pool.end();
+    this.pool.use.closed();
+    if (this.closesPool) await this.pool.close();
   }
 }
 

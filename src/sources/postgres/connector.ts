@@ -1,16 +1,19 @@
-/** SourceConnector for PostgreSQL, through a small pg.Pool created on first use. */
-import pg from 'pg';
+/**
+ * SourceConnector for PostgreSQL: one run's (or one request's) view of a PostgresPool. The pool
+ * and its table descriptions are shared; the queries in flight, and cancel(), are this
+ * connector's own.
+ */
+import type pg from 'pg';
 import { AppError } from '../../core/errors.js';
 import {
-  type ConnectionParameters,
-  DEFAULT_SOURCE_LIMITS,
   type KeyBucket,
   type KeyScopeRequest,
   type KeysetPosition,
+  type ProbeRequest,
+  type ProbeResult,
   type ReadBatchRequest,
   type ReadByKeysRequest,
   type SourceConnector,
-  type SourceLimits,
   SourceQueryCancelled,
   type SourceRow,
   SourceTimeoutError,
@@ -21,6 +24,8 @@ import {
   buildCountNullQuery,
   buildKeyBucketsQuery,
   buildKeysInBucketsQuery,
+  buildProbeQuery,
+  probeColumns,
   buildReadByKeysQuery,
   scopeColumns,
   toKeyBuckets,
@@ -32,112 +37,48 @@ import {
   InFlightQueries,
   publicInfo,
   subtractInteger,
-  TableCache,
   toPosition,
+  toProbeResult,
   toSourceRows,
   validateReadRequest,
 } from '../shared.js';
 import { introspect, type PgQuery } from './introspect.js';
-import { type PgColumnExtra, pgDialect, quoteIdent } from './sql.js';
+import type { PostgresPool } from './pool.js';
+import { pgDialect, quoteIdent } from './sql.js';
 
 export { quoteIdent };
-
-export type PostgresParameters = Exclude<ConnectionParameters, { path: string }>;
-
-// Stable text forms whatever the server's defaults: timestamptz in UTC, ISO dates, and
-// shortest-exact floats (0 would round doubles to 15 digits and lose the watermark).
-// Every query also runs under the configured statement and lock timeouts (SEMANTICS.md, "One
-// configuration per run"): a table locked by another session fails the query, not the service.
-const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=1';
-const limitOptions = (limits: SourceLimits) =>
-  `-c statement_timeout=${Math.round(limits.statementTimeoutMs)} -c lock_timeout=${Math.round(limits.lockTimeoutMs)}`;
-
-// date, timestamp and timestamptz values come back as the server's text (ISO, UTC in this
-// session), not as a JavaScript Date, which would drop microseconds and read a date or a naive
-// timestamp in this process's time zone. Typed metadata is made from that text (core/typed-values.ts).
-const TEXT_TYPE_OIDS = new Set([1082, 1114, 1184]);
-const TYPES: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    TEXT_TYPE_OIDS.has(oid) && format !== 'binary'
-      ? (text: string) => text
-      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
-};
+export type { PostgresParameters } from './pool.js';
 
 export class PostgresConnector implements SourceConnector {
   readonly engine = 'postgres' as const;
-  private pool: pg.Pool | null = null;
   private closed = false;
-  private readonly config: pg.PoolConfig;
-  private readonly defaultSchema: string;
-  private readonly secrets: (string | undefined)[];
-  private readonly tables = new TableCache<PgColumnExtra>((ref) => this.loadTable(ref));
-  /** Backend pids of the pool's clients running a query (pg_cancel_backend targets). */
+  /** Backend pids of the pool's clients running this connector's queries (pg_cancel_backend targets). */
   private readonly inFlight = new InFlightQueries();
 
   constructor(
-    params: PostgresParameters,
-    private readonly limits: SourceLimits = DEFAULT_SOURCE_LIMITS,
+    private readonly pool: PostgresPool,
+    /** Whether close() also closes the pool (a connector made on its own, createSourceConnector). */
+    private readonly closesPool: boolean,
   ) {
-    const common: pg.PoolConfig = {
-      max: 4,
-      connectionTimeoutMillis: 5_000,
-      idleTimeoutMillis: 10_000,
-      // An idle pool must not keep a CLI or test process alive; close() still ends it.
-      allowExitOnIdle: true,
-      options: `${SESSION_OPTIONS} ${limitOptions(limits)}`,
-      application_name: 'kbsync',
-      types: TYPES,
-      // The server's timeouts do nothing when the server (or the network) stops answering: the
-      // client gives up too, a little after them, and keepalive notices a dead peer.
-      query_timeout: clientDeadline(limits),
-      keepAlive: true,
-    };
-    if ('url' in params) {
-      // ssl: true asks for TLS even when the URL does not say sslmode (an explicit sslmode wins).
-      this.config = { ...common, connectionString: params.url, ...(params.ssl ? { ssl: {} } : {}) };
-      this.secrets = [passwordOfUrl(params.url)];
-      this.defaultSchema = params.schema ?? 'public';
-    } else {
-      this.config = {
-        ...common,
-        host: params.host ?? 'localhost',
-        port: params.port ?? 5432,
-        user: params.user,
-        password: params.password,
-        database: params.database,
-        ssl: params.ssl ? {} : undefined,
-      };
-      this.secrets = [params.password];
-      this.defaultSchema = params.schema ?? 'public';
-    }
+    pool.use.opened();
   }
 
-  private getPool(): pg.Pool {
+  private get tables() {
+    return this.pool.tables;
+  }
+
+  private readonly load = (ref: TableRef) => this.loadTable(ref);
+
+  private client<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.closed) throw new Error('PostgreSQL source connector is closed');
-    if (this.pool === null) {
-      const pool = new pg.Pool(this.config);
-      // An idle client that loses its server emits on the pool; unheard, it would crash the
-      // process. The next query checks out a fresh client and reports its own error.
-      pool.on('error', () => {});
-      // A client is checked out for exactly one query (pool.query), so checked out = in flight.
-      pool.on('acquire', (client) => {
-        const pid = backendPid(client);
-        if (pid !== null) this.inFlight.add(pid);
-      });
-      pool.on('release', (_err: unknown, client: pg.PoolClient) => {
-        const pid = backendPid(client);
-        if (pid !== null) this.inFlight.delete(pid);
-      });
-      this.pool = pool;
-    }
-    return this.pool;
+    return this.pool.withClient(this.inFlight, fn);
   }
 
   private readonly query: PgQuery = async <R>(text: string, values: unknown[]) =>
-    this.guard(async () => (await this.getPool().query<R & pg.QueryResultRow>(text, values)).rows);
+    this.guard(async () => (await this.client((c) => c.query<R & pg.QueryResultRow>(text, values))).rows);
 
   private async queryArrays(text: string, values: unknown[]): Promise<unknown[][]> {
-    return this.guard(async () => (await this.getPool().query<unknown[]>({ text, values, rowMode: 'array' })).rows);
+    return this.guard(async () => (await this.client((c) => c.query<unknown[]>({ text, values, rowMode: 'array' }))).rows);
   }
 
   /** Refuses queries after cancel(); turns the server's timeout and cancel errors into the port's. */
@@ -151,9 +92,9 @@ export class PostgresConnector implements SourceConnector {
       const message = err instanceof Error ? err.message : '';
       // 55P03 lock_not_available (lock_timeout); 57014 query_canceled (statement_timeout, or a
       // cancel from elsewhere, which is left as it is).
-      if (code === '55P03') throw new SourceTimeoutError('lock', this.limits.lockTimeoutMs, { cause: err });
+      if (code === '55P03') throw new SourceTimeoutError('lock', this.pool.limits.lockTimeoutMs, { cause: err });
       if (code === '57014' && /statement timeout/i.test(message)) {
-        throw new SourceTimeoutError('statement', this.limits.statementTimeoutMs, { cause: err });
+        throw new SourceTimeoutError('statement', this.pool.limits.statementTimeoutMs, { cause: err });
       }
       throw err;
     }
@@ -161,20 +102,11 @@ export class PostgresConnector implements SourceConnector {
 
   /** pg_cancel_backend on the sessions running this connector's queries, from a connection of its own. */
   async cancel(): Promise<void> {
-    await this.inFlight.cancel(async (pids) => {
-      const client = new pg.Client({ ...this.config, connectionTimeoutMillis: 5_000 });
-      client.on('error', () => {});
-      try {
-        await client.connect();
-        await client.query('SELECT pg_cancel_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
-      } finally {
-        await client.end().catch(() => undefined);
-      }
-    });
+    await this.inFlight.cancel((pids) => this.pool.cancelBackends(pids));
   }
 
   private ref(ref: TableRef): TableRef & { schema: string } {
-    return { schema: ref.schema ?? this.defaultSchema, name: ref.name };
+    return { schema: ref.schema ?? this.pool.defaultSchema, name: ref.name };
   }
 
   private async loadTable(ref: TableRef) {
@@ -184,9 +116,9 @@ export class PostgresConnector implements SourceConnector {
 
   async ping(): Promise<void> {
     try {
-      await this.getPool().query('SELECT 1');
+      await this.client((c) => c.query('SELECT 1'));
     } catch (err) {
-      throw connectionError(err, this.secrets);
+      throw connectionError(err, this.pool.secrets);
     }
   }
 
@@ -195,14 +127,23 @@ export class PostgresConnector implements SourceConnector {
     return tables.map((t) => publicInfo(t)!);
   }
 
-  async describeTable(ref: TableRef): Promise<TableInfo | null> {
-    return publicInfo(await this.tables.fresh(this.ref(ref)));
+  async describeTable(ref: TableRef, options: { cached?: boolean } = {}): Promise<TableInfo | null> {
+    const r = this.ref(ref);
+    return publicInfo(options.cached ? await this.tables.get(r, this.load) : await this.tables.fresh(r, this.load));
+  }
+
+  async probe(req: ProbeRequest): Promise<ProbeResult> {
+    const ref = this.ref(req.table);
+    const t = await this.tables.require(ref, probeColumns(req), this.load);
+    const q = buildProbeQuery(pgDialect, t, { ...req, table: ref });
+    const rows = await this.queryArrays(q.sql, q.params);
+    return toProbeResult(rows[0] ?? [], req, pgDialect.toText);
   }
 
   async readBatch(req: ReadBatchRequest): Promise<SourceRow[]> {
     validateReadRequest(req);
     const ref = this.ref(req.table);
-    const table = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns]);
+    const table = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns], this.load);
     const q = buildKeysetQuery(pgDialect, table, { ...req, table: ref });
     const rows = await this.queryArrays(q.sql, q.params);
     return toSourceRows(rows, q.valueColumns, req.keyColumns.length, pgDialect.toText);
@@ -213,14 +154,14 @@ export class PostgresConnector implements SourceConnector {
     filterColumn: string,
     keyColumns: string[],
   ): Promise<KeysetPosition | null> {
-    const t = await this.tables.require(this.ref(table), [filterColumn, ...keyColumns]);
+    const t = await this.tables.require(this.ref(table), [filterColumn, ...keyColumns], this.load);
     const q = buildMaxPositionQuery(pgDialect, t, filterColumn, keyColumns);
     const rows = await this.queryArrays(q.sql, q.params);
     return toPosition(rows[0], pgDialect.toText);
   }
 
   async countNullFilter(table: TableRef, filterColumn: string): Promise<number> {
-    const t = await this.tables.require(this.ref(table), [filterColumn]);
+    const t = await this.tables.require(this.ref(table), [filterColumn], this.load);
     const rows = await this.queryArrays(buildCountNullQuery(pgDialect, t, filterColumn), []);
     return Number(rows[0]?.[0] ?? 0);
   }
@@ -232,7 +173,7 @@ export class PostgresConnector implements SourceConnector {
     seconds: number,
   ): Promise<string | null> {
     checkSeconds(seconds);
-    const t = await this.tables.require(this.ref(table), [filterColumn]);
+    const t = await this.tables.require(this.ref(table), [filterColumn], this.load);
     const col = t.columns.get(filterColumn)!;
     const type = col.extra.castType;
     let sql: string;
@@ -277,7 +218,7 @@ export class PostgresConnector implements SourceConnector {
 
   async keyBuckets(req: KeyScopeRequest & { digits: number; within: string[] | null }): Promise<KeyBucket[]> {
     const ref = this.ref(req.table);
-    const t = await this.tables.require(ref, scopeColumns(req));
+    const t = await this.tables.require(ref, scopeColumns(req), this.load);
     const q = buildKeyBucketsQuery(pgDialect, t, { ...req, table: ref });
     return toKeyBuckets((await this.queryArrays(q.sql, q.params)), pgDialect.toText);
   }
@@ -285,7 +226,7 @@ export class PostgresConnector implements SourceConnector {
   async keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]> {
     if (req.buckets.length === 0) return [];
     const ref = this.ref(req.table);
-    const t = await this.tables.require(ref, scopeColumns(req));
+    const t = await this.tables.require(ref, scopeColumns(req), this.load);
     const q = buildKeysInBucketsQuery(pgDialect, t, { ...req, table: ref });
     return (await this.queryArrays(q.sql, q.params)).map((row) => row.map(pgDialect.toText));
   }
@@ -293,35 +234,15 @@ export class PostgresConnector implements SourceConnector {
   async readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]> {
     if (req.keys.length === 0) return [];
     const ref = this.ref(req.table);
-    const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns]);
+    const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns], this.load);
     const q = buildReadByKeysQuery(pgDialect, t, { ...req, table: ref });
     return toSourceRows((await this.queryArrays(q.sql, q.params)), q.valueColumns, req.keyColumns.length, pgDialect.toText);
   }
 
   async close(): Promise<void> {
-    const pool = this.pool;
-    this.pool = null;
+    if (this.closed) return;
     this.closed = true;
-    this.tables.clear();
-    if (pool !== null) await pool.end();
+    this.pool.use.closed();
+    if (this.closesPool) await this.pool.close();
   }
-}
-
-function backendPid(client: unknown): number | null {
-  const pid = (client as { processID?: unknown } | null)?.processID;
-  return typeof pid === 'number' && Number.isSafeInteger(pid) ? pid : null;
-}
-
-function passwordOfUrl(url: string): string | undefined {
-  try {
-    const p = new URL(url).password;
-    return p === '' ? undefined : decodeURIComponent(p);
-  } catch {
-    return undefined;
-  }
-}
-
-/** How long the client waits for any answer: the server's own limits plus a margin. */
-function clientDeadline(limits: SourceLimits): number {
-  return Math.round(limits.statementTimeoutMs + limits.lockTimeoutMs + 5_000);
 }

@@ -1,10 +1,15 @@
-/** SourceConnector for a SQLite file, opened read-only on first use. */
-import Database from 'better-sqlite3';
+/**
+ * SourceConnector for a SQLite file: one run's (or one request's) view of a SqlitePool, whose
+ * read-only handle and table descriptions are shared.
+ */
+import type Database from 'better-sqlite3';
 import { AppError } from '../../core/errors.js';
 import {
   type KeyBucket,
   type KeyScopeRequest,
   type KeysetPosition,
+  type ProbeRequest,
+  type ProbeResult,
   type ReadBatchRequest,
   type ReadByKeysRequest,
   type SourceConnector,
@@ -18,7 +23,9 @@ import {
   buildCountNullQuery,
   buildKeyBucketsQuery,
   buildKeysInBucketsQuery,
+  buildProbeQuery,
   buildReadByKeysQuery,
+  probeColumns,
   scopeColumns,
   toKeyBuckets,
   buildKeysetQuery,
@@ -27,67 +34,48 @@ import {
   connectionError,
   publicInfo,
   subtractInteger,
-  TableCache,
   toPosition,
+  toProbeResult,
   toSourceRows,
   validateReadRequest,
 } from '../shared.js';
-import { confineSqlitePath, type SqliteConfinement } from './confine.js';
 import { introspect } from './introspect.js';
-import {
-  bindValue,
-  quoteIdent,
-  registerKeyHash,
-  type SqliteColumnExtra,
-  sqliteDialect,
-  subtractFromTime,
-  toText,
-  toValue,
-} from './sql.js';
+import type { SqlitePool } from './pool.js';
+import { bindValue, quoteIdent, sqliteDialect, subtractFromTime, toText, toValue } from './sql.js';
 
 export { quoteIdent };
 
-/**
- * Longest busy timeout: better-sqlite3 is synchronous, so a query waiting for a writer's lock
- * stops the whole process (every request, every run) while it waits.
- */
-export const SQLITE_MAX_BUSY_TIMEOUT_MS = 5_000;
-
-export interface SqliteConnectorOptions {
-  /** How long a query waits for another connection's write lock (capped at SQLITE_MAX_BUSY_TIMEOUT_MS). */
-  busyTimeoutMs?: number;
-  /** When set, the path is checked against it again when the file is opened (defence in depth). */
-  confinement?: SqliteConfinement;
-}
-
 export class SqliteConnector implements SourceConnector {
   readonly engine = 'sqlite' as const;
-  private db: Database.Database | null = null;
   private closed = false;
   private cancelled = false;
-  private readonly busyTimeoutMs: number;
-  private readonly tables = new TableCache<SqliteColumnExtra>(async (ref) => this.loadTable(ref));
+  /** The path was checked again for this connector (before its first query). */
+  private verified = false;
 
   constructor(
-    private readonly path: string,
-    private readonly options: SqliteConnectorOptions = {},
+    private readonly pool: SqlitePool,
+    /** Whether close() also closes the pool (a connector made on its own, createSourceConnector). */
+    private readonly closesPool: boolean,
   ) {
-    this.busyTimeoutMs = Math.min(Math.max(0, Math.round(options.busyTimeoutMs ?? SQLITE_MAX_BUSY_TIMEOUT_MS)), SQLITE_MAX_BUSY_TIMEOUT_MS);
+    pool.use.opened();
   }
+
+  private get tables() {
+    return this.pool.tables;
+  }
+
+  private get busyTimeoutMs() {
+    return this.pool.busyTimeoutMs;
+  }
+
+  private readonly load = async (ref: TableRef) => this.loadTable(ref);
 
   private open(): Database.Database {
     if (this.closed) throw new Error('SQLite source connector is closed');
     if (this.cancelled) throw new SourceQueryCancelled();
-    if (this.db === null) {
-      // The file actually opened is the checked real path, not the name as given.
-      const file = this.options.confinement ? confineSqlitePath(this.path, this.options.confinement) : this.path;
-      // Read-only: kbsync must never change a user's file, nor create one at a mistyped path.
-      // `timeout` waits that long for a writer's lock instead of failing at once.
-      const db = new Database(file, { readonly: true, fileMustExist: true, timeout: this.busyTimeoutMs });
-      registerKeyHash(db);
-      this.db = db;
-    }
-    return this.db;
+    const db = this.pool.handle(!this.verified);
+    this.verified = true;
+    return db;
   }
 
   /** A lock still held after the busy timeout becomes the port's lock timeout. */
@@ -135,8 +123,8 @@ export class SqliteConnector implements SourceConnector {
       this.open().prepare('SELECT count(*) FROM sqlite_master').get();
     } catch (err) {
       // A file that is not (yet) a database is not kept open, so a later ping tries afresh.
-      this.db?.close();
-      this.db = null;
+      this.pool.discard();
+      this.verified = false;
       throw connectionError(err, []);
     }
   }
@@ -145,13 +133,22 @@ export class SqliteConnector implements SourceConnector {
     return this.guard(() => introspect(this.open())).map((t) => publicInfo(t)!);
   }
 
-  async describeTable(ref: TableRef): Promise<TableInfo | null> {
-    return publicInfo(await this.tables.fresh(ref));
+  async describeTable(ref: TableRef, options: { cached?: boolean } = {}): Promise<TableInfo | null> {
+    // The path is checked before any answer, the cached one included.
+    this.open();
+    return publicInfo(options.cached ? await this.tables.get(ref, this.load) : await this.tables.fresh(ref, this.load));
+  }
+
+  async probe(req: ProbeRequest): Promise<ProbeResult> {
+    this.open();
+    const t = await this.tables.require(req.table, probeColumns(req), this.load);
+    const q = buildProbeQuery(sqliteDialect, t, req);
+    return toProbeResult(this.all(q.sql, q.params)[0] ?? [], req, toText);
   }
 
   async readBatch(req: ReadBatchRequest): Promise<SourceRow[]> {
     validateReadRequest(req);
-    const table = await this.tables.require(req.table, [...req.columns, req.filterColumn, ...req.keyColumns]);
+    const table = await this.tables.require(req.table, [...req.columns, req.filterColumn, ...req.keyColumns], this.load);
     const q = buildKeysetQuery(sqliteDialect, table, req);
     return toSourceRows(this.all(q.sql, q.params), q.valueColumns, req.keyColumns.length, toText, toValue);
   }
@@ -161,13 +158,13 @@ export class SqliteConnector implements SourceConnector {
     filterColumn: string,
     keyColumns: string[],
   ): Promise<KeysetPosition | null> {
-    const t = await this.tables.require(table, [filterColumn, ...keyColumns]);
+    const t = await this.tables.require(table, [filterColumn, ...keyColumns], this.load);
     const q = buildMaxPositionQuery(sqliteDialect, t, filterColumn, keyColumns);
     return toPosition(this.all(q.sql, q.params)[0], toText);
   }
 
   async countNullFilter(table: TableRef, filterColumn: string): Promise<number> {
-    const t = await this.tables.require(table, [filterColumn]);
+    const t = await this.tables.require(table, [filterColumn], this.load);
     const rows = this.all(buildCountNullQuery(sqliteDialect, t, filterColumn), []);
     return Number(rows[0]?.[0] ?? 0);
   }
@@ -183,7 +180,7 @@ export class SqliteConnector implements SourceConnector {
     seconds: number,
   ): Promise<string | null> {
     checkSeconds(seconds);
-    const t = await this.tables.require(table, [filterColumn]);
+    const t = await this.tables.require(table, [filterColumn], this.load);
     const col = t.columns.get(filterColumn)!;
     switch (col.info.kind) {
       case 'timestamp':
@@ -214,7 +211,7 @@ export class SqliteConnector implements SourceConnector {
 
   async keyBuckets(req: KeyScopeRequest & { digits: number; within: string[] | null }): Promise<KeyBucket[]> {
     const ref = req.table;
-    const t = await this.tables.require(ref, scopeColumns(req));
+    const t = await this.tables.require(ref, scopeColumns(req), this.load);
     const q = buildKeyBucketsQuery(sqliteDialect, t, { ...req, table: ref });
     return toKeyBuckets(this.all(q.sql, q.params), toText);
   }
@@ -222,7 +219,7 @@ export class SqliteConnector implements SourceConnector {
   async keysInBuckets(req: KeyScopeRequest & { buckets: string[] }): Promise<string[][]> {
     if (req.buckets.length === 0) return [];
     const ref = req.table;
-    const t = await this.tables.require(ref, scopeColumns(req));
+    const t = await this.tables.require(ref, scopeColumns(req), this.load);
     const q = buildKeysInBucketsQuery(sqliteDialect, t, { ...req, table: ref });
     return this.all(q.sql, q.params).map((row) => row.map(toText));
   }
@@ -230,16 +227,15 @@ export class SqliteConnector implements SourceConnector {
   async readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]> {
     if (req.keys.length === 0) return [];
     const ref = req.table;
-    const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns]);
+    const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns], this.load);
     const q = buildReadByKeysQuery(sqliteDialect, t, { ...req, table: ref });
     return toSourceRows(this.all(q.sql, q.params), q.valueColumns, req.keyColumns.length, toText, toValue);
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    this.tables.clear();
-    const db = this.db;
-    this.db = null;
-    db?.close();
+    this.pool.use.closed();
+    if (this.closesPool) await this.pool.close();
   }
 }

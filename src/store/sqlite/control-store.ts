@@ -78,6 +78,8 @@ const keyFromRow = (r: ApiKeyRow): ApiKeyRecord => ({
 export class SqliteControlStore implements ControlStore {
   private readonly db: Database.Database;
   private readonly ownsDb: boolean;
+  /** Statements of the paths every scheduled run takes, prepared once (a run with nothing new is a handful of them). */
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(db: Database.Database, options: { ownsDb?: boolean } = {}) {
     this.db = db;
@@ -166,7 +168,7 @@ export class SqliteControlStore implements ControlStore {
   }
 
   async getJobById(id: string): Promise<JobRecord | null> {
-    return parse<JobRecord>(this.db.prepare('SELECT body FROM jobs WHERE id = ?').get(id) as { body: string } | undefined);
+    return parse<JobRecord>(this.prepared('SELECT body FROM jobs WHERE id = ?').get(id) as { body: string } | undefined);
   }
 
   async listJobs(accountId: string, query: JobListQuery): Promise<Page<JobRecord>> {
@@ -200,9 +202,7 @@ export class SqliteControlStore implements ControlStore {
     // Synchronous transaction: nothing else in this process runs between the read and the write,
     // and IMMEDIATE keeps other processes out.
     const tx = this.db.transaction((): JobRecord | null => {
-      const current = parse<JobRecord>(
-        this.db.prepare('SELECT body FROM jobs WHERE id = ?').get(id) as { body: string } | undefined,
-      );
+      const current = parse<JobRecord>(this.prepared('SELECT body FROM jobs WHERE id = ?').get(id) as { body: string } | undefined);
       if (!current) return null;
       const next = change(current);
       if (next === null) return current;
@@ -211,18 +211,20 @@ export class SqliteControlStore implements ControlStore {
         if (this.activeCount(current.accountId) >= options.maxActive) throw new ActiveJobLimitError();
       }
       if (run) {
-        this.db
-          .prepare(
-            'INSERT INTO runs (id, job_id, status, body) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body',
-          )
-          .run(run.id, run.jobId, run.status, JSON.stringify(run));
+        this.prepared(
+          'INSERT INTO runs (id, job_id, status, body) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body',
+        ).run(run.id, run.jobId, run.status, JSON.stringify(run));
       }
       const [, , name, status, kbName, databaseName, nextRun, body] = this.jobColumns(next);
-      this.db
-        .prepare(
-          'UPDATE jobs SET name = ?, status = ?, kb_name = ?, database_name = ?, next_run_ms = ?, body = ? WHERE id = ?',
-        )
-        .run(name, status, kbName, databaseName, nextRun, body, id);
+      this.prepared('UPDATE jobs SET name = ?, status = ?, kb_name = ?, database_name = ?, next_run_ms = ?, body = ? WHERE id = ?').run(
+        name,
+        status,
+        kbName,
+        databaseName,
+        nextRun,
+        body,
+        id,
+      );
       return next;
     });
     return tx.immediate();
@@ -270,18 +272,18 @@ export class SqliteControlStore implements ControlStore {
   }
 
   async listDueJobs(now: number, limit: number): Promise<JobRecord[]> {
-    const rows = this.db
-      .prepare(
-        "SELECT body FROM jobs WHERE status = 'scheduled' AND next_run_ms IS NOT NULL AND next_run_ms <= ? ORDER BY next_run_ms, id LIMIT ?",
-      )
-      .all(now, limit) as { body: string }[];
+    const rows = this.prepared(
+      "SELECT body FROM jobs WHERE status = 'scheduled' AND next_run_ms IS NOT NULL AND next_run_ms <= ? ORDER BY next_run_ms, id LIMIT ?",
+    ).all(now, limit) as { body: string }[];
     return rows.map((r) => JSON.parse(r.body) as JobRecord);
   }
 
-  async nextDueTime(): Promise<number | null> {
-    const row = this.db
-      .prepare("SELECT MIN(next_run_ms) AS t FROM jobs WHERE status = 'scheduled' AND next_run_ms IS NOT NULL")
-      .get() as { t: number | null };
+  async nextDueTime(after?: number): Promise<number | null> {
+    const row = (
+      after === undefined
+        ? this.prepared("SELECT MIN(next_run_ms) AS t FROM jobs WHERE status = 'scheduled' AND next_run_ms IS NOT NULL").get()
+        : this.prepared("SELECT MIN(next_run_ms) AS t FROM jobs WHERE status = 'scheduled' AND next_run_ms > ?").get(after)
+    ) as { t: number | null };
     return row.t;
   }
 
@@ -491,11 +493,17 @@ export class SqliteControlStore implements ControlStore {
   }
 
   private getNamed<T>(table: 'databases' | 'knowledge_bases', accountId: string, name: string): T | null {
-    return parse<T>(
-      this.db.prepare(`SELECT body FROM ${table} WHERE account_id = ? AND name = ?`).get(accountId, name) as
-        | { body: string }
-        | undefined,
-    );
+    return parse<T>(this.prepared(`SELECT body FROM ${table} WHERE account_id = ? AND name = ?`).get(accountId, name) as { body: string } | undefined);
+  }
+
+  /** A statement prepared once per text (the texts are constants of this file). */
+  private prepared(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (statement === undefined) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
   }
 
   private listNamed<T>(table: 'databases' | 'knowledge_bases', accountId: string): T[] {

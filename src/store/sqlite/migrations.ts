@@ -4,11 +4,15 @@
  * processes opening the same file never migrate at once.
  */
 import type Database from 'better-sqlite3';
+import { buildCandidateIndex } from './vector-index-build.js';
+import { loadSqliteVec } from './vector-schema.js';
 
 export interface Migration {
   id: number;
   name: string;
   sql: string;
+  /** Work SQL alone cannot do (per-collection tables), run after `sql` in the same transaction. */
+  up?: (db: Database.Database) => void;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -181,6 +185,25 @@ export const MIGRATIONS: readonly Migration[] = [
         VALUES ('default', 'default', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
     `,
   },
+  {
+    id: 9,
+    name: 'vector index: binary-quantized candidates (kb_vbit_<n>) and float copies for rescoring (kb_vflt_<n>), built from the stored vectors',
+    // chunk_count lets a search choose between the exact scan and the index without counting
+    // (store/sqlite/vector-search-plan.ts); the store keeps it in step with every write.
+    sql: `
+      ALTER TABLE kb_collections ADD COLUMN chunk_count INTEGER NOT NULL DEFAULT 0;
+      UPDATE kb_collections SET chunk_count = (SELECT count(*) FROM kb_chunks c WHERE c.collection_id = kb_collections.id);
+    `,
+    up(db) {
+      // The control store may migrate before the vector store has loaded sqlite-vec.
+      loadSqliteVec(db);
+      const collections = db.prepare('SELECT id, dimensions FROM kb_collections ORDER BY id').all() as Array<{
+        id: number;
+        dimensions: number;
+      }>;
+      for (const c of collections) buildCandidateIndex(db, c.id, c.dimensions);
+    },
+  },
 ];
 
 export function applyMigrations(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number[] {
@@ -193,6 +216,7 @@ export function applyMigrations(db: Database.Database, migrations: readonly Migr
     for (const m of migrations) {
       if (done.has(m.id)) continue;
       db.exec(m.sql);
+      m.up?.(db);
       db.prepare('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(
         m.id,
         m.name,

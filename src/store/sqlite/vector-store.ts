@@ -1,6 +1,8 @@
 /**
- * VectorStore on SQLite: sqlite-vec (vec0, exact cosine KNN) for vectors, FTS5 (BM25) for keywords,
- * in the same database file as the control store. Table layout and its reasons: vector-schema.ts.
+ * VectorStore on SQLite: sqlite-vec for vectors (vec0 exact cosine KNN, and a binary-quantized
+ * candidate index with exact rescoring above a size threshold: vector-search-plan.ts), FTS5 (BM25)
+ * for keywords, in the same database file as the control store. Table layout and its reasons:
+ * vector-schema.ts.
  *
  * better-sqlite3 is synchronous, so each method does its work before its promise settles; the
  * async signatures are the port's, shared with network-backed adapters.
@@ -10,7 +12,6 @@
  * when the other process committed in between; taking the write lock up front waits instead.
  */
 import type Database from 'better-sqlite3';
-import * as sqliteVec from 'sqlite-vec';
 import { conflict, notFound } from '../../core/errors.js';
 import { keyHashTerm } from '../../core/hash.js';
 import type {
@@ -23,34 +24,43 @@ import type {
   StoredDocument,
   VectorStore,
 } from '../vector-port.js';
-import { compileMetadataFilter, type SqlParam } from './metadata-filter.js';
+import { compileMetadataFilter } from './metadata-filter.js';
 import { applyMigrations } from './migrations.js';
 import { type SqliteReader, SqliteReadError } from './reader.js';
+import { buildCandidateIndex } from './vector-index-build.js';
+import {
+  checkDocument,
+  checkEmbedding,
+  checkHexDigits,
+  checkKbId,
+  checkPageLimit,
+  checkTopK,
+  isZero,
+  vectorBlob,
+} from './vector-input.js';
 import { toFtsMatchExpression } from './vector-keyword-query.js';
 import {
   type CollectionTables,
+  canQuantize,
   collectionTables,
   createCollectionTables,
   dropCollectionTables,
+  loadSqliteVec,
 } from './vector-schema.js';
+import { type HitRow, type SqliteVectorStoreOptions, VectorSearch } from './vector-search.js';
+import type { VectorPlan } from './vector-search-plan.js';
 
-/** sqlite-vec refuses a KNN `k` above 4096; one search never needs more. */
-export const MAX_TOP_K = 4096;
-export const MAX_PAGE_LIMIT = 10_000;
+export { MAX_PAGE_LIMIT, MAX_TOP_K } from './vector-input.js';
 
 interface Collection {
   id: number;
   dimensions: number;
+  /** Chunks stored (kb_collections.chunk_count, kept in step with every write). */
+  chunks: number;
   tables: CollectionTables;
 }
 
-interface HitRow {
-  doc_id: string;
-  chunk_index: number;
-  text: string;
-  metadata: string;
-  score: number | null;
-}
+export type { SqliteVectorStoreOptions };
 
 interface DocumentRow {
   doc_id: string;
@@ -70,13 +80,15 @@ export class SqliteVectorStore implements VectorStore {
   readonly #s: ReturnType<typeof prepareStatic>;
   /** Searches run here, off the event loop, when set (reader.ts); else on the main connection. */
   #reader: SqliteReader | null = null;
+  readonly #vectorSearch: VectorSearch;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, options: SqliteVectorStoreOptions = {}) {
     this.#db = db;
     loadSqliteVec(db);
     // The shared kb_ tables come with the numbered migrations (idempotent when already applied).
     applyMigrations(db);
     this.#s = prepareStatic(db);
+    this.#vectorSearch = new VectorSearch(options);
   }
 
   /** Runs vector and keyword searches on reader threads (null: on the main connection). */
@@ -85,10 +97,10 @@ export class SqliteVectorStore implements VectorStore {
   }
 
   /** A search's rows: on a reader thread when there is one, else on the main connection. */
-  async #search(kbId: string, c: Collection, sql: string, params: unknown[]): Promise<HitRow[]> {
-    if (this.#reader === null) return this.#statement(c, sql, sql).all(...params) as HitRow[];
+  async #search<T = HitRow>(kbId: string, c: Collection, sql: string, params: unknown[]): Promise<T[]> {
+    if (this.#reader === null) return this.#statement(c, sql, sql).all(...params) as T[];
     try {
-      return await this.#reader.all<HitRow>(sql, params);
+      return await this.#reader.all<T>(sql, params);
     } catch (err) {
       // Dropped between the lookup and the search.
       if (err instanceof SqliteReadError && /no such table/.test(err.message)) throw notFound('knowledge base', kbId);
@@ -107,8 +119,11 @@ export class SqliteVectorStore implements VectorStore {
               `collection '${kbId}' has ${existing.dimensions} dimensions, not ${dimensions}`,
             ]);
           }
-          // Repairs a collection whose virtual tables were lost (e.g. a restore of a partial file).
+          // Repairs a collection whose virtual tables were lost (e.g. a restore of a partial file);
+          // a lost candidate index is rebuilt from the float vectors.
+          const indexLost = canQuantize(dimensions) && !this.#tableExists(existing.tables.floats);
           createCollectionTables(this.#db, existing.id, dimensions);
+          if (indexLost) buildCandidateIndex(this.#db, existing.id, dimensions);
           return;
         }
         const info = this.#s.insertCollection.run(kbId, dimensions, new Date().toISOString());
@@ -127,6 +142,7 @@ export class SqliteVectorStore implements VectorStore {
         this.#s.deleteCollectionDocuments.run(c.id);
         this.#s.deleteCollection.run(c.id);
         this.#statementsByCollection.delete(c.id);
+        this.#vectorSearch.forget(c.id);
         dropCollectionTables(this.#db, c.id);
       })
       .immediate();
@@ -161,11 +177,13 @@ export class SqliteVectorStore implements VectorStore {
           'insertKeywords',
           `INSERT INTO ${c.tables.keywords}(rowid, text) VALUES (?, ?)`,
         );
+        const index = this.#indexWriters(c);
+        let chunkDelta = 0;
         for (const doc of docs) {
           // Checked one by one inside the transaction: a bad document late in the batch rolls back
           // the documents already written before it.
           checkDocument(doc, c.dimensions);
-          this.#removeChunks(c, doc.id);
+          chunkDelta -= this.#removeChunks(c, doc.id);
           this.#s.upsertDocument.run(
             c.id,
             doc.id,
@@ -182,10 +200,14 @@ export class SqliteVectorStore implements VectorStore {
             const rowid = BigInt(
               this.#s.insertChunk.run(c.id, doc.id, chunk.index, chunk.text).lastInsertRowid,
             );
-            insertVector.run(rowid, vectorBlob(chunk.embedding));
+            const blob = vectorBlob(chunk.embedding);
+            insertVector.run(rowid, blob);
             insertKeywords.run(rowid, chunk.text);
+            index?.insert(rowid, blob);
           }
+          chunkDelta += doc.chunks.length;
         }
+        if (chunkDelta !== 0) this.#s.addChunkCount.run(chunkDelta, c.id);
         let updated = 0;
         for (const item of metadataOnly) {
           updated += this.#s.updateMetadata.run(
@@ -208,7 +230,8 @@ export class SqliteVectorStore implements VectorStore {
     return this.#db
       .transaction(() => {
         const c = this.#requireCollection(kbId);
-        this.#removeChunks(c, id);
+        const removed = this.#removeChunks(c, id);
+        if (removed > 0) this.#s.addChunkCount.run(-removed, c.id);
         return this.#s.deleteDocument.run(c.id, id).changes > 0;
       })
       .immediate();
@@ -221,10 +244,12 @@ export class SqliteVectorStore implements VectorStore {
       .transaction(() => {
         const c = this.#requireCollection(kbId);
         let deleted = 0;
+        let removed = 0;
         for (const id of ids) {
-          this.#removeChunks(c, id);
+          removed += this.#removeChunks(c, id);
           deleted += this.#s.deleteDocument.run(c.id, id).changes;
         }
+        if (removed > 0) this.#s.addChunkCount.run(-removed, c.id);
         return deleted;
       })
       .immediate();
@@ -275,9 +300,7 @@ export class SqliteVectorStore implements VectorStore {
     page: { limit: number; after: string | null },
   ): Promise<{ documents: StoredDocument[]; next: string | null }> {
     const c = this.#requireCollection(kbId);
-    if (!Number.isSafeInteger(page.limit) || page.limit < 1 || page.limit > MAX_PAGE_LIMIT) {
-      throw new RangeError(`page limit must be an integer from 1 to ${MAX_PAGE_LIMIT}, got ${page.limit}`);
-    }
+    checkPageLimit(page.limit);
     // One extra row says whether another page exists without a second COUNT query.
     const rows = (
       page.after === null
@@ -296,11 +319,11 @@ export class SqliteVectorStore implements VectorStore {
   }
 
   /**
-   * Exact cosine KNN. With a filter, the matching chunk rowids go to vec0 as `rowid IN (subquery)`,
-   * which sqlite-vec applies *during* its scan: the K nearest among the filtered chunks, never a
-   * post-filtered top K that comes back short. Measured at 100k x 512-d: about the cost of an
-   * unfiltered KNN for a 1% filter and ~2.5x for a 90% one, where a `vec_distance_cosine` join
-   * over the filtered chunks took 5x (each vec0 point lookup is slow).
+   * The K nearest chunks by cosine, among those the filter admits. Small collections scan exactly;
+   * from `indexMinChunks` chunks on, the binary-quantized candidate index answers, rescored
+   * exactly; a filter is applied during either scan (never a post-filtered top K that comes back
+   * short), and one that admits few chunks ranks exactly those. Plans, costs and the reasons for
+   * their limits: vector-search-plan.ts.
    */
   async searchVector(
     kbId: string,
@@ -310,32 +333,24 @@ export class SqliteVectorStore implements VectorStore {
     const c = this.#requireCollection(kbId);
     checkTopK(options.topK);
     checkEmbedding(embedding, c.dimensions, 'query embedding');
-    const filter = compileMetadataFilter(options.filter, 'd.metadata');
+    const filter = options.filter === undefined ? undefined : compileMetadataFilter(options.filter, 'd.metadata');
     // Cosine similarity is undefined for a zero vector; sqlite-vec would rank every row NULL.
     if (isZero(embedding)) return [];
-    // CROSS JOIN pins documents as the outer loop: filter each document once, then look up the
-    // chunks of the few that match. Left to itself the planner walks every chunk and looks up its
-    // document, which measured 1.7x slower at 100k.
-    const prefilter =
-      options.filter === undefined
-        ? ''
-        : `AND rowid IN (SELECT c.id FROM kb_documents d CROSS JOIN kb_chunks c
-             ON c.collection_id = d.collection_id AND c.doc_id = d.doc_id
-             WHERE d.collection_id = ? AND ${filter.sql})`;
-    const sql = `
-      WITH knn AS (
-        SELECT rowid, distance FROM ${c.tables.vectors}
-        WHERE embedding MATCH ? AND k = ? ${prefilter}
-      )
-      SELECT c.doc_id, c.chunk_index, c.text, d.metadata, 1 - knn.distance AS score
-      FROM knn
-      JOIN kb_chunks c ON c.id = knn.rowid
-      JOIN kb_documents d ON d.collection_id = c.collection_id AND d.doc_id = c.doc_id
-      ORDER BY knn.distance, c.id`;
-    const params: SqlParam[] = options.filter === undefined ? [] : [c.id, ...filter.params];
-    const rows = await this.#search(kbId, c, sql, [vectorBlob(embedding), options.topK, ...params]);
+    const rows = await this.#vectorSearch.search(c, vectorBlob(embedding), options.topK, filter, (sql, params) =>
+      this.#search(kbId, c, sql, params),
+    );
     // Float rounding can step a hair outside [-1, 1] for (anti)parallel vectors.
     return rows.map((r) => toHit(r, Math.min(1, Math.max(-1, r.score ?? -1))));
+  }
+
+  /** The plan that answered each vector search since this store was made (tests and the benchmark). */
+  get planCounts(): Readonly<Record<VectorPlan, number>> {
+    return this.#vectorSearch.planCounts;
+  }
+
+  /** Index searches run a second time without a Hamming bound (too few candidates within it). */
+  get unboundedReruns(): number {
+    return this.#vectorSearch.unboundedReruns;
   }
 
   async searchKeyword(
@@ -363,10 +378,31 @@ export class SqliteVectorStore implements VectorStore {
   }
 
   #findCollection(kbId: string): Collection | null {
-    const row = this.#s.getCollection.get(kbId) as { id: number; dimensions: number } | undefined;
+    const row = this.#s.getCollection.get(kbId) as { id: number; dimensions: number; chunk_count: number } | undefined;
     return row === undefined
       ? null
-      : { id: row.id, dimensions: row.dimensions, tables: collectionTables(row.id) };
+      : { id: row.id, dimensions: row.dimensions, chunks: row.chunk_count, tables: collectionTables(row.id) };
+  }
+
+  #tableExists(name: string): boolean {
+    return this.#s.tableExists.get(name) !== undefined;
+  }
+
+  /** Writes a chunk's sign bits and float copy (the candidate index); null without an index. */
+  #indexWriters(c: Collection): { insert(rowid: bigint, blob: Buffer): void } | null {
+    if (!canQuantize(c.dimensions)) return null;
+    const bits = this.#statement(
+      c,
+      'insertBits',
+      `INSERT INTO ${c.tables.bits}(rowid, embedding) VALUES (?, vec_quantize_binary(vec_f32(?)))`,
+    );
+    const floats = this.#statement(c, 'insertFloats', `INSERT INTO ${c.tables.floats}(id, embedding) VALUES (?, ?)`);
+    return {
+      insert(rowid, blob) {
+        bits.run(rowid, blob);
+        floats.run(rowid, blob);
+      },
+    };
   }
 
   #requireCollection(kbId: string): Collection {
@@ -376,10 +412,13 @@ export class SqliteVectorStore implements VectorStore {
     return c;
   }
 
-  /** Deletes a document's chunk rows, vectors and keyword rows, keeping the document row. */
-  #removeChunks(c: Collection, docId: string): void {
+  /**
+   * Deletes a document's chunk rows, vectors (both index tables too) and keyword rows, keeping the
+   * document row; answers how many chunks it removed.
+   */
+  #removeChunks(c: Collection, docId: string): number {
     const ids = this.#s.chunkIdsOfDocument.all(c.id, docId) as Array<number | bigint>;
-    if (ids.length === 0) return;
+    if (ids.length === 0) return 0;
     const deleteVector = this.#statement(
       c,
       'deleteVector',
@@ -390,11 +429,20 @@ export class SqliteVectorStore implements VectorStore {
       'deleteKeywords',
       `DELETE FROM ${c.tables.keywords} WHERE rowid = ?`,
     );
+    const index = canQuantize(c.dimensions)
+      ? {
+          bits: this.#statement(c, 'deleteBits', `DELETE FROM ${c.tables.bits} WHERE rowid = ?`),
+          floats: this.#statement(c, 'deleteFloats', `DELETE FROM ${c.tables.floats} WHERE id = ?`),
+        }
+      : null;
     for (const id of ids) {
       deleteVector.run(BigInt(id));
       deleteKeywords.run(id);
+      index?.bits.run(BigInt(id));
+      index?.floats.run(id);
     }
     this.#s.deleteChunksOfDocument.run(c.id, docId);
+    return ids.length;
   }
 
   /** Per-collection statements, cached: their SQL names the collection's own virtual tables. */
@@ -416,7 +464,9 @@ export class SqliteVectorStore implements VectorStore {
 
 function prepareStatic(db: Database.Database) {
   return {
-    getCollection: db.prepare('SELECT id, dimensions FROM kb_collections WHERE kb_id = ?'),
+    getCollection: db.prepare('SELECT id, dimensions, chunk_count FROM kb_collections WHERE kb_id = ?'),
+    addChunkCount: db.prepare('UPDATE kb_collections SET chunk_count = chunk_count + ? WHERE id = ?'),
+    tableExists: db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"),
     insertCollection: db.prepare(
       'INSERT INTO kb_collections (kb_id, dimensions, created_at) VALUES (?, ?, ?)',
     ),
@@ -497,74 +547,9 @@ function prepareStatic(db: Database.Database) {
   };
 }
 
-/** Loading twice is harmless but not free; the control store may already have loaded it. */
-function loadSqliteVec(db: Database.Database): void {
-  try {
-    db.prepare('SELECT vec_version()').get();
-  } catch {
-    sqliteVec.load(db);
-  }
-}
-
 /** A key hash's checksum term (core/hash.ts keyHashTerm), or null for a document without one. */
 function termOf(keyHash: string | undefined): number | null {
   return keyHash === undefined ? null : keyHashTerm(keyHash);
-}
-
-function checkHexDigits(digits: number): void {
-  if (!Number.isSafeInteger(digits) || digits < 1 || digits > 32) {
-    throw new RangeError(`key-hash digits must be an integer from 1 to 32, got ${digits}`);
-  }
-}
-
-function checkKbId(kbId: string): void {
-  if (typeof kbId !== 'string' || kbId.length === 0 || kbId.length > 200) {
-    throw new RangeError('kbId must be a non-empty string of at most 200 characters');
-  }
-}
-
-function checkTopK(topK: number): void {
-  if (!Number.isSafeInteger(topK) || topK < 1 || topK > MAX_TOP_K) {
-    throw new RangeError(`topK must be an integer from 1 to ${MAX_TOP_K}, got ${topK}`);
-  }
-}
-
-function checkDocument(doc: DocumentInput, dimensions: number): void {
-  if (typeof doc.id !== 'string' || doc.id.length === 0) {
-    throw new RangeError('document id must be a non-empty string');
-  }
-  const seen = new Set<number>();
-  for (const chunk of doc.chunks) {
-    if (!Number.isSafeInteger(chunk.index) || chunk.index < 0 || seen.has(chunk.index)) {
-      throw new RangeError(`document '${doc.id}': chunk indexes must be distinct non-negative integers`);
-    }
-    seen.add(chunk.index);
-    checkEmbedding(chunk.embedding, dimensions, `document '${doc.id}' chunk ${chunk.index}`);
-    // A stored zero vector has no cosine distance to anything, and sqlite-vec would sort its NULL
-    // distance ahead of every real neighbour.
-    if (isZero(chunk.embedding)) {
-      throw new RangeError(`document '${doc.id}' chunk ${chunk.index}: embedding is all zeros`);
-    }
-  }
-}
-
-function checkEmbedding(embedding: Float32Array, dimensions: number, what: string): void {
-  if (!(embedding instanceof Float32Array)) throw new TypeError(`${what} must be a Float32Array`);
-  if (embedding.length !== dimensions) {
-    throw new RangeError(`${what} has ${embedding.length} dimensions; the knowledge base has ${dimensions}`);
-  }
-  for (const x of embedding) {
-    if (!Number.isFinite(x)) throw new RangeError(`${what} contains a non-finite value`);
-  }
-}
-
-function isZero(embedding: Float32Array): boolean {
-  return embedding.every((x) => x === 0);
-}
-
-/** A view of exactly the array's bytes: a Float32Array may sit at an offset inside a larger buffer. */
-function vectorBlob(embedding: Float32Array): Buffer {
-  return Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength);
 }
 
 function toHit(row: HitRow, score: number): SearchHit {
@@ -587,3 +572,4 @@ function toStoredDocument(row: DocumentRow): StoredDocument {
     updatedAt: row.updated_at,
   };
 }
+

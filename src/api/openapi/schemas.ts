@@ -1,0 +1,404 @@
+/**
+ * The response side of the OpenAPI document, defined once: the error envelope and every object a
+ * route answers with (job, run, database, knowledge base, …), as JSON Schema in the OpenAPI 3.0
+ * dialect (`nullable`). Routes refer to them by name (`ref('Job')`); register.ts adds them to the
+ * server, so they appear once under `components.schemas`.
+ *
+ * Objects are closed (`additionalProperties: false`) so that a field the server adds without
+ * documenting it fails the e2e suites, which check every response against this document
+ * (test/helpers/openapi.ts). What the presenters (api/present.ts and the services' `present`)
+ * return is what is written here.
+ */
+import { ERROR_STATUS } from '../../core/errors.js';
+
+export type JsonSchema = Record<string, unknown>;
+
+/** `{$ref}` to a component by name; register.ts names components after their `$id`. */
+export const ref = (name: ComponentName): JsonSchema => ({ $ref: `${name}#` });
+
+const string = (description?: string, extra: JsonSchema = {}): JsonSchema => ({
+  type: 'string',
+  ...(description ? { description } : {}),
+  ...extra,
+});
+const integer = (description?: string, extra: JsonSchema = {}): JsonSchema => ({
+  type: 'integer',
+  ...(description ? { description } : {}),
+  ...extra,
+});
+const count = (description?: string) => integer(description, { minimum: 0 });
+/** RFC 3339 UTC with `Z`; `date-time` takes both second precision and milliseconds. */
+const time = (description?: string): JsonSchema => string(description, { format: 'date-time' });
+const strings = (description?: string): JsonSchema => ({
+  type: 'array',
+  items: { type: 'string' },
+  ...(description ? { description } : {}),
+});
+/** OpenAPI 3.0 has no `null` type; `nullable` needs a `type` next to it (ajv insists too). */
+const nullable = (schema: JsonSchema): JsonSchema => ({ ...schema, nullable: true });
+
+/** A closed object whose listed properties are all required except `optional`. */
+function object(
+  properties: Record<string, JsonSchema>,
+  options: { optional?: string[]; description?: string } = {},
+): JsonSchema {
+  const optional = new Set(options.optional ?? []);
+  return {
+    type: 'object',
+    ...(options.description ? { description: options.description } : {}),
+    properties,
+    required: Object.keys(properties).filter((k) => !optional.has(k)),
+    additionalProperties: false,
+  };
+}
+
+/** Every code the server answers with (core/errors.ts), the one stable union. */
+export const ERROR_CODES = Object.keys(ERROR_STATUS) as Array<keyof typeof ERROR_STATUS>;
+
+const ErrorEnvelope = object(
+  {
+    success: { type: 'boolean', enum: [false] },
+    error: object({
+      code: string('Stable error code; the HTTP status follows from it (docs/api.md)', { enum: ERROR_CODES }),
+      message: string('What went wrong, in a few words'),
+      details: strings('Every problem found, one readable sentence each'),
+    }),
+  },
+  { description: 'The error envelope of every non-2xx answer' },
+);
+
+/** Run counters shown while a run works (issue 10): null before the first estimate and once finished. */
+const progress = nullable({
+  type: 'object',
+  description: 'While the run works: rows done, the estimated total, percent and ETA; null otherwise',
+  properties: {
+    rows_done: count('Rows read so far'),
+    rows_total_estimate: nullable({
+      type: 'number',
+      minimum: 0,
+      description: 'Rows this run is expected to read (an estimate)',
+    }),
+    percent: nullable({ type: 'number', minimum: 0, maximum: 100 }),
+    eta_seconds: nullable({ type: 'number', minimum: 0 }),
+  },
+  required: ['rows_done'],
+});
+
+const watermark = (description: string) =>
+  nullable(
+    object(
+      {
+        filter_value: string("The filter column's value, in the source's own text form (full precision)"),
+        key: strings("The row's key values as text, in the order of key_columns"),
+      },
+      { description },
+    ),
+  );
+
+const runError = nullable(
+  object(
+    {
+      code: string(
+        'TABLE_MISSING, COLUMN_MISSING, KB_MISSING, DATABASE_MISSING, PROVIDER_REFUSED, SYNC_FAILED, INTERRUPTED, CANCELLED, SOURCE_TIMEOUT, KEYSET_STUCK, …',
+      ),
+      message: string(),
+    },
+    { description: 'Why the run failed or stopped; null when it succeeded or still runs' },
+  ),
+);
+
+const TRIGGERS = ['schedule', 'manual', 'catch_up'];
+const RUN_STATUSES = ['running', 'succeeded', 'failed', 'cancelled'];
+const JOB_STATUSES = ['scheduled', 'running', 'paused', 'completed', 'failed'];
+const RUN_ID = { pattern: '^run_' };
+
+const Totals = object(
+  {
+    rows_read: count(),
+    documents_added: count(),
+    documents_updated: count(),
+    documents_unchanged: count(),
+    documents_deleted: count(),
+    rows_skipped: count("The latest run's rows with a NULL filter value"),
+    rows_failed: count(),
+    chunks_written: count(),
+    runs_succeeded: count(),
+    runs_failed: count('Interrupted runs count as failed'),
+  },
+  { description: "A job's counters over all its runs" },
+);
+
+const Job = object(
+  {
+    job_id: string(undefined, { pattern: '^job_' }),
+    job_name: string(),
+    status: string(undefined, { enum: JOB_STATUSES }),
+    created_at: time(),
+    next_run: nullable(time('The next tick on the grid start_time + k·interval; null unless scheduled')),
+    source_table: string('database.table (or database.schema.table) as given'),
+    kb_name: string(),
+    content_columns: strings(),
+    metadata_columns: strings(),
+    filter_column: string(),
+    key_columns: strings('The columns that identify a row (primary key, or a NOT NULL unique key)'),
+    interval: string('Normalised: "10 MINUTES", "1 HOUR", "HOURLY", …'),
+    start_time: time(),
+    end_time: time(),
+    backfill: { type: 'boolean' },
+    lookback: count('Seconds re-read each run for late rows'),
+    deletes: string(undefined, { enum: ['reconcile', 'off'] }),
+    config_version: count('Bumped by every change of what a run reads or writes'),
+    soft_delete_column: nullable(string()),
+    batch_size: integer(undefined, { minimum: 1 }),
+    updated_at: time(),
+    status_reason: nullable(string('Why the job is failed, and what to fix')),
+    last_run: nullable(
+      object(
+        {
+          run_id: string(undefined, RUN_ID),
+          trigger: string(undefined, { enum: TRIGGERS }),
+          status: string(undefined, { enum: RUN_STATUSES }),
+          started_at: time(),
+          finished_at: nullable(time()),
+          error: runError,
+          progress,
+        },
+        { optional: ['progress'], description: 'The latest run, in short; null before the first' },
+      ),
+    ),
+    watermark: watermark('The last synced position; null before the first run placed it'),
+    totals: ref('Totals'),
+    progress,
+    warnings: strings(
+      'Only in answers to create, PATCH and resume: what the job will not do (e.g. never run)',
+    ),
+  },
+  { optional: ['progress', 'warnings'], description: 'A job: what it syncs, its schedule and its state' },
+);
+
+const Run = object(
+  {
+    run_id: string(undefined, RUN_ID),
+    job_id: string(undefined, { pattern: '^job_' }),
+    trigger: string(undefined, { enum: TRIGGERS }),
+    status: string(undefined, { enum: RUN_STATUSES }),
+    started_at: time('Milliseconds included'),
+    finished_at: nullable(time('Milliseconds included; null while the run works')),
+    duration_ms: nullable(count()),
+    rows_read: count(),
+    documents_added: count(),
+    documents_updated: count(),
+    documents_unchanged: count(),
+    rows_skipped: count('Rows with a NULL filter value'),
+    rows_failed: count(),
+    documents_deleted: count(),
+    reconcile: nullable(
+      object(
+        {
+          rounds: count(),
+          source_aggregates: count(),
+          source_keys: count(),
+          complete: {
+            type: 'boolean',
+            description: 'False when there were too many differences for one run',
+          },
+          duration_ms: count(),
+        },
+        { description: 'What finding deleted rows read from the source; null when it did not run' },
+      ),
+    ),
+    chunks_written: count(),
+    watermark_start: watermark('Where the run started'),
+    watermark_end: watermark('Where the run got to'),
+    error: runError,
+    progress,
+  },
+  { optional: ['progress'], description: 'One run of a job' },
+);
+
+const Failure = object(
+  {
+    document_id: string(),
+    key: strings("The row's key values as text"),
+    reason: string(),
+    first_failed_at: time(),
+    last_failed_at: time(),
+    attempts: integer('Runs in which the row failed', { minimum: 1 }),
+  },
+  { description: 'A source row that could not be synced' },
+);
+
+const Database = object(
+  {
+    name: string(),
+    engine: string(undefined, { enum: ['postgres', 'mysql', 'sqlite'] }),
+    parameters: object(
+      {
+        url: string('The password in it shown as ****'),
+        host: string(),
+        port: integer(),
+        user: string(),
+        password: string(undefined, { enum: ['****'] }),
+        database: string(),
+        schema: string(),
+        ssl: { type: 'boolean' },
+        path: string(),
+      },
+      {
+        optional: ['url', 'host', 'port', 'user', 'password', 'database', 'schema', 'ssl', 'path'],
+        description: 'As registered, the secret masked',
+      },
+    ),
+    created_at: time(),
+  },
+  { description: 'A registered source database' },
+);
+
+const Table = object(
+  {
+    schema: nullable(string('PostgreSQL schema; null for MySQL and SQLite')),
+    name: string(),
+    columns: {
+      type: 'array',
+      items: object({
+        name: string(),
+        type: string("The engine's own type name"),
+        kind: string(undefined, {
+          enum: ['timestamptz', 'timestamp', 'date', 'integer', 'numeric', 'text', 'boolean', 'other'],
+        }),
+        nullable: { type: 'boolean' },
+      }),
+    },
+    primary_key: strings('Empty when the table has none'),
+    unique_keys: {
+      type: 'array',
+      items: { type: 'array', items: { type: 'string' } },
+      description: 'NOT NULL unique keys',
+    },
+  },
+  { description: 'A table of a source database, with its columns' },
+);
+
+const KnowledgeBase = object(
+  {
+    kb_name: string(),
+    description: nullable(string()),
+    embedding: object({
+      provider: string(undefined, { enum: ['local', 'openai'] }),
+      model: nullable(
+        string('The local model is universal-sentence-encoder-lite; null: the provider default'),
+      ),
+      dimensions: nullable(
+        integer('512 for the local model; null: what the provider answers', { minimum: 1 }),
+      ),
+      base_url: nullable(string()),
+      api_key: nullable(string('Never shown: **** when one is set', { enum: ['****', null] })),
+    }),
+    chunking: object({ chunk_size: integer(undefined, { minimum: 1 }), chunk_overlap: count() }),
+    created_at: time(),
+    document_count: count(),
+    chunk_count: count(),
+  },
+  { description: 'A knowledge base with its counts' },
+);
+
+/** Synced metadata keeps the source's types: numbers, strings (times, decimals), booleans, null. */
+const metadata: JsonSchema = {
+  type: 'object',
+  description: 'Field → string, number, boolean or null',
+  additionalProperties: {
+    anyOf: [{ type: 'string', nullable: true }, { type: 'number' }, { type: 'boolean' }],
+  },
+};
+
+const Document = object(
+  {
+    id: string(),
+    content: string(),
+    metadata,
+    chunk_count: count(),
+    updated_at: time('When the document was last written, with milliseconds'),
+  },
+  { description: 'A document of a knowledge base' },
+);
+
+const QueryResult = object(
+  {
+    document_id: string(),
+    chunk_id: string(),
+    content: string('The chunk'),
+    metadata,
+    relevance: {
+      type: 'number',
+      minimum: 0,
+      maximum: 1,
+      description: 'Higher is better; results are sorted by it',
+    },
+  },
+  { description: 'One chunk found by a query' },
+);
+
+const Account = object(
+  { account_id: string(), name: string(), created_at: time() },
+  { description: 'An account' },
+);
+
+const ApiKey = object(
+  {
+    key_id: string(undefined, { pattern: '^key_' }),
+    prefix: string('The first characters of the key, to tell keys apart'),
+    created_at: time(),
+    revoked_at: nullable(time()),
+  },
+  { description: 'An API key, never the key itself' },
+);
+
+const NewApiKey = object(
+  {
+    account_id: string(),
+    name: string(),
+    key_id: string(undefined, { pattern: '^key_' }),
+    prefix: string(),
+    api_key: string('The key itself (kbs_…): shown once, store it now', { pattern: '^kbs_' }),
+  },
+  { description: 'A key just made, with its account: the only answer that shows the key' },
+);
+
+/** Named components, in the order they appear under `components.schemas`. */
+export const COMPONENTS = {
+  Error: ErrorEnvelope,
+  Job,
+  Totals,
+  Run,
+  Failure,
+  Database,
+  Table,
+  KnowledgeBase,
+  Document,
+  QueryResult,
+  Account,
+  ApiKey,
+  NewApiKey,
+} satisfies Record<string, JsonSchema>;
+
+export type ComponentName = keyof typeof COMPONENTS;
+
+/** The shared schemas with their `$id`, for `app.addSchema`. */
+export const componentSchemas = (): JsonSchema[] =>
+  Object.entries(COMPONENTS).map(([name, schema]) => ({ $id: name, ...schema }));
+
+/** `data` shapes that are not worth a component of their own. */
+export const dataOf = {
+  list: (field: string, items: JsonSchema, paged: boolean): JsonSchema =>
+    object({
+      [field]: { type: 'array', items },
+      ...(paged
+        ? { next_cursor: nullable(string('Pass as ?cursor= for the next page; null on the last page')) }
+        : {}),
+    }),
+  object,
+  string,
+  count,
+  nullable,
+  time,
+};

@@ -1,0 +1,160 @@
+/**
+ * Append-only numbered migrations of the PostgreSQL store, in its own schema. Never edit an
+ * applied one: add the next. The control store appends its own to MIGRATIONS (one list, one
+ * schema_migrations table, as on SQLite), and every process runs `applyMigrations` at start-up.
+ *
+ * All pending migrations run in one transaction that first takes a transaction-scoped advisory
+ * lock, so N processes starting together migrate once: the first applies, the others wait on the
+ * lock and then find everything applied (READ COMMITTED: the statement after the lock sees the
+ * first one's commit). PostgreSQL DDL is transactional, so a failing migration leaves nothing
+ * half-done. The lock key is one constant per database, not per schema: creating the pgvector
+ * extension is database-wide, and two schemas migrating at once must not race on it.
+ */
+import type { PostgresDatabase } from './open.js';
+import { sqlState } from './open.js';
+
+/** What a migration's `up` may use: a query on the migrating transaction's connection. */
+export interface MigrationClient {
+  query(sql: string, params?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }>;
+}
+
+export interface PgMigration {
+  id: number;
+  name: string;
+  /** Statements run with search_path = the kbsync schema, then public. */
+  sql?: string;
+  /** Work SQL alone cannot do, run after `sql` in the same transaction. */
+  up?: (client: MigrationClient, schema: string) => Promise<void>;
+}
+
+/** 'kbsync' in ASCII: the advisory lock every kbsync migration in a database takes. */
+export const MIGRATION_LOCK_KEY = 0x6b6273796e63n;
+
+/**
+ * The keyword text of a chunk or query: diacritics removed (NFD, then combining marks dropped) and
+ * every run of punctuation, symbols and white space turned into one space. Written as explicit
+ * code-point ranges because `[[:alnum:]]` depends on the database's LC_CTYPE: under the C locale it
+ * knows no letter beyond ASCII and would erase every non-English word. So 'SKU-4471-B' indexes as
+ * the words sku 4471 b, as SQLite's unicode61 tokenizer splits it (store/sqlite/vector-schema.ts).
+ */
+const KEYWORD_TEXT_SQL = String.raw`regexp_replace(
+  regexp_replace(normalize(t, NFD), '[\u0300-\u036f]', '', 'g'),
+  '[\u0001-\u002f\u003a-\u0040\u005b-\u0060\u007b-\u00bf\u00d7\u00f7\u2000-\u206f\u2190-\u23ff\u2500-\u27bf\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65\U0001f000-\U0001faff]+',
+  ' ', 'g')`;
+
+export const MIGRATIONS: readonly PgMigration[] = [
+  {
+    id: 1,
+    name: 'pgvector extension (database-wide; needs a superuser or an existing extension)',
+    async up(client) {
+      const encoding = await client.query(
+        'SELECT pg_encoding_to_char(encoding) AS e FROM pg_database WHERE datname = current_database()',
+      );
+      if (encoding.rows[0]?.e !== 'UTF8') {
+        throw new Error(
+          `the kbsync store needs a UTF8 database (this one is ${String(encoding.rows[0]?.e)}): create it with ENCODING 'UTF8'`,
+        );
+      }
+      const installed = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'vector'");
+      if (installed.rows.length > 0) return;
+      try {
+        // Into public, where every kbsync connection's search_path finds it (open.ts).
+        await client.query('CREATE EXTENSION vector SCHEMA public');
+      } catch (err) {
+        const state = sqlState(err);
+        const why =
+          state === '42501'
+            ? 'permission denied'
+            : state === '0A000' || state === '58P01'
+              ? 'not installed on the server'
+              : String((err as Error).message);
+        throw new Error(
+          `the pgvector extension is missing (${why}): install pgvector 0.8 or later on the server and run CREATE EXTENSION vector SCHEMA public as a superuser, then start kbsync again`,
+          { cause: err },
+        );
+      }
+    },
+  },
+  {
+    id: 2,
+    name: 'vector store: collection registry, keyword search configuration and functions',
+    // kb_collections keeps a running chunk and token count per knowledge base: the vector plan and
+    // BM25 (average chunk length) read them instead of counting. Per-collection tables are made
+    // with their knowledge base (vector-schema.ts).
+    //
+    // kbsync_english: English snowball stemming with no stop words. Stop words are dropped from
+    // the query only (vector-keyword-query.ts), as on SQLite: the index keeps every word so a
+    // quoted phrase or a code such as SKU-4471-A ("a" is an English stop word) still matches exactly.
+    sql: `
+      CREATE TABLE kb_collections (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        kb_id text NOT NULL UNIQUE,
+        dimensions integer NOT NULL,
+        chunk_count bigint NOT NULL DEFAULT 0,
+        token_count bigint NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TEXT SEARCH DICTIONARY kbsync_english_stem (TEMPLATE = pg_catalog.snowball, LANGUAGE = english);
+      CREATE TEXT SEARCH CONFIGURATION kbsync_english (COPY = pg_catalog.english);
+      ALTER TEXT SEARCH CONFIGURATION kbsync_english
+        ALTER MAPPING FOR asciiword, word, numword, asciihword, hword, numhword, hword_asciipart, hword_part, hword_numpart
+        WITH kbsync_english_stem;
+      CREATE FUNCTION kbsync_keyword_text(t text) RETURNS text
+        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+        AS $$ SELECT ${KEYWORD_TEXT_SQL} $$;
+      -- Words in a chunk (BM25's document length); the expression is repeated rather than calling
+      -- kbsync_keyword_text, whose name would resolve through the caller's search_path.
+      CREATE FUNCTION kbsync_keyword_tokens(t text) RETURNS integer
+        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+        AS $$ SELECT CASE WHEN btrim(k) = '' THEN 0 ELSE cardinality(regexp_split_to_array(btrim(k), ' ')) END
+              FROM (SELECT ${KEYWORD_TEXT_SQL} AS k) s $$;
+      CREATE AGGREGATE kbsync_tsquery_or(tsquery) (SFUNC = pg_catalog.tsquery_or, STYPE = tsquery);
+    `,
+  },
+];
+
+/**
+ * Applies the pending migrations of `migrations` in the database's schema (created if missing);
+ * answers the ids it applied (none when another process got there first).
+ */
+export async function applyMigrations(
+  db: PostgresDatabase,
+  migrations: readonly PgMigration[] = MIGRATIONS,
+): Promise<number[]> {
+  const ids = migrations.map((m) => m.id);
+  if (new Set(ids).size !== ids.length || ids.some((id, i) => i > 0 && id <= ids[i - 1]!)) {
+    throw new Error(`migration ids must be unique and increasing: ${ids.join(', ')}`);
+  }
+  const client = await db.pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    // Checked before creating: CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database.
+    const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [db.schema]);
+    if (exists.rows.length === 0) await client.query(`CREATE SCHEMA ${db.schema}`);
+    await client.query(`SET LOCAL search_path TO ${db.schema}, public`);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set(
+      (await client.query('SELECT id FROM schema_migrations')).rows.map((r) => Number(r.id)),
+    );
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (done.has(m.id)) continue;
+      if (m.sql !== undefined) await client.query(m.sql);
+      await m.up?.(client, db.schema);
+      await client.query('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [m.id, m.name]);
+      applied.push(m.id);
+    }
+    await client.query('COMMIT');
+    return applied;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * The statements of the vector store's writes, each run inside the store's write transaction
+ * (vector-store.ts holds the transaction, the registry lock and the order of steps).
+ *
+ * Lock order, so concurrent writers of one knowledge base neither deadlock often nor miscount:
+ * document rows first, in id order (INSERT … ON CONFLICT over sorted rows, or lockDocuments),
+ * then their chunks, then the registry row's counts (addCounts, always last). Under READ
+ * COMMITTED each later statement sees what a writer it waited for committed, so the chunks
+ * deleted and counted are the ones really stored.
+ */
+import type pg from 'pg';
+import { keyHashTerm } from '../../core/hash.js';
+import type { DocumentInput, MetadataUpdate } from '../vector-port.js';
+import { pgMetadata, pgText } from './vector-input.js';
+import { type CollectionTables, vectorParam } from './vector-schema.js';
+
+export type Queryable = Pick<pg.PoolClient, 'query'>;
+
+/** Chunk rows per INSERT statement: five parameters each, far below the protocol's 65,535. */
+const CHUNK_ROWS = 2000;
+
+/** The last version of each id, in id order (so concurrent batches lock rows in one order). */
+export function lastById<T extends { id: string }>(items: T[]): T[] {
+  const byId = new Map<string, T>();
+  for (const item of items) byId.set(item.id, item);
+  return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/**
+ * The ids that can name a stored document: one PostgreSQL cannot store (a NUL, an unpaired
+ * surrogate) was refused on the way in, so it matches nothing, and mapping it (pgText) could make
+ * it match another document.
+ */
+export function storableIds(ids: string[]): string[] {
+  return ids.filter((id) => pgText(id) === id);
+}
+
+/** A key hash's checksum term (core/hash.ts keyHashTerm), or null for a document without one. */
+export function termOf(keyHash: string | undefined): number | null {
+  return keyHash === undefined ? null : keyHashTerm(keyHash);
+}
+
+/** Locks existing document rows in id order; waits for writers holding any of them. */
+export async function lockDocuments(
+  client: Queryable,
+  t: CollectionTables,
+  sortedIds: string[],
+): Promise<void> {
+  await client.query(
+    `SELECT 1 FROM ${t.documents} WHERE doc_id = ANY ($1::text[]) ORDER BY doc_id FOR UPDATE`,
+    [sortedIds],
+  );
+}
+
+/** Inserts or replaces document rows (sorted by id); a key hash left out keeps the stored one. */
+export async function upsertDocumentRows(
+  client: Queryable,
+  t: CollectionTables,
+  docs: DocumentInput[],
+  updatedAt: Date,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO ${t.documents} AS d (doc_id, content, content_hash, metadata, chunk_count, key_hash, key_term, updated_at)
+     SELECT u.*, $8::timestamptz
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::bigint[]) AS u
+     ON CONFLICT (doc_id) DO UPDATE SET
+       content = excluded.content, content_hash = excluded.content_hash, metadata = excluded.metadata,
+       chunk_count = excluded.chunk_count, updated_at = excluded.updated_at,
+       key_hash = coalesce(excluded.key_hash, d.key_hash), key_term = coalesce(excluded.key_term, d.key_term)`,
+    [
+      docs.map((d) => d.id),
+      docs.map((d) => pgText(d.content)),
+      docs.map((d) => d.contentHash),
+      docs.map((d) => JSON.stringify(pgMetadata(d.metadata))),
+      docs.map((d) => d.chunks.length),
+      docs.map((d) => d.keyHash ?? null),
+      docs.map((d) => termOf(d.keyHash)),
+      updatedAt,
+    ],
+  );
+}
+
+/** Deletes the chunks of these documents; answers how many, and their words. */
+export async function deleteChunks(
+  client: Queryable,
+  t: CollectionTables,
+  ids: string[],
+): Promise<{ chunks: number; tokens: number }> {
+  const { rows } = await client.query(
+    `WITH d AS (DELETE FROM ${t.chunks} WHERE doc_id = ANY ($1::text[]) RETURNING tokens)
+     SELECT count(*) AS n, coalesce(sum(tokens), 0) AS t FROM d`,
+    [ids],
+  );
+  return { chunks: Number(rows[0].n), tokens: Number(rows[0].t) };
+}
+
+/**
+ * Inserts the documents' chunks, a VALUES row each: every vector is its own binary parameter
+ * (vectorParam), which an array parameter cannot carry without the type's OID. Each chunk gets a
+ * copy of its document's metadata (vector-schema.ts says why).
+ */
+export async function insertChunks(
+  client: Queryable,
+  t: CollectionTables,
+  dimensions: number,
+  docs: DocumentInput[],
+): Promise<{ chunks: number; tokens: number }> {
+  const rows = docs.flatMap((d) => {
+    const metadata = JSON.stringify(pgMetadata(d.metadata));
+    return d.chunks.map((chunk) => ({ doc: d.id, chunk, metadata }));
+  });
+  const total = { chunks: 0, tokens: 0 };
+  for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
+    const params: unknown[] = [];
+    const values = rows.slice(start, start + CHUNK_ROWS).map((x) => {
+      params.push(x.doc, x.chunk.index, pgText(x.chunk.text), x.metadata, vectorParam(x.chunk.embedding));
+      const n = params.length;
+      return `($${n - 4}, $${n - 3}::int, $${n - 2}, $${n - 1}::jsonb, $${n}::vector(${dimensions}))`;
+    });
+    const { rows: result } = await client.query(
+      `WITH i AS (
+         INSERT INTO ${t.chunks} (doc_id, chunk_index, text, metadata, embedding) VALUES ${values.join(', ')}
+         RETURNING tokens)
+       SELECT count(*) AS n, coalesce(sum(tokens), 0) AS t FROM i`,
+      params,
+    );
+    total.chunks += Number(result[0].n);
+    total.tokens += Number(result[0].t);
+  }
+  return total;
+}
+
+/**
+ * Sets the metadata and stored hash of existing documents (sorted by id, their rows locked) and the
+ * metadata copies on their chunks; answers how many documents existed.
+ */
+export async function updateMetadata(
+  client: Queryable,
+  t: CollectionTables,
+  updates: MetadataUpdate[],
+  updatedAt: Date,
+): Promise<number> {
+  const { rows } = await client.query(
+    `WITH u AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::bigint[])
+         AS u(id, content_hash, metadata, key_hash, key_term)
+     ), d AS (
+       UPDATE ${t.documents} d SET metadata = u.metadata, content_hash = u.content_hash, updated_at = $6,
+         key_hash = coalesce(u.key_hash, d.key_hash), key_term = coalesce(u.key_term, d.key_term)
+       FROM u WHERE d.doc_id = u.id RETURNING 1
+     ), c AS (
+       UPDATE ${t.chunks} c SET metadata = u.metadata FROM u WHERE c.doc_id = u.id RETURNING 1
+     )
+     SELECT count(*) AS n FROM d`,
+    [
+      updates.map((u) => u.id),
+      updates.map((u) => u.contentHash),
+      updates.map((u) => JSON.stringify(pgMetadata(u.metadata))),
+      updates.map((u) => u.keyHash ?? null),
+      updates.map((u) => termOf(u.keyHash)),
+      updatedAt,
+    ],
+  );
+  return Number(rows[0].n);
+}
+
+/** The last statement of a write: the registry row is locked from here to the commit only. */
+export async function addCounts(
+  client: Queryable,
+  collectionId: number,
+  chunks: number,
+  tokens: number,
+): Promise<void> {
+  if (chunks === 0 && tokens === 0) return;
+  await client.query(
+    'UPDATE kb_collections SET chunk_count = chunk_count + $1, token_count = token_count + $2 WHERE id = $3',
+    [chunks, tokens, collectionId],
+  );
+}
