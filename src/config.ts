@@ -55,7 +55,7 @@ export interface Config {
   searchThreads: number;
   /** Knowledge bases with at least this many chunks search the vector index (rescored exactly); smaller ones scan exactly. */
   vectorIndexMinChunks: number;
-  /** Nice value of the search and local-embedding worker threads (0-19). */
+  /** Nice value of the search threads (0-19); the local model's bulk workers use their own (+10). */
   workerNice: number;
   /** KBSYNC_ADMIN_KEY: set = authentication on (API keys required, admin routes use this key); null = off. */
   adminKey: string | null;
@@ -232,7 +232,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'KBSYNC_WORKER_NICE',
     default: '10',
     describe:
-      'Scheduling priority (nice, 0-19) of the search and local-embedding worker threads: above 0 the thread that answers HTTP requests, /health included, gets the CPU first when they compete (Linux; ignored elsewhere).',
+      'Scheduling priority (nice, 0-19) of the search threads: above 0 the thread that answers HTTP requests, /health included, gets the CPU first when they compete (Linux; ignored elsewhere). The local model\'s sync (bulk) workers always run at nice +10.',
   },
   {
     env: 'KBSYNC_VECTOR_INDEX_MIN_CHUNKS',
