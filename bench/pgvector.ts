@@ -27,7 +27,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { openPostgres, type PostgresDatabase } from '../src/store/postgres/open.js';
 import { openPostgresVectorStore, PostgresVectorStore } from '../src/store/postgres/vector-store.js';
-import { collectionTables, vectorIndexSql } from '../src/store/postgres/vector-schema.js';
+import { collectionTables, HNSW_EF_CONSTRUCTION, HNSW_M, vectorIndexSql } from '../src/store/postgres/vector-schema.js';
 import type { DocumentInput, MetadataFilter, SearchHit } from '../src/store/vector-port.js';
 import {
   CACHE_DIR,
@@ -385,7 +385,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const [server] = await admin<{ v: string }>(
     "SELECT current_setting('server_version') || ', pgvector ' || coalesce((SELECT default_version FROM pg_available_extensions WHERE name = 'vector'), '?') AS v",
   ).catch(() => [{ v: '?' }]);
-  console.log(`\npgvector HNSW (m 16, ef_construction 64, cosine), ${DIMS}-d: ${kind}`);
+  console.log(`\npgvector HNSW (m ${HNSW_M}, ef_construction ${HNSW_EF_CONSTRUCTION}, cosine), ${DIMS}-d: ${kind}`);
   console.log(
     `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, PostgreSQL ${server?.v}\n`,
   );

@@ -97,7 +97,7 @@ function defaultProviderFactory(config: Readonly<Config>): { factory: ProviderFa
   const factory = (embedding: EmbeddingConfig): EmbeddingProvider => {
     if (embedding.provider !== 'local') return createEmbeddingProvider(embedding);
     local ??= createEmbeddingProvider(embedding, {
-      local: config.localEmbeddingThreads > 0 ? { threads: config.localEmbeddingThreads } : {},
+      local: { ...(config.localEmbeddingThreads > 0 ? { threads: config.localEmbeddingThreads } : {}), bulkNice: config.workerNice },
     });
     const shared = local;
     return {

@@ -12,7 +12,7 @@
  *   busy); one query worker (`queryWorkers`), started by the first query, runs only queries. Bulk
  *   work never takes it, so a backfill keeps the throughput of `size` threads and a search does
  *   not wait for a sub-batch to end. It costs one more copy of the model (~150 MB).
- * - Bulk workers run at a lower OS priority (`bulkNice`, Linux only), so while a search is
+ * - Bulk workers run at a lower OS priority (`bulkNice`, KBSYNC_WORKER_NICE; Linux only), so while a search is
  *   embedded on the query worker the kernel gives it the core the bulk workers would share with
  *   it; when nothing else wants the CPU, the bulk workers get all of it. With per-session or
  *   per-container CPU groups (Linux autogroup, cgroups — containers, systemd services) this moves
@@ -46,7 +46,7 @@ export interface PoolOptions {
   queryLane?: boolean;
   /** Workers beyond `size` that only run queries (see above); default 1 with the lane, always 0 without. */
   queryWorkers?: number;
-  /** How much lower bulk workers' OS priority is (nice increment, 0–19; Linux only); default 10 with the lane, 0 without. */
+  /** Nice value (0–19, Linux only) of the bulk workers; default 10 with the lane, 0 without. */
   bulkNice?: number;
   /** For tests: the code a worker runs (`eval`'d) instead of the model worker. */
   workerScript?: string;

@@ -17,8 +17,8 @@ export interface WorkerOptions {
    */
   blockNetwork: boolean;
   /**
-   * Lower this thread's OS scheduling priority by this much (a nice increment) when it starts:
-   * bulk workers yield the CPU to the query worker (pool.ts). Linux only; ignored elsewhere.
+   * This thread's nice value (threads/priority.ts), set when it starts: bulk workers yield the
+   * CPU to the query worker and the HTTP thread (pool.ts). Linux only; ignored elsewhere.
    */
   nice?: number;
 }

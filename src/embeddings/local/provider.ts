@@ -42,6 +42,11 @@ export interface LocalEmbeddingOptions {
    * under 1% of the work.
    */
   bulkSubBatchChars?: number;
+  /**
+   * With the lane, the nice value (0–19, Linux only) of the bulk workers; default 10
+   * (KBSYNC_WORKER_NICE). The query worker keeps the main thread's priority.
+   */
+  bulkNice?: number;
 }
 
 export const LOCAL_MODEL = 'universal-sentence-encoder-lite';
@@ -70,7 +75,7 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
     this.pool = new WorkerPool(
       this.threads,
       { blockNetwork: options.blockNetwork ?? true },
-      { queryLane: options.queryLane ?? true },
+      { queryLane: options.queryLane ?? true, ...(options.bulkNice !== undefined ? { bulkNice: options.bulkNice } : {}) },
     );
   }
 

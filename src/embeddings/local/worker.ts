@@ -4,9 +4,8 @@
  * parallelism comes from running several of these. The model is loaded on the first request, so
  * a pool that is created but never used costs nothing.
  */
-import { readlinkSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
+import { lowerThisThreadPriority } from '../../threads/priority.js';
 import type { FromWorker, ToWorker, WorkerOptions } from './protocol.js';
 
 interface Model {
@@ -24,21 +23,8 @@ if (options.blockNetwork) {
   };
 }
 
-if (options.nice) lowerPriority(options.nice);
-
-/**
- * Linux keeps a nice value per thread, and /proc/thread-self names this one, so this lowers the
- * priority of this worker alone (Node has no thread id of its own to give os.setPriority).
- * Lowering needs no privilege; where it fails (not Linux) the queue order still favours queries.
- */
-function lowerPriority(by: number): void {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + by));
-  } catch {
-    // Not Linux, or not allowed: nothing to do.
-  }
-}
+// Bulk workers yield the CPU to the query worker and the HTTP thread (pool.ts); this thread only.
+lowerThisThreadPriority(options.nice ?? 0);
 
 let model: Promise<Model> | undefined;
 let loadMs = 0;

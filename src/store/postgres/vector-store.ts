@@ -399,20 +399,7 @@ export class PostgresVectorStore implements VectorStore {
           const sql = planSql(p, c.tables.chunks, c.dimensions, '$1', limit, filter.sql);
           return (await client.query<HitRow>(sql, params.values)).rows;
         };
-        if (first === 'sample') {
-          // Its own parameters: the search's vector and limit would be unused here.
-          const own = new Params();
-          const ownFilter = compileMetadataFilter(options.filter, 'c.metadata', own);
-          const sql = filterEstimateSql(c.tables.chunks, own.add(samplePercent(c.chunks)), ownFilter.sql);
-          const estimate = await client.query(sql, own.values);
-          const admitted = estimateAdmitted(
-            Number(estimate.rows[0].seen),
-            Number(estimate.rows[0].admitted),
-            c.chunks,
-          );
-          if (admitted !== null && admitted <= exactFilterBound(this.#filteredExactMax, filter.indexed))
-            plan = 'filtered-exact';
-        }
+        if (first === 'sample') plan = await this.#filteredPlan(client, c, options.filter!, filter.indexed);
         const found = await run(plan);
         if (!fallbackToExact(plan, found.length, options.topK, c.chunks)) return found;
         plan = 'filtered-exact';
@@ -441,6 +428,27 @@ export class PostgresVectorStore implements VectorStore {
     const sql = keywordSearchSql(c.tables.chunks, filter.sql, params.add(options.topK), phrases.length);
     const { rows } = await this.#read(kbId, () => this.#db.pool.query<HitRow>(sql, params.values));
     return rows.map((r) => toHit(r, r.score ?? 0));
+  }
+
+  /**
+   * filtered-exact when the filter is estimated, on a sample of the table's pages, to admit few
+   * enough chunks to rank them all; index-filtered otherwise (vector-search-plan.ts).
+   */
+  async #filteredPlan(
+    client: Queryable,
+    c: Collection,
+    filter: MetadataFilter,
+    indexed: boolean,
+  ): Promise<VectorPlan> {
+    // Its own parameters: the search's vector and limit would be unused here.
+    const own = new Params();
+    const fragment = compileMetadataFilter(filter, 'c.metadata', own);
+    const sql = filterEstimateSql(c.tables.chunks, own.add(samplePercent(c.chunks)), fragment.sql);
+    const { rows } = await client.query(sql, own.values);
+    const admitted = estimateAdmitted(Number(rows[0].seen), Number(rows[0].admitted), c.chunks);
+    return admitted !== null && admitted <= exactFilterBound(this.#filteredExactMax, indexed)
+      ? 'filtered-exact'
+      : 'index-filtered';
   }
 
   async #lookup(client: Queryable, kbId: string, lock = ''): Promise<Collection | null> {
