@@ -22,6 +22,9 @@ slow_first=(
   test/e2e/cli.test.ts
   test/integration/patch-run-race.test.ts
   test/integration/embeddings-local.test.ts
+  test/integration/fleet.test.ts
+  test/integration/run-progress.test.ts
+  test/e2e/store-copy.test.ts
 )
 ordered=()
 for f in "${slow_first[@]}"; do

@@ -13,7 +13,9 @@ import { type Clock, systemClock } from './core/clock.js';
 import { type ConnectorFactory, DatabaseService } from './databases/service.js';
 import { createEmbeddingProvider } from './embeddings/factory.js';
 import type { EmbeddingConfig, EmbeddingProvider } from './embeddings/port.js';
+import { Fleet } from './jobs/fleet.js';
 import { Scheduler } from './jobs/scheduler.js';
+import type { Estimator } from './jobs/estimates.js';
 import { JobService } from './jobs/service.js';
 import { KnowledgeBaseEngine, type ProviderFactory } from './kb/engine.js';
 import { KnowledgeBaseRegistry } from './kb/registry.js';
@@ -22,12 +24,10 @@ import { SecretBox } from './secrets/crypto.js';
 import { createSourcePool } from './sources/factory.js';
 import { type PoolFactory, SourcePools, unpooled } from './sources/pools.js';
 import type { ControlStore } from './store/port.js';
-import { SqliteControlStore } from './store/sqlite/control-store.js';
-import { openSqliteFile } from './store/sqlite/open.js';
-import { SqliteReader } from './store/sqlite/reader.js';
 import { StoreHealth } from './store/faults.js';
+import { openStores } from './store/open-stores.js';
 import type { VectorStore } from './store/vector-port.js';
-import { SqliteVectorStore } from './store/sqlite/vector-store.js';
+import { estimateNextRun } from './sync/estimate.js';
 import { LookbackMemory } from './sync/lookback-memory.js';
 import type { SyncDeps } from './sync/run-sync.js';
 import { VERSION } from './version.js';
@@ -47,6 +47,10 @@ export interface Services {
   engine: KnowledgeBaseEngine;
   jobs: JobService;
   scheduler: Scheduler;
+  /** This process in the fleet of processes sharing the store (GET /health). */
+  fleet: Fleet;
+  /** Which store backend this process uses (GET /health). */
+  backend: 'sqlite' | 'postgres';
   metrics: Metrics;
   accounts: AccountService;
 }
@@ -62,7 +66,7 @@ export interface AppOptions {
   logger?: Logger;
   /** Sync-run tuning (tests shorten the retry backoff). */
   sync?: Partial<Pick<SyncDeps, 'readAttempts' | 'retryBaseMs'>>;
-  /** Life of the scheduling lease (tests shorten it). */
+  /** Life of run claims and process heartbeats; default config.leaseTtlMs (tests shorten it further). */
   leaseTtlMs?: number;
   /** First wait before writing the end of a run again after a store fault (tests shorten it). */
   finishRetryMs?: number;
@@ -114,15 +118,12 @@ function defaultProviderFactory(config: Readonly<Config>): { factory: ProviderFa
 export async function createApp(config: Readonly<Config>, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config);
   const clock = options.clock ?? systemClock;
-  const db = openSqliteFile(path.join(config.dataDir, 'kbsync.db'));
+  // The embedded SQLite file, or PostgreSQL with KBSYNC_STORE_URL (store/open-stores.ts; the URL is logged masked).
+  const stores = await openStores(config, (backend, location) => logger.info({ store: backend, location }, `store: ${backend}`));
   // The folder for SQLite sources next to the store (an allowed root by default; the rest of the data dir never is).
   fs.mkdirSync(path.join(config.dataDir, 'sources'), { recursive: true, mode: 0o700 });
-  const sqliteStore = new SqliteControlStore(db, { ownsDb: true });
-  const store: ControlStore = options.wrapStore ? options.wrapStore(sqliteStore) : sqliteStore;
-  const vectors = new SqliteVectorStore(db, { indexMinChunks: config.vectorIndexMinChunks });
-  // Searches run on reader threads, off the event loop (store/sqlite/reader.ts); 0 = main thread.
-  const reader = config.searchThreads > 0 ? new SqliteReader(path.join(config.dataDir, 'kbsync.db'), config.searchThreads, config.workerNice) : null;
-  vectors.useReader(reader);
+  const store: ControlStore = options.wrapStore ? options.wrapStore(stores.controlStore) : stores.controlStore;
+  const vectors = stores.vectorStore;
   const secrets = config.secretKey ? SecretBox.fromSetting(config.secretKey) : SecretBox.fromDataDir(config.dataDir);
   // Every source query is bounded (statement and lock timeouts); SQLite files are confined to the
   // allowed roots, checked at registration and again when a connector opens one.
@@ -151,29 +152,25 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   });
   kbs.setHooks(engine.hooks());
   const metrics = new Metrics(store);
-  // Room left on the data dir's file system: after a fault, /health waits for some before ok.
-  const storeHealth = new StoreHealth({
-    freeBytes: () => {
-      try {
-        const fsStats = fs.statfsSync(config.dataDir);
-        return fsStats.bavail * fsStats.bsize;
-      } catch {
-        return null;
-      }
-    },
-  });
+  // Room left where the store writes (the data dir's file system; unknown for PostgreSQL): after a fault, /health waits for some before ok.
+  const storeHealth = new StoreHealth({ freeBytes: stores.freeBytes });
+  // Shared by runs and estimates: an estimate skips the lookback window when the run would.
+  const lookback = new LookbackMemory();
+  // This process in the fleet: every process on the store schedules, claims and resumes runs.
+  const fleet = new Fleet(store, options.leaseTtlMs ?? config.leaseTtlMs);
   const scheduler = new Scheduler(
     store,
     {
       store,
       databases,
       sink: engine,
+      costs: engine,
       keys: vectors,
       clock,
       readAttempts: options.sync?.readAttempts ?? 4,
       retryBaseMs: options.sync?.retryBaseMs ?? 1000,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-      lookback: new LookbackMemory(),
+      lookback,
     },
     logger,
     {
@@ -182,14 +179,15 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       shutdownTimeoutMs: config.shutdownTimeoutMs,
       onRunFinished: (run) => metrics.runFinished(run),
       storeHealth,
-      ...(options.leaseTtlMs ? { leaseTtlMs: options.leaseTtlMs } : {}),
+      fleet,
       ...(options.finishRetryMs ? { finishRetryMs: options.finishRetryMs } : {}),
     },
   );
-  const jobs = new JobService(store, databases, clock, { maxActiveJobs: config.maxActiveJobs }, scheduler);
+  const estimator: Estimator = (job, o) => estimateNextRun({ store, databases, costs: engine, lookback }, job, o);
+  const jobs = new JobService(store, databases, clock, { maxActiveJobs: config.maxActiveJobs }, scheduler, estimator);
   jobs.onChange(() => scheduler.wake());
   const accounts = new AccountService(store, clock);
-  const services: Services = { version: VERSION, clock, store, vectors, storeHealth, databases, kbs, engine, jobs, scheduler, metrics, accounts };
+  const services: Services = { version: VERSION, clock, store, vectors, storeHealth, databases, kbs, engine, jobs, scheduler, fleet, backend: stores.backend, metrics, accounts };
   const server = await buildServer(config, services, logger);
 
   return {
@@ -199,6 +197,8 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
     logger,
     async listen() {
       const address = await server.listen({ host: config.host, port: config.port });
+      // A process without the scheduler is still a member (it serves the API and runs manual runs).
+      await fleet.join();
       if (config.scheduler) await scheduler.start();
       return address;
     },
@@ -208,9 +208,8 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       await scheduler.stop();
       await engine.close();
       await providers.close();
-      await reader?.close();
       await sources.close();
-      await store.close();
+      await stores.close();
     },
   };
 }

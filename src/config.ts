@@ -65,6 +65,8 @@ export interface Config {
   sourceLockTimeoutMs: number;
   /** Longest shutdown waits for runs to stop before abandoning them to start-up recovery, in ms. */
   shutdownTimeoutMs: number;
+  /** Life of a run's claim and of a process's heartbeat, in ms (renewed every third of it); a lapsed one is taken over. */
+  leaseTtlMs: number;
   /**
    * Folders a SQLite source may be in (absolute; `DIR/*`: files directly in DIR only); empty: no
    * SQLite source. Never the data dir itself (src/sources/sqlite/confine.ts).
@@ -72,11 +74,15 @@ export interface Config {
   sqliteRoots: readonly string[];
   /**
    * KBSYNC_STORE_URL: the scale-out store, a postgres:// URL (PostgreSQL with pgvector); null = the
-   * embedded SQLite store in dataDir. Parsed and validated; app.ts does not select it yet.
+   * embedded SQLite store in dataDir (store/open-stores.ts selects). May hold a password: never logged.
    */
   storeUrl: string | null;
   /** KBSYNC_STORE_SCHEMA: the schema kbsync keeps its tables in, on the scale-out store. */
   storeSchema: string;
+  /** Connections at most of each of the scale-out store's two pools (control plane; vectors and searches). */
+  storePoolSize: number;
+  /** Longest a scale-out store statement may run or wait for a lock, in ms (statement_timeout). */
+  storeStatementTimeoutMs: number;
   /** Hosts a knowledge base's embedding.base_url may name (core/embedding-hosts.ts). */
   embeddingHosts: EmbeddingHostPolicy;
 }
@@ -143,12 +149,24 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'KBSYNC_STORE_URL',
     default: '(unset)',
     describe:
-      'postgres://user:password@host:5432/database of the scale-out store (PostgreSQL 13+ with pgvector 0.8+, UTF8): control plane and vectors in PostgreSQL, shared by any number of kbsync processes. Unset: the embedded SQLite store in KBSYNC_DATA_DIR. (Validated; the PostgreSQL store is not selected by `serve` yet.)',
+      'postgres://user:password@host:5432/database of the scale-out store (PostgreSQL 13+ with pgvector 0.8+, UTF8): control plane and vectors in PostgreSQL, shared by any number of kbsync processes (give them all the same KBSYNC_SECRET_KEY). Unset: the embedded SQLite store in KBSYNC_DATA_DIR. The password is never logged nor shown.',
   },
   {
     env: 'KBSYNC_STORE_SCHEMA',
     default: 'kbsync',
     describe: 'Schema of the scale-out store (created if missing): 1-63 lower-case letters, digits and _, not starting with a digit.',
+  },
+  {
+    env: 'KBSYNC_STORE_POOL_SIZE',
+    default: '5',
+    describe:
+      'Connections at most of each of the two pools a process opens on the scale-out store (1-100): one for the control plane, one for vectors and searches, so checkpoints and /health never wait behind searches.',
+  },
+  {
+    env: 'KBSYNC_STORE_STATEMENT_TIMEOUT_MS',
+    default: '30000',
+    describe:
+      'Longest a statement on the scale-out store may run or wait for a lock, and a session may sit idle in a transaction, in ms (100-3600000): a stuck store fails the request or run instead of wedging the process. Migrations at start-up are not bounded.',
   },
   { env: 'LOG_LEVEL', default: 'info', describe: 'fatal, error, warn, info, debug, trace or silent.' },
   {
@@ -270,6 +288,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe: 'On SIGTERM/SIGINT, how long to wait for runs to stop (their source queries are cancelled) before abandoning them, in ms (0-600000); an abandoned run is closed as INTERRUPTED at the next start.',
   },
   {
+    env: 'KBSYNC_LEASE_TTL_MS',
+    default: '30000',
+    describe:
+      "Life of a run's claim and of a process's heartbeat in a fleet, in ms (1000-600000), renewed every third of it: a process that dies or stalls this long loses its runs, and another process resumes them from their last checkpoint (docs/operations.md, \"Running a fleet\").",
+  },
+  {
     env: 'KBSYNC_SQLITE_ROOTS',
     default: '(see docs)',
     describe:
@@ -388,9 +412,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     sourceStatementTimeoutMs: intOption(env, 'KBSYNC_SOURCE_STATEMENT_TIMEOUT_MS', '60000', 100, 86_400_000),
     sourceLockTimeoutMs: intOption(env, 'KBSYNC_SOURCE_LOCK_TIMEOUT_MS', '10000', 100, 3_600_000),
     shutdownTimeoutMs: intOption(env, 'KBSYNC_SHUTDOWN_TIMEOUT_MS', '10000', 0, 600_000),
+    leaseTtlMs: intOption(env, 'KBSYNC_LEASE_TTL_MS', '30000', 1000, 600_000),
     sqliteRoots: [],
     storeUrl: storeUrlOption(env),
     storeSchema: storeSchemaOption(env),
+    storePoolSize: intOption(env, 'KBSYNC_STORE_POOL_SIZE', '5', 1, 100),
+    storeStatementTimeoutMs: intOption(env, 'KBSYNC_STORE_STATEMENT_TIMEOUT_MS', '30000', 100, 3_600_000),
     embeddingHosts: { kind: 'any' },
     ...overrides,
   };

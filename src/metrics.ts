@@ -13,6 +13,9 @@ export class Metrics {
   private readonly rows: Counter;
   private readonly documents: Counter<'outcome'>;
   private readonly runSeconds: Histogram;
+  private readonly embeddingTokens: Counter;
+  private readonly embeddingRequests: Counter;
+  private readonly budgetStops: Counter;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
 
   constructor(store: ControlStore) {
@@ -29,6 +32,23 @@ export class Metrics {
       name: 'kbsync_run_duration_seconds',
       help: 'Duration of finished sync runs',
       buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200],
+      registers: [this.registry],
+    });
+    // What runs sent to the embedding provider (API.md, "Cost and freshness"): with a price per
+    // million tokens, rate(kbsync_embedding_tokens_total) is the spend rate.
+    this.embeddingTokens = new Counter({
+      name: 'kbsync_embedding_tokens_total',
+      help: "Tokens sync runs sent to the embedding provider (its reported usage, else counted with cl100k_base)",
+      registers: [this.registry],
+    });
+    this.embeddingRequests = new Counter({
+      name: 'kbsync_embedding_requests_total',
+      help: 'Requests sync runs sent to the embedding provider',
+      registers: [this.registry],
+    });
+    this.budgetStops = new Counter({
+      name: 'kbsync_runs_budget_reached_total',
+      help: "Sync runs that stopped at their job's max_tokens_per_run (the next run continues)",
       registers: [this.registry],
     });
     this.httpRequests = new Counter({
@@ -57,5 +77,8 @@ export class Metrics {
     this.documents.inc({ outcome: 'unchanged' }, run.documentsUnchanged);
     this.documents.inc({ outcome: 'deleted' }, run.documentsDeleted ?? 0);
     if (run.finishedAt !== null) this.runSeconds.observe((run.finishedAt - run.startedAt) / 1000);
+    this.embeddingTokens.inc(run.embeddingTokens ?? 0);
+    this.embeddingRequests.inc(run.embeddingRequests ?? 0);
+    if (run.budgetReached === true) this.budgetStops.inc();
   }
 }

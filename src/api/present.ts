@@ -1,17 +1,30 @@
 /** How records look over HTTP: snake_case, RFC 3339 UTC times, no secrets. */
+import { embeddingCost } from '../core/cost.js';
 import { formatMeasuredTime, formatMeasuredTimeOrNull, formatTime, formatTimeOrNull } from '../core/time.js';
+import type { EmbeddingUsage } from '../embeddings/port.js';
 import { LOCAL_DIMENSIONS, LOCAL_MODEL } from '../embeddings/local/index.js';
+import type { JobEstimate } from '../jobs/estimates.js';
 import { KnowledgeBaseRegistry } from '../kb/registry.js';
 import {
   EMPTY_TOTALS,
   type FailureRecord,
   type JobRecord,
   type KnowledgeBaseRecord,
+  type RunProgress,
   type RunRecord,
   type Watermark,
 } from '../store/port.js';
 
 const watermark = (w: Watermark | null) => (w === null ? null : { filter_value: w.filter, key: w.key });
+
+/**
+ * A run's progress (API.md "Jobs"): only while it runs. A run that has ended shows null whatever
+ * its record kept (one closed as INTERRUPTED by another process keeps what the dead one wrote).
+ */
+function progress(status: string, p: RunProgress | null | undefined) {
+  if (status !== 'running' || p == null) return null;
+  return { rows_done: p.rowsDone, rows_total_estimate: p.rowsTotalEstimate, percent: p.percent, eta_seconds: p.etaSeconds };
+}
 
 export function presentJob(job: JobRecord): Record<string, unknown> {
   return {
@@ -35,6 +48,7 @@ export function presentJob(job: JobRecord): Record<string, unknown> {
     config_version: job.configVersion ?? 0,
     soft_delete_column: job.softDeleteColumn ?? null,
     batch_size: job.batchSize,
+    max_tokens_per_run: job.maxTokensPerRun ?? null,
     updated_at: formatTime(job.updatedAt),
     status_reason: job.statusReason,
     last_run: job.lastRun
@@ -45,8 +59,11 @@ export function presentJob(job: JobRecord): Record<string, unknown> {
           started_at: formatMeasuredTime(job.lastRun.startedAt),
           finished_at: formatMeasuredTimeOrNull(job.lastRun.finishedAt),
           error: job.lastRun.error,
+          progress: progress(job.lastRun.status, job.lastRun.progress),
         }
       : null,
+    // The running run's progress, as its last write left it; null when no run works.
+    progress: job.lastRun ? progress(job.lastRun.status, job.lastRun.progress) : null,
     watermark: watermark(job.watermark),
     // Totals stored before a counter existed read as 0.
     totals: { ...EMPTY_TOTALS, ...job.totals },
@@ -79,9 +96,15 @@ export function presentRun(run: RunRecord): Record<string, unknown> {
         }
       : null,
     chunks_written: run.chunksWritten,
+    // Runs stored before tokens were counted read as 0.
+    embedding_tokens: run.embeddingTokens ?? 0,
+    embedding_requests: run.embeddingRequests ?? 0,
+    budget_reached: run.budgetReached ?? false,
     watermark_start: watermark(run.watermarkStart),
     watermark_end: watermark(run.watermarkEnd),
     error: run.error,
+    process_id: run.processId ?? null,
+    progress: progress(run.status, run.progress),
   };
 }
 
@@ -104,17 +127,46 @@ export function presentFailure(failure: FailureRecord): Record<string, unknown> 
 export function presentKnowledgeBase(
   record: KnowledgeBaseRecord,
   counts: { documents: number; chunks: number },
+  usage: EmbeddingUsage,
 ): Record<string, unknown> {
   const kb = KnowledgeBaseRegistry.present(record);
   const local = record.embedding.provider === 'local';
+  const price = record.embedding.price_per_million_tokens ?? null;
   return {
     ...kb,
     embedding: {
       ...(kb.embedding as Record<string, unknown>),
       model: record.embedding.model ?? (local ? LOCAL_MODEL : null),
       dimensions: record.embedding.dimensions ?? (local ? LOCAL_DIMENSIONS : null),
+      price_per_million_tokens: price,
     },
     document_count: counts.documents,
     chunk_count: counts.chunks,
+    totals: {
+      embedding_tokens: usage.tokens,
+      embedding_requests: usage.requests,
+      cost: embeddingCost(usage.tokens, price),
+    },
+  };
+}
+
+/** POST /jobs/{job}/estimate, and POST /jobs/create with `dry_run: true`. */
+export function presentEstimate(e: JobEstimate): Record<string, unknown> {
+  return {
+    job_name: e.jobName,
+    dry_run: e.dryRun,
+    rows: e.rows,
+    documents: e.documents,
+    documents_unchanged: e.documentsUnchanged,
+    chunks: e.chunks,
+    tokens: e.tokens,
+    tokenizer: e.tokenizer,
+    price_per_million_tokens: e.pricePerMillionTokens,
+    cost: e.cost,
+    max_tokens_per_run: e.maxTokensPerRun,
+    runs: e.runs,
+    complete: e.complete,
+    limited_by: e.limitedBy,
+    max_rows: e.maxRows,
   };
 }

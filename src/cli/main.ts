@@ -9,6 +9,7 @@ import { jobsCommand } from './commands/jobs.js';
 import { kbCommand } from './commands/kb.js';
 import { keysCommand } from './commands/keys.js';
 import { serverCommands } from './commands/server.js';
+import { storeCommand } from './commands/store.js';
 import { addApiOptions, addGlobalApiOptions, jsonMode } from './context.js';
 import { CliError, describeError, EXIT } from './errors.js';
 
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   kbCommand(program);
   dbCommand(program);
   keysCommand(program);
+  storeCommand(program);
   for (const group of program.commands.filter((c) => API_GROUPS.includes(c.name()))) {
     for (const leaf of group.commands) addApiOptions(leaf);
   }

@@ -28,6 +28,11 @@ const DURATION_PATTERN = `^\\s*(?:[0-9]+|[0-9]+\\s+(?:${anyCase('second')}|${any
 /** Longest `lookback`: 366 days (core/interval.ts). */
 const MAX_LOOKBACK_SECONDS = 366 * 86_400;
 
+/** Largest `max_tokens_per_run` (ten billion: far beyond any run, well inside a double's integers). */
+const MAX_TOKENS_PER_RUN = 10_000_000_000;
+/** Largest `max_rows` of an estimate. */
+const MAX_ESTIMATE_ROWS = 1_000_000;
+
 /** Names used before a dot in `database.table`, and knowledge-base names. */
 export const resourceName = (field: string) =>
   z
@@ -87,6 +92,16 @@ export const jobFields = {
     .min(1, 'batch_size must be at least 1')
     .max(10_000, 'batch_size must be at most 10000')
     .describe('Rows read and written per checkpoint (default 500)'),
+  // Nullable rather than a union with null, so a string is "must be a number, got string".
+  max_tokens_per_run: z
+    .number()
+    .int('max_tokens_per_run must be a whole number of tokens')
+    .min(1, 'max_tokens_per_run must be at least 1')
+    .max(MAX_TOKENS_PER_RUN, `max_tokens_per_run must be at most ${MAX_TOKENS_PER_RUN}`)
+    .nullable()
+    .describe(
+      'Tokens a run may embed; a run that would exceed it embeds up to it, checkpoints and ends succeeded with budget_reached, and the next tick continues. null (default): no limit',
+    ),
 };
 
 export const CreateJobBody = z.strictObject({
@@ -104,6 +119,11 @@ export const CreateJobBody = z.strictObject({
   batch_size: jobFields.batch_size.optional(),
   deletes: jobFields.deletes.optional(),
   soft_delete_column: jobFields.soft_delete_column.optional(),
+  max_tokens_per_run: jobFields.max_tokens_per_run.optional(),
+  dry_run: z
+    .boolean({ error: 'dry_run must be true or false' })
+    .describe('true: validate the job and answer what its first run would embed (200, the estimate); nothing is created')
+    .optional(),
 });
 export type CreateJobInput = z.infer<typeof CreateJobBody>;
 
@@ -119,6 +139,7 @@ export const PatchJobBody = z.strictObject({
   batch_size: jobFields.batch_size.optional(),
   deletes: jobFields.deletes.optional(),
   soft_delete_column: jobFields.soft_delete_column.optional(),
+  max_tokens_per_run: jobFields.max_tokens_per_run.optional(),
 }).meta({ minProperties: 1 });
 export type PatchJobInput = z.infer<typeof PatchJobBody>;
 
@@ -151,6 +172,12 @@ export const CreateKnowledgeBaseBody = z.strictObject({
       dimensions: z.number().int().min(1).max(8192).optional(),
       base_url: nonEmpty('embedding.base_url', 2048).optional(),
       api_key: nonEmpty('embedding.api_key', 4096).optional(),
+      price_per_million_tokens: z
+        .number({ error: 'embedding.price_per_million_tokens must be a number (e.g. 0.02)' })
+        .min(0, 'embedding.price_per_million_tokens must be at least 0')
+        .max(1_000_000, 'embedding.price_per_million_tokens must be at most 1000000')
+        .describe('What a million embedded tokens cost, in your currency: estimates and totals show a cost (null when unset)')
+        .optional(),
     })
     .optional(),
   chunking: z
@@ -199,6 +226,17 @@ export const ListJobsQuery = z.strictObject({
   kb_name: z.string().max(63, 'kb_name must be at most 63 characters').optional(),
   limit: limitParam,
   cursor: cursorParam,
+});
+
+/** POST /jobs/{job}/estimate: an optional body. */
+export const EstimateBody = z.strictObject({
+  max_rows: z
+    .number({ error: `max_rows must be a whole number from 1 to ${MAX_ESTIMATE_ROWS}` })
+    .int(`max_rows must be a whole number from 1 to ${MAX_ESTIMATE_ROWS}`)
+    .min(1, `max_rows must be a whole number from 1 to ${MAX_ESTIMATE_ROWS}`)
+    .max(MAX_ESTIMATE_ROWS, `max_rows must be a whole number from 1 to ${MAX_ESTIMATE_ROWS}`)
+    .describe('Rows to read at most (default 100000); past it the estimate is a lower bound (complete: false)')
+    .optional(),
 });
 
 export const PageQuery = z.strictObject({

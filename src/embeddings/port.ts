@@ -29,6 +29,26 @@ export interface EmbedOptions {
    * written before it stay valid: one that ignores it is still correct, only slower for searches.
    */
   priority?: 'query' | 'bulk';
+  /**
+   * Told what the call cost, once per request sent to the model, as the provider reports it
+   * (OpenAI's `usage`). Optional, so providers and fakes written before it stay valid: one that
+   * never calls it is metered by the caller instead, which counts the texts with the tokenizer
+   * (embeddings/usage.ts) as one request per call.
+   */
+  onUsage?: (usage: EmbeddingUsage) => void;
+  /**
+   * Told how many of `texts` are embedded so far, as parts of the call finish (a sync run's
+   * progress moves while a large batch is embedded). Optional both ways: a provider may never
+   * call it (the caller then sees only the call's end), or call it with the same count twice;
+   * the count never goes down.
+   */
+  onProgress?: (textsDone: number) => void;
+}
+
+/** What embedding cost: tokens billed and requests sent (API.md, "Cost and freshness"). */
+export interface EmbeddingUsage {
+  tokens: number;
+  requests: number;
 }
 
 export interface ProbeOptions {

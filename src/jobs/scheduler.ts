@@ -8,20 +8,30 @@
  * maxConcurrentChecks at once). A run that finds nothing new is recorded in one write — started,
  * finished and the job moved to its next tick together — without taking a run slot, so
  * thousands of quiet jobs do not queue behind each other's fixed costs. A check that finds rows
- * claims the job (`running`, its run recorded, so no later tick checks it again) and the run
- * waits for one of the maxConcurrentRuns run slots, then runs in full, as a manual run does (at
- * once, beyond the limit if need be).
+ * waits for one of the maxConcurrentRuns run slots, then claims the job (`running`, its run
+ * recorded) and runs in full, as a manual run does (at once, beyond the limit if need be).
+ *
+ * Every process of a fleet schedules (docs/architecture.md, "Fleet"): each claim is one
+ * transaction guarded by the job's status and next tick, so a tick runs once however many
+ * processes checked it; a process claims only with a free run slot, so runs spread over the
+ * processes; the claim (`runLease`, core/run-lease.ts) is renewed while the run lives
+ * (jobs/run-watch.ts), and a sweep every half claim life takes over runs whose claim lapsed
+ * (jobs/takeover.ts).
  */
 import type { Logger } from 'pino';
 import { AppError, conflict } from '../core/errors.js';
 import { newId } from '../core/ids.js';
-import { ProcessLease, SCHEDULER_LEASE } from './lease.js';
+import { claimBlocked, holdsRun, leaseFor } from '../core/run-lease.js';
 import { firstTickAfter } from '../core/schedule.js';
+import { Fleet } from './fleet.js';
+import { holderIsDeadHere } from './lease.js';
+import { RunWatch, type WatchStop } from './run-watch.js';
+import { findLapsedRuns, type Lapsed, releaseClaim, summary, takeOver } from './takeover.js';
 import type { ControlStore, JobRecord, JobStatus, RunRecord, RunTrigger } from '../store/port.js';
 import { EmbeddingProviderError } from '../embeddings/errors.js';
 import { SourceQueryCancelled, SourceTimeoutError } from '../sources/port.js';
 import { checkNothingNew, type NothingNew } from '../sync/check.js';
-import { PermanentSyncError, RunCancelled } from '../sync/errors.js';
+import { PermanentSyncError, RunCancelled, RunLeaseLost } from '../sync/errors.js';
 import type { StoreHealth } from '../store/faults.js';
 import { executeSync, type SyncDeps, type SyncOptions } from '../sync/run-sync.js';
 
@@ -32,8 +42,10 @@ export interface SchedulerOptions {
   maxConcurrentChecks?: number;
   /** Told about every finished run (metrics). */
   onRunFinished?: (run: RunRecord) => void;
-  /** Life of the scheduling lease (default 30 s; tests shorten it). */
+  /** Life of a run's claim and of the process's heartbeat (default 30 s; tests shorten it). */
   leaseTtlMs?: number;
+  /** This process in the fleet (its id owns the claims); default: a new member of the store's fleet. */
+  fleet?: Fleet;
   /** How long stop() waits for runs to end before abandoning them to start-up recovery (default 10 s). */
   shutdownTimeoutMs?: number;
   /** Told when a write of the store fails and when one succeeds again (/health). */
@@ -46,7 +58,12 @@ export interface SchedulerOptions {
 interface ActiveRun {
   /** Null while the job is checked (nothing is recorded yet). */
   run: RunRecord | null;
+  /** Aborted by shutdown, and when the run's claim is lost (`lost` then says so). */
   abort: AbortController;
+  /** Another process took the run over, or its claim could not be renewed: write nothing more. */
+  lost?: boolean;
+  /** The run's work is over and its end is being written (fenced by the claim itself). */
+  ending?: boolean;
   /** Pause or delete: cancels the source query in flight; the run stops at its next batch boundary. */
   stopSource: AbortController;
   done: Promise<void>;
@@ -67,10 +84,8 @@ export class Scheduler {
   private checking = 0;
   /** Run slots taken by runs at work; manual runs count too (they may take one beyond the limit). */
   private runSlots = 0;
-  /** Claimed runs of checked jobs, waiting for a run slot (each is handed one). */
+  /** Checked jobs with rows to read, waiting for a run slot before they claim (each is handed one). */
   private readonly slotWaiters: Array<(granted: boolean) => void> = [];
-  /** Runs that ended without ever getting a slot (the service stopped while they waited). */
-  private readonly slotless = new Set<string>();
   /** The time of the last read of due jobs: every job due by then is queued, in flight, or still to read (backlog). */
   private fetchedAt = Number.NEGATIVE_INFINITY;
   /** No check starts before this (after a failed write of the store). */
@@ -84,9 +99,20 @@ export class Scheduler {
   private ticking = false;
   private tickAgain = false;
   private catchUp = new Set<string>();
-  /** True while this process holds the scheduling lease. */
-  private holding = false;
-  private readonly lease: ProcessLease;
+  /** This process in the fleet: its id owns the claims of the runs it executes. */
+  readonly fleet: Fleet;
+  private readonly ttlMs: number;
+  private readonly watch: RunWatch;
+  /** Every half claim life: the sweep for lapsed runs, and a look at due jobs other processes' changes made. */
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweeping = false;
+  /** Other processes were alive at the last sweep. */
+  private fleetShared = false;
+  /**
+   * Checks whose answer could not be used: another process (or a change) claimed or recorded the
+   * job first. In a fleet every process checks the due jobs; this is what that costs.
+   */
+  private wastedChecks = 0;
 
   constructor(
     private readonly store: ControlStore,
@@ -94,7 +120,14 @@ export class Scheduler {
     private readonly logger: Logger,
     private readonly options: SchedulerOptions,
   ) {
-    this.lease = new ProcessLease(store, SCHEDULER_LEASE, options.leaseTtlMs);
+    this.ttlMs = options.fleet?.ttlMs ?? options.leaseTtlMs ?? 30_000;
+    this.fleet = options.fleet ?? new Fleet(store, this.ttlMs);
+    this.watch = new RunWatch(store, this.fleet.id, this.ttlMs);
+  }
+
+  /** What this process's scheduling cost the fleet (tests, benchmarks). */
+  stats(): { wastedChecks: number } {
+    return { wastedChecks: this.wastedChecks };
   }
 
   private get clock() {
@@ -108,9 +141,9 @@ export class Scheduler {
     return {
       ...this.sync,
       sink: {
-        upsertDocuments: async (kb, docs, signal) => {
+        upsertDocuments: async (kb, docs, signal, onProgress) => {
           const t0 = performance.now();
-          const counts = await sink.upsertDocuments(kb, docs, signal);
+          const counts = await sink.upsertDocuments(kb, docs, signal, onProgress);
           this.logger.debug(
             {
               job: job.name,
@@ -133,73 +166,99 @@ export class Scheduler {
   }
 
   /**
-   * Takes the scheduling lease (or waits for it in the background while another process of
-   * this store holds it), recovers what a previous process left behind, then starts ticking.
+   * Joins the fleet, takes over the runs whose process died (at once for a dead process of this
+   * host: a restart), then starts ticking. Ticks missed by the whole fleet (no other process is
+   * alive) make one `catch_up` run per job.
    */
   async start(): Promise<void> {
+    if (!this.stopped) return;
     this.stopped = false;
-    const { acquired, holder } = await this.lease.tryAcquire();
-    if (!acquired) {
-      this.logger.warn({ holder }, 'another kbsync process schedules jobs on this store; this one serves the API and waits');
-      this.lease.waitFor(() => void this.begin());
-      return;
-    }
-    await this.begin();
+    this.closing = false;
+    await this.fleet.join();
+    await this.sweep();
+    if (this.stopped) return;
+    if (!this.fleetShared) for (const job of await this.store.listDueJobs(this.clock.now(), 10_000)) this.catchUp.add(job.id);
+    this.sweepTimer = setInterval(() => {
+      void this.sweep();
+      // Jobs created, resumed or finished through other processes wake no timer here.
+      void this.tick();
+    }, this.ttlMs / 2);
+    this.sweepTimer.unref();
+    await this.tick();
   }
 
-  private async begin(): Promise<void> {
-    if (this.stopped) return;
-    this.lease.keep(() => {
-      // Another process took over (this one stalled past the lease): stop starting runs.
-      this.logger.error('the scheduling lease was lost; this process stops scheduling');
-      this.cancelTimer?.();
-      this.cancelTimer = null;
-      this.holding = false;
-      this.queue.clear();
-      this.refuseSlotWaiters();
-      this.lease.waitFor(() => void this.begin());
-    });
-    this.holding = true;
-    const now = this.clock.now();
-    for (const run of await this.store.listRunningRuns()) {
-      if (this.active.has(run.jobId)) continue;
-      // The process that ran it died; its checkpoints are durable, the rest is redone.
-      const interrupted: RunRecord = {
-        ...run,
-        status: 'failed',
-        finishedAt: now,
-        error: { code: 'INTERRUPTED', message: 'the service stopped during this run; the next run resumes from the last checkpoint' },
-      };
-      await this.store.updateRun(interrupted);
-      this.logger.info({ job: run.jobId, run: run.id }, 'closed a run interrupted by a stop as failed (INTERRUPTED)');
-      // An interrupted run counts as failed in the job's totals (API.md, "Jobs").
-      await this.store.mutateJob(run.jobId, (job) => ({
-        ...job,
-        ...(job.lastRun?.id === run.id ? { lastRun: summary(interrupted) } : {}),
-        totals: { ...job.totals, runs_failed: job.totals.runs_failed + 1 },
-      }));
+  /**
+   * Takes over runs recorded `running` whose claim lapsed, while this process has free run slots
+   * (jobs/takeover.ts); closes those their job no longer runs.
+   */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.stopped) return;
+    this.sweeping = true;
+    try {
+      this.fleetShared = await this.fleet.othersAlive();
+      const here = (jobId: string) => this.active.has(jobId) || this.finishing.has(jobId);
+      const lapsed = await findLapsedRuns(this.store, here, holderIsDeadHere, this.clock.now());
+      for (const found of lapsed) {
+        if (this.stopped || this.runSlots >= this.options.maxConcurrentRuns) break;
+        if (here(found.job.id)) continue;
+        this.runSlots++;
+        const taken = await takeOver(this.store, this.fleet.id, this.ttlMs, found, holderIsDeadHere).catch((err: unknown) => {
+          this.logger.error({ err, job: found.job.id }, 'could not take over a run');
+          return null;
+        });
+        if (taken === null || this.stopped || here(found.job.id)) {
+          this.releaseRunSlot();
+          continue;
+        }
+        this.resume(taken);
+      }
+    } catch (err) {
+      this.logger.error({ err }, 'the sweep for runs of stopped processes failed; it runs again shortly');
+    } finally {
+      this.sweeping = false;
     }
-    // Jobs left `running` (their run recorded above, or claimed just before a crash) go back to
-    // the status they ran from; a scheduled one is due at once, so the catch_up run finishes it.
-    for (const job of await this.store.listJobsWithStatus('running', 10_000)) {
-      if (this.active.has(job.id)) continue;
-      await this.store.mutateJob(job.id, (current) => (current.status === 'running' ? afterInterruption(current, now) : null));
+  }
+
+  /** A run taken over: the same run record goes on from its job's last checkpoint, in a slot already taken. */
+  private resume({ job, run }: Lapsed): void {
+    const abort = new AbortController();
+    const stopSource = new AbortController();
+    const active: ActiveRun = { run, abort, stopSource, done: Promise.resolve() };
+    this.active.set(job.id, active);
+    this.watch.watch(job.id, run.id, job.runLease?.expiresAt !== undefined ? job.runLease.expiresAt - this.ttlMs : Date.now(), (reason) =>
+      this.onWatchStop(job.id, run.id, active, reason),
+    );
+    const statusBefore: JobStatus = job.statusBeforeRun ?? 'scheduled';
+    active.done = this.execute(job, run, statusBefore, active, { stopSource: stopSource.signal, resumed: true });
+    this.logger.warn({ job: job.name, run: run.id, rows_read: run.rowsRead }, 'took over a run whose process stopped; it goes on from its last checkpoint');
+  }
+
+  /** What the run watch saw: a pause or delete made through another process, or the claim lost. */
+  private onWatchStop(jobId: string, runId: string, active: ActiveRun, reason: WatchStop): void {
+    // Seen just as the run ended (its end clears the claim): nothing to stop.
+    if (active.ending || this.active.get(jobId) !== active) return;
+    if (reason !== 'lost') {
+      this.stopRun(jobId, reason === 'paused' ? 'job paused' : 'job deleted');
+      return;
     }
-    for (const job of await this.store.listDueJobs(now, 10_000)) this.catchUp.add(job.id);
-    await this.tick();
+    active.lost = true;
+    active.abort.abort(new RunLeaseLost('another process took this run over, or its claim could not be renewed'));
+    this.logger.warn({ job: jobId, run: runId }, 'this run was taken over by another process (or its claim could not be renewed in time); it stops here and writes nothing more');
   }
 
   /**
    * Stops ticking and cancels running runs (their source query in flight included), waiting for
    * them at most shutdownTimeoutMs. A run still going then is abandoned: it stays `running` in
-   * the store, and the next start closes it as INTERRUPTED (begin()).
+   * the store and its claim is given up, so another process (or the next start) takes it over
+   * from its last checkpoint at once. Then the process leaves the fleet.
    */
   async stop(): Promise<void> {
     this.stopped = true;
     this.closing = true;
-    this.holding = false;
     this.cancelTimer?.();
     this.cancelTimer = null;
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     this.queue.clear();
     this.refuseSlotWaiters();
     for (const a of this.active.values()) a.abort.abort(new RunCancelled('the service is shutting down'));
@@ -210,9 +269,12 @@ export class Scheduler {
     const ended = await Promise.race([Promise.all([...this.active.values()].map((a) => a.done)), deadline]);
     clearTimeout(timer);
     if (ended === 'late') {
-      this.logger.warn({ runs: [...this.active.values()].flatMap((a) => (a.run ? [a.run.id] : [])) }, 'runs did not stop before the shutdown deadline; the next start closes them as interrupted');
+      const abandoned = [...this.active].flatMap(([jobId, a]) => (a.run ? [{ jobId, runId: a.run.id }] : []));
+      this.logger.warn({ runs: abandoned.map((r) => r.runId) }, 'runs did not stop before the shutdown deadline; another process (or the next start) takes them over');
+      for (const { jobId, runId } of abandoned) await releaseClaim(this.store, this.fleet.id, jobId, runId).catch(() => undefined);
     }
-    await this.lease.release();
+    this.watch.close();
+    await this.fleet.leave();
   }
 
   /**
@@ -236,7 +298,7 @@ export class Scheduler {
 
   /** Resolves when no run or check is in progress or queued, and no tick is being processed (tests, shutdown). */
   async whenIdle(): Promise<void> {
-    while (this.active.size > 0 || this.ticking || (this.queue.size > 0 && !this.stopped && this.holding)) {
+    while (this.active.size > 0 || this.ticking || (this.queue.size > 0 && !this.stopped)) {
       await Promise.all([...this.active.values()].map((a) => a.done));
       await new Promise((r) => setImmediate(r));
     }
@@ -296,13 +358,17 @@ export class Scheduler {
     try {
       do {
         this.tickAgain = false;
-        if (this.stopped || !this.holding) return;
+        if (this.stopped) return;
         const now = this.clock.now();
         // Refilled when half the batch is checked: jobs in flight are still due in the store (a
         // check writes nothing until it is done), so they are read again and skipped.
         if (this.queue.size < DUE_BATCH / 2 && now >= this.backoffUntil) {
           const limit = this.active.size + this.queue.size + DUE_BATCH;
           const due = await this.store.listDueJobs(now, limit);
+          // Every process of a fleet reads the same due jobs: each takes them in its own order, so
+          // their checks meet on fewer jobs (a check of a job another process recorded or claimed
+          // meanwhile stops at its first read, before any source query).
+          if (this.fleetShared) shuffle(due);
           if (due.length > 0) this.logger.debug({ due: due.length, active: this.active.size, queued: this.queue.size }, 'scheduler tick');
           for (const job of due) {
             if (this.active.has(job.id) || this.queue.has(job.id)) continue;
@@ -326,7 +392,7 @@ export class Scheduler {
   /** Starts checks of queued jobs while check slots are free. */
   private pump(): void {
     const max = this.options.maxConcurrentChecks ?? 16;
-    while (this.checking < max && this.queue.size > 0 && !this.stopped && this.holding && this.clock.now() >= this.backoffUntil) {
+    while (this.checking < max && this.queue.size > 0 && !this.stopped && this.clock.now() >= this.backoffUntil) {
       const [jobId, trigger] = this.queue.entries().next().value as [string, RunTrigger];
       this.queue.delete(jobId);
       if (this.active.has(jobId)) continue;
@@ -342,7 +408,7 @@ export class Scheduler {
   private async arm(): Promise<void> {
     this.cancelTimer?.();
     this.cancelTimer = null;
-    if (this.stopped || !this.holding) return;
+    if (this.stopped) return;
     const now = this.clock.now();
     if (now < this.backoffUntil) {
       this.cancelTimer = this.clock.setTimer(this.backoffUntil - now, () => void this.tick());
@@ -381,14 +447,23 @@ export class Scheduler {
       }
     }
     if (verdict !== 'run') return;
-    // Rows to read: the job is claimed now (so it is no longer due, and no tick reads it again
-    // while it waits), and its run waits for a run slot (the check slot is free again meanwhile).
-    // The run's own ActiveRun replaces this one; the check's controllers carry over.
-    const run = await this.claim(jobId, trigger, {}, entry, true).catch((err: unknown) => {
-      this.logger.error({ err, job: jobId }, 'could not start a run');
-      return null;
-    });
+    // Rows to read: the run waits for a run slot here (the check slot is free again meanwhile)
+    // and only then claims the job, so a process without a free slot leaves it to the fleet's
+    // other processes, which check it too; the claim's guard lets exactly one of them win. The
+    // job stays in `active` meanwhile: no tick of this process checks it again.
+    const granted = await this.acquireRunSlot();
+    const run =
+      granted && !entry.abort.signal.aborted && !entry.stopSource.signal.aborted
+        ? await this.claim(jobId, trigger, {}, entry).catch((err: unknown) => {
+            this.logger.error({ err, job: jobId }, 'could not start a run');
+            return null;
+          })
+        : null;
     if (run === null) {
+      if (granted) {
+        this.wastedChecks++;
+        this.releaseRunSlot();
+      }
       if (this.active.get(jobId) === entry) this.active.delete(jobId);
       if (!this.stopped) void this.tick();
       return;
@@ -413,6 +488,7 @@ export class Scheduler {
     if (entry.abort.signal.aborted || entry.stopSource.signal.aborted) return 'dropped';
     if (found === null) return 'run';
     const written = await this.recordNothingNew(job, trigger, startedAt, found);
+    if (written === 'changed') this.wastedChecks++;
     if (written === 'changed' && trigger === 'catch_up') this.catchUp.add(job.id);
     return written === 'recorded' ? 'recorded' : 'dropped';
   }
@@ -443,6 +519,7 @@ export class Scheduler {
       watermarkStart: job.watermark,
       watermarkEnd: job.watermark,
       error: null,
+      processId: this.fleet.id,
     };
     let written = false;
     let stored: JobRecord | null;
@@ -513,18 +590,14 @@ export class Scheduler {
   }
 
   /**
-   * Atomically moves the job to `running` (only if it is in a state this trigger may start from),
-   * records the run and starts it. Scheduled triggers move next_run to the first tick after now,
-   * so ticks passing during the run collapse into at most one run right after it.
+   * Atomically moves the job to `running` (only if it is in a state this trigger may start from,
+   * and no claim of another run is alive), records the run with this process's claim and starts
+   * it. Scheduled triggers move next_run to the first tick after now, so ticks passing during the
+   * run collapse into at most one run right after it — and a tick is claimed once across the
+   * fleet: every other process's claim of it finds next_run moved (or the job running) and
+   * writes nothing. The caller holds a run slot.
    */
-  private async claim(
-    jobId: string,
-    trigger: RunTrigger,
-    options: SyncOptions = {},
-    checked?: ActiveRun,
-    /** Wait for a run slot before the work (a checked job); otherwise the caller took one. */
-    waitForSlot = false,
-  ): Promise<RunRecord | null> {
+  private async claim(jobId: string, trigger: RunTrigger, options: SyncOptions = {}, checked?: ActiveRun): Promise<RunRecord | null> {
     const now = this.clock.now();
     let before: JobStatus | null = null;
     const run: RunRecord = {
@@ -545,19 +618,31 @@ export class Scheduler {
       watermarkStart: null,
       watermarkEnd: null,
       error: null,
+      processId: this.fleet.id,
     };
+    let claimedAt = 0;
     // The job moves to `running` and its run is recorded in one transaction: a job is never
     // running without a run that recovery can find.
     const job = await this.store.mutateJob(
       jobId,
       (current) => {
-        if (current.status === 'running') return null;
+        before = null;
+        claimedAt = Date.now();
+        if (claimBlocked(current, claimedAt, holderIsDeadHere)) return null;
         if (trigger !== 'manual' && (current.status !== 'scheduled' || current.nextRunMs === null || current.nextRunMs > now)) return null;
         before = current.status;
         run.watermarkStart = current.watermark;
         run.watermarkEnd = current.watermark;
         const nextRunMs = trigger === 'manual' ? current.nextRunMs : firstTickAfter(gridOf(current), now);
-        return { ...current, status: 'running', statusBeforeRun: current.status, nextRunMs, lastRun: summary(run), updatedAt: now };
+        return {
+          ...current,
+          status: 'running',
+          statusBeforeRun: current.status,
+          nextRunMs,
+          lastRun: summary(run),
+          runLease: leaseFor(this.fleet.id, claimedAt, this.ttlMs),
+          updatedAt: now,
+        };
       },
       run,
     );
@@ -567,35 +652,29 @@ export class Scheduler {
     const abort = checked?.abort ?? new AbortController();
     const stopSource = checked?.stopSource ?? new AbortController();
     const active: ActiveRun = { run, abort, stopSource, done: Promise.resolve() };
-    const execute = () => this.execute(job, run, statusBefore, abort.signal, { ...options, stopSource: stopSource.signal });
-    active.done = waitForSlot
-      ? this.acquireRunSlot().then((granted) => {
-          // Refused only when stopping: the run then ends cancelled at once, without a slot.
-          if (!granted) this.slotless.add(run.id);
-          // The run starts its work now: its started_at and duration leave out the wait.
-          else if (!abort.signal.aborted && !stopSource.signal.aborted) run.startedAt = this.clock.now();
-          return execute();
-        })
-      : execute();
     this.active.set(jobId, active);
+    this.watch.watch(jobId, run.id, claimedAt, (reason) => this.onWatchStop(jobId, run.id, active, reason));
+    active.done = this.execute(job, run, statusBefore, active, { ...options, stopSource: stopSource.signal });
     this.logger.info({ job: job.name, run: run.id, trigger }, 'run started');
     return run;
   }
 
-  private async execute(
-    job: JobRecord,
-    run: RunRecord,
-    statusBefore: JobStatus,
-    signal: AbortSignal,
-    options: SyncOptions,
-  ): Promise<void> {
+  private async execute(job: JobRecord, run: RunRecord, statusBefore: JobStatus, active: ActiveRun, options: SyncOptions): Promise<void> {
     // Let claim() register the run before any of its work (and its completion) happens.
     await Promise.resolve();
+    const signal = active.abort.signal;
+    const claim = { owner: this.fleet.id, ttlMs: this.ttlMs };
     let outcome: { status: RunRecord['status']; error: RunRecord['error']; permanent: boolean };
     try {
-      await executeSync(this.logBatches(job, run), job.id, run, signal, options);
+      await executeSync(this.logBatches(job, run), job.id, run, signal, { ...options, claim });
       outcome = { status: 'succeeded', error: null, permanent: false };
     } catch (err) {
+      if (err instanceof RunLeaseLost || active.lost) {
+        // Another process goes on with this run from its last checkpoint: nothing is written here.
+        this.forget(job.id, run.id);
+        this.logger.warn({ job: job.name, run: run.id }, 'run given up: another process took it over');
+        return;
+      }
       if (err instanceof RunCancelled || err instanceof SourceQueryCancelled || signal.aborted) {
         // An abort (shutdown; pause or delete for the source) may surface as the provider's
         // AbortError or the source's cancelled query: still a cancellation, for the abort's reason.
@@ -626,12 +705,13 @@ export class Scheduler {
         outcome = { status: 'failed', error: { code: 'SYNC_FAILED', message }, permanent: false };
       }
     }
+    active.ending = true;
     const now = this.clock.now();
     const finished: RunRecord = { ...run, status: outcome.status, error: outcome.error, finishedAt: now };
     const change = (current: JobRecord): JobRecord | null => {
-        // Written late (after a store fault), this run may no longer be the job's current one
-        // (another process recovered it and started another): then only the run record is written.
-        if (current.lastRun?.id !== run.id) return null;
+        // Written late (after a store fault or a stall), the run may have been taken over by
+        // another process meanwhile, which records its end: nothing is written here then.
+        if (!holdsRun(current, claim.owner, run.id)) return null;
         const totals = { ...current.totals };
         if (outcome.status === 'succeeded') totals.runs_succeeded += 1;
         if (outcome.status === 'failed') totals.runs_failed += 1;
@@ -644,6 +724,7 @@ export class Scheduler {
           totals,
           lastRun: summary(finished),
           statusBeforeRun: null,
+          runLease: null,
           ...(lookbackSeen !== undefined ? { lookbackSeen } : {}),
           updatedAt: now,
         };
@@ -656,7 +737,7 @@ export class Scheduler {
         const before = current.statusBeforeRun ?? statusBefore;
         if (run.trigger === 'manual' && before !== 'scheduled') return { ...next, status: before };
         if (signal.aborted && outcome.status === 'cancelled') {
-          // Service shutdown: due again at once, so the next start finishes what is left.
+          // Service shutdown: due again at once, so another process (or the next start) finishes what is left.
           return { ...next, status: 'scheduled', nextRunMs: Math.min(current.nextRunMs ?? now, now) };
         }
         return current.nextRunMs === null
@@ -664,11 +745,10 @@ export class Scheduler {
           : { ...next, status: 'scheduled' };
     };
     const record = async () => {
-      const stored = await this.store.mutateJob(job.id, change, finished);
-      if (stored !== null && stored.lastRun?.id !== run.id) await this.store.updateRun(finished);
+      await this.store.mutateJob(job.id, change, finished);
     };
-    // A failed write (the file briefly locked) is retried; if it still fails, the start-up
-    // recovery of the next process closes the run and puts the job back.
+    // A failed write (the file briefly locked) is retried; meanwhile the run's claim lapses and
+    // another process may take it over (then this late end is not written).
     try {
       await record();
       this.options.storeHealth?.succeeded();
@@ -680,29 +760,24 @@ export class Scheduler {
       this.finishing.set(job.id, change);
       void this.retryFinish(job.id, record);
     }
-    this.active.delete(job.id);
-    if (!this.slotless.delete(run.id)) this.releaseRunSlot();
+    this.forget(job.id, run.id);
     this.options.onRunFinished?.(finished);
     this.logger.info({ job: job.name, run: run.id, status: outcome.status, rows: run.rowsRead, error: outcome.error?.message }, 'run finished');
+  }
+
+  /** The run no longer works here: its slot and its watch are free. */
+  private forget(jobId: string, runId: string): void {
+    this.watch.unwatch(jobId, runId);
+    if (this.active.get(jobId)?.run?.id === runId) this.active.delete(jobId);
+    this.releaseRunSlot();
     if (!this.stopped) void this.tick();
   }
 }
 
-/** Where a job left `running` by a dead process goes back to. */
-function afterInterruption(job: JobRecord, now: number): JobRecord {
-  const before = job.statusBeforeRun ?? 'scheduled';
-  const base = { ...job, statusBeforeRun: null, updatedAt: now };
-  if (before === 'scheduled') return { ...base, status: 'scheduled', nextRunMs: now };
-  return { ...base, status: before, nextRunMs: null };
-}
-
-function summary(run: RunRecord) {
-  return {
-    id: run.id,
-    trigger: run.trigger,
-    status: run.status,
-    startedAt: run.startedAt,
-    finishedAt: run.finishedAt,
-    error: run.error,
-  };
+/** Fisher-Yates, in place. */
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
 }

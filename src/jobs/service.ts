@@ -7,7 +7,7 @@ import { AppError, conflict, notFound, problemsToError, type Problem } from '../
 import { newId } from '../core/ids.js';
 import { parseDurationSeconds } from '../core/interval.js';
 import { checkSchedule, checkWindow, placeOnGrid } from '../core/job-rules.js';
-import { CreateJobBody, PatchJobBody } from '../core/schemas.js';
+import { CreateJobBody, EstimateBody, PatchJobBody } from '../core/schemas.js';
 import { fieldsWithIssues, issuesToProblems } from '../core/validation.js';
 import type { DatabaseService } from '../databases/service.js';
 import type { ColumnInfo } from '../sources/port.js';
@@ -28,6 +28,8 @@ import {
   TIME_KINDS,
   type ResolvedSource,
 } from './resolve-source.js';
+import { type Estimator, estimateJob, type JobEstimate } from './estimates.js';
+import { DEFAULT_ESTIMATE_ROWS } from '../sync/estimate.js';
 
 export const DEFAULT_BATCH_SIZE = 500;
 export const DEFAULT_TIME_LOOKBACK_SECONDS = 300;
@@ -60,6 +62,8 @@ export class JobService {
     private readonly clock: Clock,
     private readonly options: JobServiceOptions,
     private readonly runner: RunStarter,
+    /** What a run would embed (sync/estimate.ts); without it, estimates answer NOT_IMPLEMENTED. */
+    private readonly estimator?: Estimator,
   ) {}
 
   /** The scheduler subscribes to wake up when jobs change. */
@@ -67,7 +71,8 @@ export class JobService {
     this.listeners.push(listener);
   }
 
-  async create(accountId: string, body: unknown): Promise<{ job: JobRecord; warnings: string[] }> {
+  /** With `dry_run: true`, nothing is created: `estimate` is what the job's first run would embed. */
+  async create(accountId: string, body: unknown): Promise<{ job: JobRecord; warnings: string[]; estimate?: JobEstimate }> {
     const input = asObject(body);
     const parsed = CreateJobBody.safeParse(input, { reportInput: true });
     const problems: Problem[] = parsed.success ? [] : issuesToProblems(parsed.error.issues);
@@ -151,6 +156,7 @@ export class JobService {
       batchSize: data.batch_size ?? DEFAULT_BATCH_SIZE,
       deletes: data.deletes ?? 'reconcile',
       softDeleteColumn: data.soft_delete_column ?? null,
+      maxTokensPerRun: data.max_tokens_per_run ?? null,
       status: placement.status,
       statusReason: null,
       nextRunMs: placement.nextRunMs,
@@ -161,6 +167,12 @@ export class JobService {
       createdAt: now,
       updatedAt: now,
     };
+    if (data.dry_run === true) {
+      // Validated like a real create, name included; the answer is the first run's estimate.
+      if (await this.store.getJob(accountId, job.name)) throw duplicateJob(job.name);
+      const estimate = await this.estimateOf(job, { dryRun: true, maxRows: DEFAULT_ESTIMATE_ROWS });
+      return { job, warnings: placement.warning ? [placement.warning] : [], estimate };
+    }
     const outcome = await this.store.insertJob(job, this.options.maxActiveJobs);
     if (!outcome.ok) {
       switch (outcome.reason) {
@@ -282,6 +294,8 @@ export class JobService {
             next.intervalMs = schedule.interval.ms;
           }
           if (data.batch_size !== undefined) next.batchSize = data.batch_size;
+          // Not part of what a run reads or writes: a run in progress keeps the budget it started with.
+          if (data.max_tokens_per_run !== undefined) next.maxTokensPerRun = data.max_tokens_per_run;
           if (data.deletes !== undefined) next.deletes = data.deletes;
           // A new mark needs no re-read: reconciliation removes the rows it marks and brings back
           // the rows it no longer marks.
@@ -408,6 +422,23 @@ export class JobService {
   async runNow(accountId: string, idOrName: string): Promise<RunRecord> {
     const job = await this.get(accountId, idOrName);
     return this.runner.runNow(job);
+  }
+
+  /**
+   * POST /jobs/{job}/estimate: what the next run would embed, without embedding (sync/estimate.ts).
+   * `body`: optional `{max_rows}`. `signal`: the client went away (the source query is cancelled).
+   */
+  async estimate(accountId: string, idOrName: string, body: unknown, signal?: AbortSignal): Promise<JobEstimate> {
+    const parsed = EstimateBody.safeParse(body ?? {}, { reportInput: true });
+    if (!parsed.success) throw problemsToError(issuesToProblems(parsed.error.issues), 'Invalid estimate request');
+    const job = await this.get(accountId, idOrName);
+    const maxRows = parsed.data.max_rows ?? DEFAULT_ESTIMATE_ROWS;
+    return this.estimateOf(job, { dryRun: false, maxRows, ...(signal ? { signal } : {}) });
+  }
+
+  private estimateOf(job: JobRecord, options: { dryRun: boolean; maxRows: number; signal?: AbortSignal }): Promise<JobEstimate> {
+    if (!this.estimator) throw new AppError('NOT_IMPLEMENTED', 'Estimates are not available', ['this server has no estimator configured']);
+    return estimateJob(this.store, this.estimator, job, options);
   }
 
   /** The job's failed rows, by document id (API.md, "Failed rows"). */

@@ -2,16 +2,17 @@
  * The knowledge-base engine: chunking, embedding, storage and search behind the registry.
  * The sync run writes through `upsertDocuments` (its DocumentSink); the API uses the rest.
  */
-import { splitText } from '../core/chunking.js';
 import { AppError, problemsToError } from '../core/errors.js';
-import { contentHash } from '../core/hash.js';
 import { QueryBody, UpsertDocumentsBody } from '../core/schemas.js';
 import { issuesToProblems } from '../core/validation.js';
 import { EmbeddingProviderError } from '../embeddings/errors.js';
-import type { EmbeddingConfig, EmbeddingProvider } from '../embeddings/port.js';
+import type { EmbeddingConfig, EmbeddingProvider, EmbeddingUsage } from '../embeddings/port.js';
+import { countInputTokens, meteredEmbed } from '../embeddings/usage.js';
 import type { KnowledgeBaseRecord } from '../store/port.js';
 import type { DocumentInput, Metadata, MetadataFilter, SearchHit, StoredDocument, VectorStore } from '../store/vector-port.js';
+import type { DocumentCost, EmbeddingCosts } from '../sync/budget.js';
 import type { DocumentSink, SyncedDocument, UpsertCounts } from '../sync/run-sync.js';
+import { classifyDocuments, type DocumentChanges, withinLimit } from './changes.js';
 import type { KnowledgeBaseHooks, KnowledgeBaseRegistry } from './registry.js';
 import { fuse, keywordRelevance, semanticRelevance } from './relevance.js';
 
@@ -32,18 +33,7 @@ export interface QueryResult {
   relevance: number;
 }
 
-/**
- * The stored hash covers content and metadata separately ("<content>.<metadata>"), so a row whose
- * metadata moved (its updated_at) but whose text did not is updated without re-embedding.
- */
-function documentHash(content: string, metadata: Metadata): { full: string; content: string } {
-  const c = contentHash(content);
-  const keys = Object.keys(metadata).sort();
-  const m = contentHash(JSON.stringify(keys.map((k) => [k, metadata[k]])));
-  return { full: `${c}.${m}`, content: c };
-}
-
-export class KnowledgeBaseEngine implements DocumentSink {
+export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
   private readonly providers = new Map<string, EmbeddingProvider>();
 
   constructor(
@@ -93,51 +83,53 @@ export class KnowledgeBaseEngine implements DocumentSink {
    * provider refuses) is reported in `failed` and the rest of the batch is written; a provider that
    * cannot be used at all (unreachable, rate-limited, wrong key or model) still throws.
    */
-  async upsertDocuments(kb: KnowledgeBaseRecord, docs: SyncedDocument[], signal?: AbortSignal): Promise<UpsertCounts> {
-    return this.write(kb, docs, { isolate: true, ...(signal ? { signal } : {}) });
+  async upsertDocuments(
+    kb: KnowledgeBaseRecord,
+    docs: SyncedDocument[],
+    signal?: AbortSignal,
+    onProgress?: (documentsDone: number) => void,
+  ): Promise<UpsertCounts> {
+    return this.write(kb, docs, { isolate: true, ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) });
   }
 
   /** `isolate: false` (the documents API): any failure fails the whole call, nothing is written. */
   private async write(
     kb: KnowledgeBaseRecord,
     docs: SyncedDocument[],
-    options: { isolate: boolean; signal?: AbortSignal },
+    options: { isolate: boolean; signal?: AbortSignal; onProgress?: (documentsDone: number) => void },
   ): Promise<UpsertCounts> {
     const counts: UpsertCounts = { added: 0, updated: 0, unchanged: 0, chunksWritten: 0 };
     if (docs.length === 0) return counts;
-    const failed: Array<{ id: string; reason: string }> = [];
-    const limit = this.options.maxDocumentChars;
-    const writable = docs.filter((doc) => {
-      if (doc.content.length <= limit) return true;
-      failed.push({
-        id: doc.id,
-        reason: `content has ${doc.content.length} characters; the limit is ${limit} (KBSYNC_MAX_DOCUMENT_CHARS)`,
-      });
-      return false;
-    });
-    const stored =
-      writable.length === 0 ? new Map<string, string>() : await this.vectors.getContentHashes(kb.id, writable.map((d) => d.id));
-    const toEmbed: Array<{ doc: SyncedDocument; hash: string; isNew: boolean }> = [];
-    const metadataOnly: Array<{ id: string; contentHash: string; metadata: Metadata }> = [];
-    for (const doc of writable) {
-      const hash = documentHash(doc.content, doc.metadata);
-      const previous = stored.get(doc.id);
-      if (previous === hash.full) counts.unchanged++;
-      else if (previous !== undefined && previous.split('.')[0] === hash.content) {
-        metadataOnly.push({ id: doc.id, contentHash: hash.full, metadata: doc.metadata, ...keyHashOf(doc) });
-      } else toEmbed.push({ doc, hash: hash.full, isNew: previous === undefined });
-    }
+    // What to do with each document, decided as an estimate decides it (changes.ts).
+    const changes = await this.changes(kb, docs);
+    const failed: Array<{ id: string; reason: string }> = [...changes.tooLong];
+    counts.unchanged = changes.unchanged.length;
+    const toEmbed = changes.toEmbed;
+    const metadataOnly = changes.metadataOnly.map(({ doc, hash }) => ({
+      id: doc.id,
+      contentHash: hash,
+      metadata: doc.metadata,
+      ...keyHashOf(doc),
+    }));
+
+    // Documents with nothing to embed (unchanged, metadata only, too long) are done at once.
+    const settled = docs.length - toEmbed.length;
+    const { onProgress } = options;
+    onProgress?.(settled);
 
     const inputs: DocumentInput[] = [];
     if (toEmbed.length > 0) {
-      const chunked = toEmbed.map(({ doc }) =>
-        splitText(doc.content, { chunkSize: kb.chunking.chunk_size, chunkOverlap: kb.chunking.chunk_overlap }),
-      );
+      const chunked = toEmbed.map(({ chunks }) => chunks);
+      // Tokens and requests as the provider reports them (or counted when it does not).
+      const usage: EmbeddingUsage = { tokens: 0, requests: 0 };
       const embedded = await embedPerDocument(
         this.provider(kb),
         chunked.map((chunks) => chunks.map((c) => c.text)),
-        options,
+        { ...options, ...(onProgress ? { onProgress: (done: number) => onProgress(settled + done) } : {}) },
+        usage,
       );
+      counts.embeddingTokens = usage.tokens;
+      counts.embeddingRequests = usage.requests;
       toEmbed.forEach(({ doc, hash, isNew }, i) => {
         const vectors = embedded[i]!;
         if (!Array.isArray(vectors)) {
@@ -157,6 +149,35 @@ export class KnowledgeBaseEngine implements DocumentSink {
     }
     if (failed.length > 0) counts.failed = failed;
     return counts;
+  }
+
+  /**
+   * What writing `docs` into `kb` now would embed, per document id, without embedding anything:
+   * the tokens and chunks of each new or changed document (counted as a run meters a provider
+   * that reports no usage, embeddings/usage.ts); unchanged ones cost nothing.
+   */
+  async embeddingCosts(kb: KnowledgeBaseRecord, docs: SyncedDocument[]): Promise<Map<string, DocumentCost>> {
+    const costs = new Map<string, DocumentCost>();
+    if (docs.length === 0) return costs;
+    const changes = await this.changes(kb, docs);
+    const nothing = (outcome: DocumentCost['outcome']): DocumentCost => ({ outcome, tokens: 0, chunks: 0 });
+    for (const doc of changes.unchanged) costs.set(doc.id, nothing('unchanged'));
+    for (const { doc } of changes.metadataOnly) costs.set(doc.id, nothing('metadata'));
+    for (const { id } of changes.tooLong) costs.set(id, nothing('too_long'));
+    for (const { doc, chunks } of changes.toEmbed) {
+      const tokens = await countInputTokens(chunks.map((c) => c.text));
+      costs.set(doc.id, { outcome: 'embed', tokens, chunks: chunks.length });
+    }
+    return costs;
+  }
+
+  /** What writing `docs` would do, from the hashes the knowledge base holds (changes.ts). */
+  private async changes(kb: KnowledgeBaseRecord, docs: SyncedDocument[]): Promise<DocumentChanges<SyncedDocument>> {
+    const limit = this.options.maxDocumentChars;
+    const writable = withinLimit(docs, limit);
+    const stored =
+      writable.length === 0 ? new Map<string, string>() : await this.vectors.getContentHashes(kb.id, writable.map((d) => d.id));
+    return classifyDocuments(docs, stored, { maxChars: limit, chunking: kb.chunking });
   }
 
   /** POST /knowledge_bases/{kb}/documents */
@@ -307,27 +328,32 @@ function isRefusal(err: unknown): err is EmbeddingProviderError {
 async function embedPerDocument(
   provider: EmbeddingProvider,
   texts: string[][],
-  options: { isolate: boolean; signal?: AbortSignal },
+  options: { isolate: boolean; signal?: AbortSignal; onProgress?: (documentsDone: number) => void },
+  usage: EmbeddingUsage,
 ): Promise<Array<Float32Array[] | { refused: string }>> {
   const embedOptions = options.signal ? { signal: options.signal } : undefined;
   const out: Array<Float32Array[] | { refused: string }> = new Array(texts.length);
-  const embedInto = async (docs: number[]): Promise<void> => {
+  const embedInto = async (docs: number[], onProgress?: (textsDone: number) => void): Promise<void> => {
     const flat = docs.flatMap((i) => texts[i]!);
-    const vectors = flat.length === 0 ? [] : await provider.embed(flat, embedOptions);
+    const vectors =
+      flat.length === 0 ? [] : await meteredEmbed(provider, flat, onProgress ? { ...embedOptions, onProgress } : embedOptions, usage);
     let next = 0;
     for (const i of docs) out[i] = texts[i]!.map(() => vectors[next++]!);
   };
   const all = texts.map((_, i) => i);
+  // Progress in documents, from the chunks embedded (a bisection after a refusal reports none).
+  const chunks = texts.reduce((sum, t) => sum + t.length, 0);
+  const { onProgress } = options;
   let refusal: EmbeddingProviderError;
   try {
-    await embedInto(all);
+    await embedInto(all, onProgress && chunks > 0 ? (done) => onProgress(Math.floor((texts.length * done) / chunks)) : undefined);
     return out;
   } catch (err) {
     if (!options.isolate || !isRefusal(err)) throw err;
     refusal = err;
   }
   try {
-    await provider.embed([PROBE_TEXT], embedOptions);
+    await meteredEmbed(provider, [PROBE_TEXT], embedOptions, usage);
   } catch (err) {
     throw isRefusal(err) ? refusal : err;
   }

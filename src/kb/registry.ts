@@ -78,6 +78,7 @@ export class KnowledgeBaseRegistry {
         model: embedding.model ?? null,
         dimensions: embedding.dimensions ?? null,
         base_url: embedding.base_url ?? null,
+        price_per_million_tokens: embedding.price_per_million_tokens ?? null,
       },
       secret: apiKey === null ? null : this.secrets.encrypt(apiKey),
       chunking: { chunk_size: chunking.chunk_size, chunk_overlap: chunking.chunk_overlap },

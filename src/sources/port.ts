@@ -161,6 +161,12 @@ export interface SourceConnector {
   /** The rows with these keys (text form) and a non-NULL filter value (unless asked), in no particular order. */
   readByKeys(req: ReadByKeysRequest): Promise<SourceRow[]>;
   /**
+   * How many rows a run will read in a keyset range (a run's progress, API.md "Jobs"), cheaply:
+   * see RowEstimateRequest. Optional, as EmbeddingProvider.probe is: a connector without it (a
+   * test's decorator) only means runs show rows done without a total.
+   */
+  estimateRows?(req: RowEstimateRequest): Promise<RowEstimate>;
+  /**
    * Cancels this connector's queries in flight (PostgreSQL `pg_cancel_backend`, MySQL/MariaDB
    * `KILL QUERY`, each from a connection of its own) and refuses every later query with
    * SourceQueryCancelled: a connector serves one run, and a cancelled run reads nothing more. A
@@ -272,6 +278,34 @@ export interface ReadByKeysRequest {
   softDeleteColumn?: string | null;
   /** Also rows whose filter value is NULL (to tell whether a key exists at all). */
   includeNullFilter?: boolean;
+}
+
+/**
+ * The rows with a non-NULL filter value after `after` and up to `until` in keyset order — what a
+ * run's incremental read will go through — counted at most `limit` of them, in one index range
+ * like the reads themselves. Past the limit the engine's planner statistics for the same range
+ * answer, without reading it; an engine without them reports the limit as a lower estimate.
+ */
+export interface RowEstimateRequest {
+  table: TableRef;
+  filterColumn: string;
+  keyColumns: string[];
+  /** Rows strictly after this position; null: from the first row. */
+  after: KeysetPosition | null;
+  /** Rows up to this position (inclusive); null: to the last row. */
+  until: KeysetPosition | null;
+  /** Rows counted at most. */
+  limit: number;
+}
+
+export interface RowEstimate {
+  rows: number;
+  /**
+   * `counted`: exact (as of the query), at most `limit`; `statistics`: more than `limit` rows, and
+   * this is the planner's estimate for the range (never below what was counted); `at_least`: more
+   * than `limit` rows and no statistics: `rows` is a lower estimate (`limit` + 1).
+   */
+  basis: 'counted' | 'statistics' | 'at_least';
 }
 
 /** Connection parameters as registered (API.md, "Databases"). */

@@ -194,7 +194,7 @@ export function md5KeyHash(md5: string, charLength: string): (texts: string[]) =
  * column first (PostgreSQL, SQLite), and `ts` and `ts::text` would both be outputs named `ts`.
  * An alias is a plain identifier, so no user name can be mistaken for it once qualified.
  */
-const SOURCE_ALIAS = 'kbsync_src';
+export const SOURCE_ALIAS = 'kbsync_src';
 
 export interface KeysetQuery {
   sql: string;
@@ -237,7 +237,7 @@ export function buildKeysetQuery<Extra>(
 }
 
 /** `(f, k...) op (bound...)`, plus the leading-column repeat some dialects need for an index range. */
-function positionBound<Extra>(
+export function positionBound<Extra>(
   d: KeysetDialect<Extra>,
   table: ResolvedTable<Extra>,
   filterColumn: string,

@@ -3,7 +3,11 @@
  * Adapters: sqlite/ (embedded default) and, later, postgres/. No driver type leaks through here.
  * Times are epoch milliseconds; secrets arrive already encrypted (secrets/crypto.ts).
  */
+import type { RunProgress } from '../core/progress.js';
+import type { RunLease } from '../core/run-lease.js';
 import type { SourceEngine } from '../sources/port.js';
+
+export type { RunLease, RunProgress };
 
 export interface DatabaseRecord {
   id: string;
@@ -23,7 +27,14 @@ export interface KnowledgeBaseRecord {
   name: string;
   description: string | null;
   /** Embedding config without the API key. */
-  embedding: { provider: 'local' | 'openai'; model: string | null; dimensions: number | null; base_url: string | null };
+  embedding: {
+    provider: 'local' | 'openai';
+    model: string | null;
+    dimensions: number | null;
+    base_url: string | null;
+    /** What a million embedded tokens cost (for estimates and totals); null or absent: not set. */
+    price_per_million_tokens?: number | null;
+  };
   /** Encrypted API key, or null. */
   secret: string | null;
   chunking: { chunk_size: number; chunk_overlap: number };
@@ -52,6 +63,9 @@ export interface JobTotals {
   chunks_written: number;
   runs_succeeded: number;
   runs_failed: number;
+  /** Tokens and requests sent to the embedding provider (absent in totals stored before they were counted: 0). */
+  embedding_tokens?: number;
+  embedding_requests?: number;
 }
 
 export const EMPTY_TOTALS: JobTotals = Object.freeze({
@@ -65,6 +79,8 @@ export const EMPTY_TOTALS: JobTotals = Object.freeze({
   chunks_written: 0,
   runs_succeeded: 0,
   runs_failed: 0,
+  embedding_tokens: 0,
+  embedding_requests: 0,
 });
 
 /** Keyset position in the source's own text form (sources/port.ts KeysetPosition). */
@@ -98,6 +114,12 @@ export interface JobRecord {
   status: JobStatus;
   /** The status a run started from, so a crash or shutdown can put the job back (null when idle). */
   statusBeforeRun?: JobStatus | null;
+  /**
+   * The fleet process that runs the job's current run and until when its claim holds (wall-clock
+   * epoch ms), renewed while the run lives (jobs/run-watch.ts). Null or absent when no run is
+   * going. A claim that lapsed is taken over by another process (docs/architecture.md, "Fleet").
+   */
+  runLease?: RunLease | null;
   /** Why a job is `failed` (something to fix). */
   statusReason: string | null;
   nextRunMs: number | null;
@@ -126,6 +148,8 @@ export interface JobRecord {
    * (or another process) need not read the window again. Absent: not known.
    */
   lookbackSeen?: LookbackSeen;
+  /** Tokens a run may embed before it stops at a checkpoint (sync/budget.ts); null or absent: no limit. */
+  maxTokensPerRun?: number | null;
   totals: JobTotals;
   lastRun: RunSummary | null;
   createdAt: number;
@@ -148,6 +172,8 @@ export interface RunSummary {
   startedAt: number;
   finishedAt: number | null;
   error: { code: string; message: string } | null;
+  /** The running run's progress as last written (sync/run-progress.ts); absent or null otherwise. */
+  progress?: RunProgress | null;
 }
 
 export type RunTrigger = 'schedule' | 'manual' | 'catch_up';
@@ -171,9 +197,21 @@ export interface RunRecord {
   /** What delete reconciliation read from the source (null when it did not run). */
   reconcile?: ReconcileStats | null;
   chunksWritten: number;
+  /** Tokens and requests sent to the embedding provider (sync/budget.ts); absent in runs stored before: 0. */
+  embeddingTokens?: number;
+  embeddingRequests?: number;
+  /** The run stopped at the job's max_tokens_per_run after its last checkpoint; the next run continues. */
+  budgetReached?: boolean;
   watermarkStart: Watermark | null;
   watermarkEnd: Watermark | null;
   error: { code: string; message: string } | null;
+  /** The process that runs it, or ran it last (GET /health `process_id`). Absent in runs recorded before fleets. */
+  processId?: string;
+  /**
+   * While the run works: rows done, the estimated total, percent and ETA, written every second or
+   * so (sync/run-progress.ts); null once it has ended. Absent in runs stored before it existed.
+   */
+  progress?: RunProgress | null;
 }
 
 export interface ReconcileStats {
@@ -240,6 +278,13 @@ export interface ApiKeyRecord {
   revokedAt: number | null;
 }
 
+/** A named lease as stored. */
+export interface LeaseRecord {
+  name: string;
+  owner: string;
+  expiresAt: number;
+}
+
 export interface ControlStore {
   insertDatabase(record: DatabaseRecord): Promise<'ok' | 'duplicate'>;
   getDatabase(accountId: string, name: string): Promise<DatabaseRecord | null>;
@@ -277,7 +322,7 @@ export interface ControlStore {
     run?: RunRecord,
     options?: { maxActive?: number },
   ): Promise<JobRecord | null>;
-  /** Jobs in one status across accounts (recovery at start-up). */
+  /** Jobs in one status across accounts (takeover of running jobs, GET /health). */
   listJobsWithStatus(status: JobStatus, limit: number): Promise<JobRecord[]>;
   deleteJob(id: string): Promise<boolean>;
   /** Jobs per status across accounts (metrics). */
@@ -295,7 +340,7 @@ export interface ControlStore {
   updateRun(record: RunRecord): Promise<void>;
   getRun(jobId: string, runId: string): Promise<RunRecord | null>;
   listRuns(jobId: string, page: { limit: number; cursor: string | null }): Promise<Page<RunRecord>>;
-  /** Runs left `running` by a process that died (for recovery at start-up). */
+  /** Runs recorded `running`, across jobs (the fleet's takeover sweep looks for ones whose process died). */
   listRunningRuns(): Promise<RunRecord[]>;
 
   /**
@@ -312,13 +357,18 @@ export interface ControlStore {
    * 10,000) and cheap when none match.
    */
   clearFailures(jobId: string, docIds: string[]): Promise<number>;
+  /**
+   * Writes failed rows as they are, times and attempts included, replacing any of the same job
+   * and document id (`kbsync store copy`). Jobs must exist.
+   */
+  importFailures(failures: FailureRecord[]): Promise<void>;
   /** Ordered by document id; the cursor is the last document id of the previous page. */
   listFailures(jobId: string, page: { limit: number; cursor: string | null }): Promise<Page<FailureRecord>>;
   countFailures(jobId: string): Promise<number>;
 
   /**
-   * A named lease (the scheduler's, so one process schedules per store): granted when free,
-   * expired, already `owner`'s, or held by `takeOverFrom` (a holder known to be dead). Times are
+   * A named lease (a fleet process's heartbeat, jobs/fleet.ts): granted when free, expired,
+   * already `owner`'s, or held by `takeOverFrom` (a holder known to be dead). Times are
    * wall-clock epoch ms.
    */
   acquireLease(
@@ -329,6 +379,8 @@ export interface ControlStore {
     takeOverFrom?: string,
   ): Promise<{ acquired: boolean; holder: string | null }>;
   releaseLease(name: string, owner: string): Promise<void>;
+  /** Leases not expired at `now` (expires_at > now) whose name starts with `prefix`, in no particular order (the fleet's live processes). */
+  listLeases(prefix: string, now: number): Promise<LeaseRecord[]>;
 
   // --- accounts and API keys (API.md, "Accounts and keys") ---
   /**

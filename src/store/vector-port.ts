@@ -112,6 +112,14 @@ export interface VectorStore {
     page: { limit: number; after: string | null },
   ): Promise<{ documents: StoredDocument[]; next: string | null }>;
   counts(kbId: string): Promise<{ documents: number; chunks: number }>;
+  /**
+   * Documents with their chunks and the vectors as stored, in id order after `after`, at most
+   * `limit` (`kbsync store copy`: a copy never re-embeds). The collection's dimensions come along.
+   */
+  exportDocuments(
+    kbId: string,
+    page: { limit: number; after: string | null },
+  ): Promise<{ dimensions: number; documents: DocumentInput[]; next: string | null }>;
   searchVector(
     kbId: string,
     embedding: Float32Array,

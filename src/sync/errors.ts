@@ -22,6 +22,15 @@ export class RunCancelled extends Error {
 }
 
 /**
+ * Another process took the run over (this one stalled past its claim), or its claim could not be
+ * renewed in time: the run stops and writes nothing more; the process holding the claim goes on
+ * from the last checkpoint (core/run-lease.ts).
+ */
+export class RunLeaseLost extends RunCancelled {
+  override name = 'RunLeaseLost';
+}
+
+/**
  * Heuristic for driver errors worth retrying inside the run: connection trouble. A source query
  * that hit its statement or lock timeout is not (SourceTimeoutError, SEMANTICS.md "One
  * configuration per run"): the same wait would come again, holding a run slot readAttempts times

@@ -1187,6 +1187,23 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
         assert.equal(await store.countFailures(job.id), 2, 'one record per document, however often it fails');
       });
 
+      it('importFailures writes records as they are (times and attempts kept), replacing the same document', async () => {
+        const composite = JSON.stringify(['7', AWKWARD]);
+        const records = [
+          { jobId: job.id, docId: '1', key: ['1'], reason: 'old', firstFailedAt: T0, lastFailedAt: T0 + MIN, attempts: 5 },
+          { jobId: job.id, docId: composite, key: ['7', AWKWARD], reason: `too long: ${AWKWARD}`, firstFailedAt: T0 - MIN, lastFailedAt: T0, attempts: 1 },
+          { jobId: other.id, docId: '1', key: ['1'], reason: 'elsewhere', firstFailedAt: T0, lastFailedAt: T0, attempts: 2 },
+        ];
+        await store.recordFailures(job.id, [failure('1', 'replaced')], T0 + 5 * MIN);
+        await store.importFailures(records);
+        await store.importFailures([]);
+        assert.deepEqual(
+          (await store.listFailures(job.id, { limit: 10, cursor: null })).items,
+          records.filter((r) => r.jobId === job.id).sort((a, b) => (a.docId < b.docId ? -1 : 1)),
+        );
+        assert.deepEqual((await store.listFailures(other.id, { limit: 10, cursor: null })).items, [records[2]]);
+      });
+
       it('clearFailures deletes the ids present, answers how many, and leaves other jobs alone', async () => {
         await store.recordFailures(job.id, ['1', '2', '3', '4'].map((id) => failure(id)), T0);
         await store.recordFailures(other.id, [failure('2')], T0);
@@ -1251,6 +1268,29 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
         assert.equal((await store.acquireLease('sched', 'p2', 1000, t0 + 2100)).acquired, false, 'release by a non-holder does nothing');
         await store.releaseLease('sched', 'p3');
         assert.equal((await store.acquireLease('sched', 'p2', 1000, t0 + 2100)).acquired, true);
+      });
+
+      it('listLeases answers the live leases whose name starts with the prefix', async () => {
+        const t0 = 1_000_000;
+        const names = async (prefix: string, now: number) => (await store.listLeases(prefix, now)).map((l) => l.name).sort();
+        await store.acquireLease('process:b', 'pb', 1000, t0);
+        await store.acquireLease('process:a', 'pa', 500, t0);
+        await store.acquireLease('process:%', 'pc', 1000, t0);
+        await store.acquireLease('processor', 'px', 1000, t0);
+        await store.acquireLease('run:x', 'pa', 1000, t0);
+        assert.deepEqual(
+          (await store.listLeases('process:', t0 + 100)).sort((x, y) => (x.name < y.name ? -1 : 1)),
+          [
+            { name: 'process:%', owner: 'pc', expiresAt: t0 + 1000 },
+            { name: 'process:a', owner: 'pa', expiresAt: t0 + 500 },
+            { name: 'process:b', owner: 'pb', expiresAt: t0 + 1000 },
+          ],
+        );
+        assert.deepEqual(await names('process:', t0 + 500), ['process:%', 'process:b'], 'an expired lease is not listed');
+        assert.deepEqual(await names('process:%', t0), ['process:%'], 'the prefix is literal, not a pattern');
+        await store.releaseLease('process:b', 'pb');
+        assert.deepEqual(await names('process:', t0 + 100), ['process:%', 'process:a']);
+        assert.deepEqual(await store.listLeases('nothing:', t0), []);
       });
     });
 

@@ -368,6 +368,51 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
       });
     });
 
+    describe('export (store copy)', () => {
+      it('gives back every document with its chunks and the exact stored vectors, page by page', async () => {
+        const kb = await freshKb();
+        // Values float32 cannot hold exactly in decimal, so a lossy path would show.
+        const odd = vec(0.1, -1 / 3, Math.PI, 1e-7, -2.5e-3, 0.7071067690849304, 123.456, -0.0001);
+        const input = [
+          { ...doc('c', [{ text: 'third one', embedding: axis(2) }], { n: 3, ok: true }), keyHash: 'ab'.repeat(16) },
+          doc('a', [
+            { text: 'first chunk', embedding: odd },
+            { text: 'second chunk', embedding: axis(1) },
+          ], { at: '2031-01-15T08:30:00Z', price: 9.5, none: null }),
+          doc('b', [{ text: 'middle', embedding: angled(30) }]),
+        ];
+        await store.upsertDocuments(kb, input);
+        const first = await store.exportDocuments(kb, { limit: 2, after: null });
+        assert.equal(first.dimensions, DIMS);
+        assert.deepEqual(first.documents.map((d) => d.id), ['a', 'b']);
+        assert.equal(first.next, 'b');
+        const second = await store.exportDocuments(kb, { limit: 2, after: first.next });
+        assert.deepEqual(second.documents.map((d) => d.id), ['c']);
+        assert.equal(second.next, null);
+        const byId = new Map([...first.documents, ...second.documents].map((d) => [d.id, d]));
+        for (const want of input) {
+          const got = byId.get(want.id)!;
+          assert.equal(got.content, want.content);
+          assert.equal(got.contentHash, want.contentHash);
+          assert.deepEqual(got.metadata, want.metadata);
+          assert.equal(got.keyHash, want.keyHash);
+          assert.deepEqual(
+            got.chunks.map((c) => ({ index: c.index, text: c.text, embedding: [...c.embedding] })),
+            want.chunks.map((c) => ({ index: c.index, text: c.text, embedding: [...c.embedding] })),
+            `document ${want.id}: chunks and vectors bit for bit`,
+          );
+        }
+        // What it exports can be written to another collection and found the same way.
+        const copy = await freshKb();
+        await store.upsertDocuments(copy, [...first.documents, ...second.documents]);
+        assert.deepEqual(await store.counts(copy), await store.counts(kb));
+        assert.deepEqual(
+          ids(await store.searchVector(copy, odd, { topK: 3 })),
+          ids(await store.searchVector(kb, odd, { topK: 3 })),
+        );
+      });
+    });
+
     describe('vector search', () => {
       // Cosine to axis 0: exact 1, near ~0.966, mid 0.5, orthogonal 0, opposite -1.
       const fixtures = () => [

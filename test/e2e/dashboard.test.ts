@@ -169,6 +169,11 @@ describe('dashboard over HTTP and in a browser (kbsync demo)', () => {
     t.diagnostic(
       `${running.length} frames while running, ${progressTexts.size} distinct progress lines: ${[...progressTexts].join(' / ')}`,
     );
+    // The server's progress (an estimate of the demo table's 300 rows), not only a row counter.
+    assert.ok(
+      [...progressTexts].some((text) => /^\d+% · [\d,]+ \/ 300 rows/.test(text ?? '')),
+      `the bar showed a percent of the server's estimate while the run worked: ${[...progressTexts].join(' / ')}`,
+    );
     // The history chart (uPlot, loaded on demand) draws the finished run.
     await page.locator('[data-test=run-chart] canvas').first().waitFor();
     assert.equal(await page.locator('tr.note').count(), 0, 'no error or hint under a clean run');

@@ -8,6 +8,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { countTokens } from 'gpt-tokenizer/encoding/cl100k_base';
 import { HashingEmbeddingProvider } from '../../src/embeddings/hashing/provider.js';
 
 export interface RecordedRequest {
@@ -34,6 +35,11 @@ export interface FakeOpenAIOptions {
   dimensions?: number;
   /** Answer `data` in reverse order, as the protocol allows (clients must use `index`); default true. */
   reverse?: boolean;
+  /**
+   * The `usage` of each answer: `cl100k` (default) counts the inputs' tokens as OpenAI's
+   * embedding models do; `none` leaves `usage` out, as some compatible servers do.
+   */
+  usage?: 'cl100k' | 'none';
   /** Called for each request; return a reply to override the normal answer. */
   script?: (req: RecordedRequest) => FakeReply | undefined | Promise<FakeReply | undefined>;
 }
@@ -42,11 +48,17 @@ export interface FakeOpenAIServer {
   /** e.g. `http://127.0.0.1:41234/v1`, to use as `base_url`. */
   baseUrl: string;
   requests: RecordedRequest[];
+  /** Embedding requests answered with vectors (what a provider bills). */
+  served(): number;
+  /** Tokens reported in `usage` so far (counted with cl100k even when `usage: 'none'` leaves them out). */
+  tokensServed(): number;
   close(): Promise<void>;
 }
 
 export async function startFakeOpenAIServer(options: FakeOpenAIOptions = {}): Promise<FakeOpenAIServer> {
   const requests: RecordedRequest[] = [];
+  let served = 0;
+  let tokensServed = 0;
   const hashers = new Map<number, HashingEmbeddingProvider>();
   const hasher = (dims: number) => {
     let h = hashers.get(dims);
@@ -128,12 +140,15 @@ export async function startFakeOpenAIServer(options: FakeOpenAIOptions = {}): Pr
         : Array.from(v, (x) => x * 3),
     }));
     if (options.reverse ?? true) data.reverse();
-    const tokens = (texts as string[]).reduce((s, t) => s + Math.ceil(t.length / 4), 0);
+    // Text from a database may hold "<|endoftext|>": counted as plain text, as the API does.
+    const tokens = (texts as string[]).reduce((s, t) => s + countTokens(t, { disallowedSpecial: new Set() }), 0);
+    served++;
+    tokensServed += tokens;
     send(res, 200, {
       object: 'list',
       data,
       model: body?.model ?? 'fake',
-      usage: { prompt_tokens: tokens, total_tokens: tokens },
+      ...(options.usage === 'none' ? {} : { usage: { prompt_tokens: tokens, total_tokens: tokens } }),
     });
   }
 
@@ -143,6 +158,8 @@ export async function startFakeOpenAIServer(options: FakeOpenAIOptions = {}): Pr
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     requests,
+    served: () => served,
+    tokensServed: () => tokensServed,
     async close() {
       // Hanging requests and idle keep-alive sockets would otherwise hold close() open.
       server.closeAllConnections();

@@ -83,8 +83,12 @@ describe('KnowledgeBaseEngine.upsertDocuments isolates documents that cannot be 
   it('a batch the provider takes whole: one request, nothing failed', async () => {
     const { name, record } = await newKb();
     const n0 = fake.requests.length;
+    const tokens0 = fake.tokensServed();
     const counts = await t.app.services.engine.upsertDocuments(record, docs(8));
-    assert.deepEqual(counts, { added: 8, updated: 0, unchanged: 0, chunksWritten: 8 });
+    // With what the provider billed for it (its `usage`).
+    const billed = fake.tokensServed() - tokens0;
+    assert.ok(billed > 0);
+    assert.deepEqual(counts, { added: 8, updated: 0, unchanged: 0, chunksWritten: 8, embeddingTokens: billed, embeddingRequests: 1 });
     assert.equal(fake.requests.length - n0, 1);
     assert.equal((await documentIds(name)).length, 8);
   });

@@ -1,8 +1,8 @@
 /**
  * Due jobs are checked before they run (issue 9; src/jobs/scheduler.ts): runs that find nothing
  * new are recorded without a run slot, so they never wait behind a long run; a job with rows to
- * read waits for a slot and runs in full; the scheduler still keeps one timer and no run is
- * lost. On a real SQLite source with a test clock.
+ * read waits for a slot, then claims the job and runs in full; the scheduler still keeps one
+ * timer and no run is lost. On a real SQLite source with a test clock.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -114,22 +114,22 @@ describe('scheduler: checks before runs', () => {
     }
     assert.equal((await runsOf(t, 'a'))[0].status, 'running', 'the long run still holds the slot');
 
-    // At the next tick b has new rows: its run is claimed and waits for the slot, then runs in full.
+    // At the next tick b has new rows: its run waits for the slot unclaimed (in a fleet, another
+    // process with a free slot may claim it meanwhile), then claims the job and runs in full.
     src.prepare('INSERT INTO b VALUES (11, ?, ?)').run('b 11', '2025-01-01 00:01:00');
     clock.set(at(2));
     await waitFor('c to run at 2 min', async () => (await runsOf(t, 'c')).length === 3);
-    await waitFor("b's run to be claimed", async () => (await runsOf(t, 'b')).length === 3);
+    const bId = (await t.request('GET', '/jobs/b')).body.data.job_id;
+    await waitFor("b's check to find rows and wait for the slot", async () => t.app.services.scheduler.isRunning(bId));
     for (let i = 0; i < 20; i++) await turn();
-    const waiting = (await runsOf(t, 'b'))[2];
-    assert.equal(waiting.status, 'running', 'b waits for the run slot');
-    assert.equal(waiting.rows_read, 0, 'nothing read while it waits');
+    assert.equal((await runsOf(t, 'b')).length, 2, 'b waits for the run slot before it claims: no run recorded yet');
     const b = (await t.request('GET', '/jobs/b')).body.data;
-    assert.equal(b.status, 'running', 'claimed: no later tick checks it again while it waits');
-    assert.equal(b.next_run, null);
+    assert.equal(b.status, 'scheduled', 'not claimed while it waits: a process without a free slot takes no run');
+    assert.equal(b.next_run, iso(at(2)).replace(/\.\d{3}Z$/, 'Z'), 'still due, for whichever process gets a slot first');
     assert.equal(
       (await t.request('POST', '/jobs/b/run')).status,
       409,
-      'a job waiting for a slot is in progress',
+      'a job waiting for a slot in this process is in progress here',
     );
 
     clock.set(at(2) + 20_000);

@@ -39,6 +39,7 @@ export const SEED_JOB = {
   config_version: 1,
   soft_delete_column: null,
   batch_size: 500,
+  max_tokens_per_run: null,
   updated_at: '2025-06-19T12:00:00Z',
   status_reason: null,
   last_run: null,
@@ -54,6 +55,8 @@ export const SEED_JOB = {
     chunks_written: 0,
     runs_succeeded: 0,
     runs_failed: 0,
+    embedding_tokens: 0,
+    embedding_requests: 0,
   },
 };
 
@@ -74,9 +77,13 @@ export const RUN = {
   documents_deleted: 0,
   reconcile: null,
   chunks_written: 300,
+  embedding_tokens: 5412,
+  embedding_requests: 1,
+  budget_reached: false,
   watermark_start: null,
   watermark_end: { filter_value: '2025-03-16 21:10:12', key: ['300'] },
   error: null,
+  process_id: 'kbsync-1:4242:9f1c2a7e',
 };
 
 export const PATCH_JOB = { interval: '30 MINUTES' };
@@ -98,11 +105,32 @@ export const KNOWLEDGE_BASE = {
     dimensions: 512,
     base_url: null,
     api_key: null,
+    price_per_million_tokens: null,
   },
   chunking: { chunk_size: 1000, chunk_overlap: 100 },
   created_at: '2025-06-19T12:00:00Z',
   document_count: 300,
   chunk_count: 300,
+  totals: { embedding_tokens: 5412, embedding_requests: 1, cost: null },
+};
+
+/** POST /jobs/{job}/estimate: a backfill of 10,000 rows on a knowledge base priced at 0.02 per million tokens. */
+export const ESTIMATE = {
+  job_name: 'sync_orders',
+  dry_run: false,
+  rows: 10000,
+  documents: 10000,
+  documents_unchanged: 0,
+  chunks: 10000,
+  tokens: 182730,
+  tokenizer: 'cl100k_base',
+  price_per_million_tokens: 0.02,
+  cost: 0.0036546,
+  max_tokens_per_run: 50000,
+  runs: 4,
+  complete: true,
+  limited_by: null,
+  max_rows: 100000,
 };
 
 export const UPSERT_DOCUMENTS = {

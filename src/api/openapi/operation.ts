@@ -40,6 +40,11 @@ export interface OperationSpec {
     message?: string;
     text?: string;
   };
+  /**
+   * A second success answer for a mode of the request (create with `dry_run: true` answers 200
+   * with an estimate instead of 201 with the job); its status differs from `ok`'s.
+   */
+  alsoOk?: { status: 200 | 201 | 202; description: string; data: JsonSchema; example?: unknown; message?: string };
   /** Route-specific error statuses, with the codes they carry; they replace the shared wording. */
   errors?: Partial<Record<ErrorStatus, string>>;
   /** Who may call it (api/auth.ts); default `account`. */
@@ -78,6 +83,10 @@ export function operation(spec: OperationSpec): Record<string, unknown> {
       ? { description: spec.ok.description, content: { [spec.ok.text]: { schema: spec.ok.data } } }
       : envelope(spec.ok.description, spec.ok.data, spec.ok.example, spec.ok.message),
   };
+  if (spec.alsoOk) {
+    const also = spec.alsoOk;
+    response[also.status] = envelope(also.description, also.data, also.example, also.message);
+  }
   for (const [status, description] of Object.entries(errors).sort(([a], [b]) => Number(a) - Number(b))) {
     response[status] = errorResponse(Number(status) as ErrorStatus, description!);
   }

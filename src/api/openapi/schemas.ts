@@ -70,18 +70,18 @@ const ErrorEnvelope = object(
 /** Run counters shown while a run works (issue 10): null before the first estimate and once finished. */
 const progress = nullable({
   type: 'object',
-  description: 'While the run works: rows done, the estimated total, percent and ETA; null otherwise',
+  description: 'While the run works (updated about every second): rows done, the estimated total, percent and ETA; null otherwise',
   properties: {
-    rows_done: count('Rows read so far'),
+    rows_done: count('Rows read so far; a batch being embedded counts by the share of it embedded'),
     rows_total_estimate: nullable({
       type: 'number',
       minimum: 0,
-      description: 'Rows this run is expected to read (an estimate)',
+      description: 'Rows this run is expected to read (an estimate); null when unknown, or once rows_done passed it',
     }),
-    percent: nullable({ type: 'number', minimum: 0, maximum: 100 }),
-    eta_seconds: nullable({ type: 'number', minimum: 0 }),
+    percent: nullable({ type: 'number', minimum: 0, maximum: 100, description: 'Of rows_total_estimate, one decimal' }),
+    eta_seconds: nullable({ type: 'number', minimum: 0, description: 'At the observed rate; null until there is one' }),
   },
-  required: ['rows_done'],
+  required: ['rows_done', 'rows_total_estimate', 'percent', 'eta_seconds'],
 });
 
 const watermark = (description: string) =>
@@ -124,6 +124,8 @@ const Totals = object(
     chunks_written: count(),
     runs_succeeded: count(),
     runs_failed: count('Interrupted runs count as failed'),
+    embedding_tokens: count("Tokens sent to the embedding provider: its reported usage, else counted with cl100k_base"),
+    embedding_requests: count('Requests sent to the embedding provider'),
   },
   { description: "A job's counters over all its runs" },
 );
@@ -150,6 +152,11 @@ const Job = object(
     config_version: count('Bumped by every change of what a run reads or writes'),
     soft_delete_column: nullable(string()),
     batch_size: integer(undefined, { minimum: 1 }),
+    max_tokens_per_run: nullable(
+      integer('Tokens a run may embed before it stops at a checkpoint (budget_reached); null: no limit', {
+        minimum: 1,
+      }),
+    ),
     updated_at: time(),
     status_reason: nullable(string('Why the job is failed, and what to fix')),
     last_run: nullable(
@@ -208,9 +215,20 @@ const Run = object(
       ),
     ),
     chunks_written: count(),
+    embedding_tokens: count(
+      "Tokens sent to the embedding provider for the batches the run wrote: the provider's reported usage, else counted with cl100k_base",
+    ),
+    embedding_requests: count('Requests sent to the embedding provider'),
+    budget_reached: {
+      type: 'boolean',
+      description: "True when the run stopped at the job's max_tokens_per_run after a checkpoint; the next run continues",
+    },
     watermark_start: watermark('Where the run started'),
     watermark_end: watermark('Where the run got to'),
     error: runError,
+    process_id: nullable(
+      string("The kbsync process that runs it, or ran it last (GET /health's process_id; another one after a takeover); null for runs recorded before fleets"),
+    ),
     progress,
   },
   { optional: ['progress'], description: 'One run of a job' },
@@ -293,11 +311,28 @@ const KnowledgeBase = object(
       ),
       base_url: nullable(string()),
       api_key: nullable(string('Never shown: **** when one is set', { enum: ['****', null] })),
+      price_per_million_tokens: nullable({
+        type: 'number',
+        minimum: 0,
+        description: 'What a million embedded tokens cost; null: not set (costs are null)',
+      }),
     }),
     chunking: object({ chunk_size: integer(undefined, { minimum: 1 }), chunk_overlap: count() }),
     created_at: time(),
     document_count: count(),
     chunk_count: count(),
+    totals: object(
+      {
+        embedding_tokens: count('Tokens its jobs have sent to the embedding provider (their totals, summed)'),
+        embedding_requests: count('Requests its jobs have sent to the embedding provider'),
+        cost: nullable({
+          type: 'number',
+          minimum: 0,
+          description: 'embedding_tokens × price_per_million_tokens / 1,000,000; null without a price',
+        }),
+      },
+      { description: 'What the runs of its jobs have embedded so far (a deleted job leaves the sum)' },
+    ),
   },
   { description: 'A knowledge base with its counts' },
 );
@@ -364,6 +399,30 @@ const NewApiKey = object(
   { description: 'A key just made, with its account: the only answer that shows the key' },
 );
 
+const Estimate = object(
+  {
+    job_name: string(),
+    dry_run: { type: 'boolean', description: 'True for POST /jobs/create with dry_run: nothing was created' },
+    rows: count('Rows the next run would read, the lookback window it re-reads included'),
+    documents: count('Documents it would embed: new ones and ones whose content changed'),
+    documents_unchanged: count('Documents it would write without embedding (unchanged, or only metadata changed)'),
+    chunks: count('Chunks it would embed'),
+    tokens: count('Tokens of those chunks, counted with `tokenizer`'),
+    tokenizer: string('What counted the tokens', { enum: ['cl100k_base'] }),
+    price_per_million_tokens: nullable({ type: 'number', minimum: 0, description: "The knowledge base's price; null: not set" }),
+    cost: nullable({ type: 'number', minimum: 0, description: 'tokens × price / 1,000,000; null without a price' }),
+    max_tokens_per_run: nullable(integer("The job's budget per run; null: none", { minimum: 1 })),
+    runs: count('Runs needed to embed it all: 1, or about tokens / max_tokens_per_run with a budget (0 when nothing)'),
+    complete: {
+      type: 'boolean',
+      description: 'False when reading stopped at max_rows or the time budget: the figures are a lower bound',
+    },
+    limited_by: nullable(string('What stopped the reading early; null when complete', { enum: ['max_rows', 'time', null] })),
+    max_rows: integer('Rows it would read at most', { minimum: 1 }),
+  },
+  { description: 'What the next run of a job would embed and cost, found without embedding anything' },
+);
+
 /** Named components, in the order they appear under `components.schemas`. */
 export const COMPONENTS = {
   Error: ErrorEnvelope,
@@ -371,6 +430,7 @@ export const COMPONENTS = {
   Totals,
   Run,
   Failure,
+  Estimate,
   Database,
   Table,
   KnowledgeBase,

@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CreateJobBody, ListJobsQuery, PageQuery, PatchJobBody } from '../../core/schemas.js';
+import { CreateJobBody, EstimateBody, ListJobsQuery, PageQuery, PatchJobBody } from '../../core/schemas.js';
 import type { Services } from '../../app.js';
+import { whenClientGone } from '../client-gone.js';
 import { ok } from '../envelope.js';
-import { PATCH_JOB, RUN, SEED_JOB, SEED_JOB_REQUEST } from '../openapi/examples.js';
+import { ESTIMATE, PATCH_JOB, RUN, SEED_JOB, SEED_JOB_REQUEST } from '../openapi/examples.js';
 import { operation } from '../openapi/operation.js';
 import { dataOf, ref } from '../openapi/schemas.js';
-import { presentFailure, presentJob, presentRun } from '../present.js';
+import { presentEstimate, presentFailure, presentJob, presentRun } from '../present.js';
 import { parseQuery } from '../query.js';
 import { accountOf } from '../server.js';
 
@@ -23,8 +24,9 @@ const createSpec = {
   method: 'POST',
   description:
     'Creates a job that syncs `database.table` into a knowledge base every `interval` between `start_time` and ' +
-    "`end_time` (at most 30 days). The body is the seed's; optional fields tune backfill, lookback, deletes and " +
-    'batch size. A window that has already ended is accepted as `completed` with a warning.',
+    "`end_time` (at most 30 days). The body is the seed's; optional fields tune backfill, lookback, deletes, " +
+    'batch size and `max_tokens_per_run`. A window that has already ended is accepted as `completed` with a warning. ' +
+    'With `dry_run: true` nothing is created: the job is validated and the answer (200) is what its first run would embed and cost.',
   body: { schema: CreateJobBody, description: 'The job', example: SEED_JOB_REQUEST },
   ok: {
     status: 201,
@@ -32,6 +34,13 @@ const createSpec = {
     message: 'Job created successfully',
     data: ref('Job'),
     example: SEED_JOB,
+  },
+  alsoOk: {
+    status: 200,
+    description: 'dry_run: true — nothing created; what the first run would embed',
+    message: 'Dry run: nothing was created',
+    data: ref('Estimate'),
+    example: { ...ESTIMATE, dry_run: true, max_tokens_per_run: null, runs: 1 },
   },
   errors: {
     400: INVALID_JOB,
@@ -44,7 +53,8 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
   const { jobs } = services;
 
   const create = async (request: FastifyRequest, reply: FastifyReply) => {
-    const { job, warnings } = await jobs.create(accountOf(request), request.body);
+    const { job, warnings, estimate } = await jobs.create(accountOf(request), request.body);
+    if (estimate) return ok(reply, 'Dry run: nothing was created', presentEstimate(estimate));
     return ok(
       reply,
       'Job created successfully',
@@ -266,6 +276,37 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
         cursor: q.cursor ?? null,
       });
       return ok(reply, 'Runs', { runs: page.items.map(presentRun), next_cursor: page.next });
+    },
+  );
+
+  app.post(
+    '/jobs/:job/estimate',
+    {
+      schema: operation({
+        operationId: 'estimateJobRun',
+        tag,
+        method: 'POST',
+        summary: 'Estimate the next run',
+        description:
+          'What the next run would embed, without embedding anything: it reads the rows the run would read (past the ' +
+          'watermark in keyset order, and the lookback window), builds their documents, compares them with what the ' +
+          'knowledge base holds (unchanged documents cost nothing) and counts the tokens of the chunks to embed with ' +
+          "cl100k_base; `cost` uses the knowledge base's `price_per_million_tokens`. Reads at most `max_rows` rows " +
+          '(default 100,000) for at most 30 s: past either, `complete` is false and the figures are a lower bound.',
+        params: job,
+        body: { schema: EstimateBody, description: 'Optional', example: { max_rows: 100000 } },
+        ok: { status: 200, description: 'The estimate', data: ref('Estimate'), example: ESTIMATE },
+        errors: {
+          400: 'Invalid body (INVALID_REQUEST), or the source table or a column the job names no longer exists (INVALID_TABLE)',
+          404: NO_JOB,
+          503: 'The source could not be read now, e.g. a statement timeout (CONNECTION_FAILED), or the store cannot be read (STORE_UNAVAILABLE)',
+        },
+      }),
+    },
+    async (request: JobParams, reply) => {
+      const signal = whenClientGone(request, reply);
+      const estimate = await jobs.estimate(accountOf(request), request.params.job, request.body, signal);
+      return ok(reply, 'Estimate of the next run', presentEstimate(estimate));
     },
   );
 

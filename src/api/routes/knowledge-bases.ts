@@ -13,6 +13,7 @@ import {
 } from '../openapi/examples.js';
 import { operation } from '../openapi/operation.js';
 import { dataOf, ref } from '../openapi/schemas.js';
+import { knowledgeBaseUsage } from '../../jobs/estimates.js';
 import { presentKnowledgeBase } from '../present.js';
 import { parseQuery } from '../query.js';
 import { accountOf } from '../server.js';
@@ -55,10 +56,15 @@ const createSpec = {
 } as const;
 
 export const knowledgeBaseRoutes = (services: Services) => async (app: FastifyInstance) => {
-  const { kbs, engine } = services;
+  const { kbs, engine, store } = services;
 
+  // With what its jobs' runs have embedded so far (jobs/estimates.ts).
   const present = async (record: KnowledgeBaseRecord) =>
-    presentKnowledgeBase(record, await engine.counts(record));
+    presentKnowledgeBase(
+      record,
+      await engine.counts(record),
+      await knowledgeBaseUsage(store, record.accountId, record.name),
+    );
 
   const create = async (request: FastifyRequest, reply: FastifyReply) => {
     const record = await kbs.create(accountOf(request), request.body);

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../app.js';
+import { formatTime } from '../../core/time.js';
 import { errorBody } from '../envelope.js';
 import { ok } from '../envelope.js';
 import { operation } from '../openapi/operation.js';
@@ -10,8 +11,9 @@ const health = operation({
   tag: 'system',
   method: 'GET',
   auth: 'public',
-  summary: 'Liveness and store health',
-  description: 'Whether the process answers and its store takes writes; no API key needed, never rate-limited.',
+  summary: 'Liveness, store health and the fleet',
+  description:
+    'Whether the process answers and its store takes writes, which store backend it uses, its process id, and the live processes sharing the store (docs/operations.md, "Running a fleet"); no API key needed, never rate-limited.',
   ok: {
     status: 200,
     description: 'Alive, and the store takes writes',
@@ -19,6 +21,19 @@ const health = operation({
       status: dataOf.string(undefined, { enum: ['ok'] }),
       store: dataOf.string(undefined, { enum: ['ok'] }),
       version: dataOf.string('The kbsync version'),
+      backend: dataOf.string('The store backend: the embedded SQLite file, or PostgreSQL', { enum: ['sqlite', 'postgres'] }),
+      process_id: dataOf.string('This process: host:pid:random, as runs name it (a run\'s process_id)'),
+      fleet: {
+        type: 'array',
+        description: 'Live processes on this store, oldest first (their heartbeat is renewed every third of KBSYNC_LEASE_TTL_MS)',
+        items: dataOf.object({
+          process_id: dataOf.string(),
+          host: dataOf.string(),
+          pid: dataOf.count(),
+          started_at: dataOf.time(),
+          runs: dataOf.count('Runs the process holds now'),
+        }),
+      },
     }),
   },
   errors: {
@@ -61,7 +76,7 @@ export const systemRoutes = (services: Services) => async (app: FastifyInstance)
           .code(503)
           .send(errorBody('STORE_UNAVAILABLE', 'The store cannot be written', [`${fault.message} (since ${new Date(fault.since).toISOString()}); reads still work`]));
       }
-      return ok(reply, 'ok', { status: 'ok', store: 'ok', version: services.version });
+      return ok(reply, 'ok', { status: 'ok', store: 'ok', version: services.version, backend: services.backend, ...(await fleetOf(services)) });
     } catch {
       return reply.code(503).send(errorBody('INTERNAL_ERROR', 'Store unreachable', ['the control store did not answer']));
     }
@@ -74,6 +89,24 @@ export const systemRoutes = (services: Services) => async (app: FastifyInstance)
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 };
+
+/** This process and the live ones of its fleet, each with the runs it holds (claims not expired). */
+async function fleetOf(services: Services): Promise<{ process_id: string; fleet: Array<Record<string, unknown>> }> {
+  const { fleet } = services;
+  const members = await fleet.live();
+  // This process is listed even before its first heartbeat (KBSYNC_SCHEDULER=off and no listen(): tests).
+  if (!members.some((m) => m.id === fleet.id)) members.push(fleet.self);
+  const now = Date.now();
+  const runs = new Map<string, number>();
+  for (const job of await services.store.listJobsWithStatus('running', 10_000)) {
+    const lease = job.runLease;
+    if (lease != null && lease.expiresAt > now) runs.set(lease.owner, (runs.get(lease.owner) ?? 0) + 1);
+  }
+  return {
+    process_id: fleet.id,
+    fleet: members.map((m) => ({ process_id: m.id, host: m.host, pid: m.pid, started_at: formatTime(m.startedAt), runs: runs.get(m.id) ?? 0 })),
+  };
+}
 
 /** A lease row written and removed to probe whether a failing store takes writes again. */
 const HEALTH_PROBE = 'kbsync:health-probe';

@@ -1,10 +1,10 @@
 /**
- * `kbsync keys create --account NAME [--json]`: admin, on the server's machine. Opens the store of
- * KBSYNC_DATA_DIR directly (no server needed) and prints a new API key once.
+ * `kbsync keys create --account NAME [--json]`: admin, on the server's machine. Opens the server's
+ * store directly (no server needed): the one KBSYNC_STORE_URL names, else the file in
+ * KBSYNC_DATA_DIR; and prints a new API key once.
  */
-import path from 'node:path';
 import type { Command } from 'commander';
-import { dataDirFrom } from '../../config.js';
+import { ConfigError, loadConfig } from '../../config.js';
 import { UsageError } from '../errors.js';
 
 export function keysCommand(program: Command): void {
@@ -27,10 +27,16 @@ async function createKey(account: string, json: boolean): Promise<void> {
   // Loaded here, not at the top: the API commands need none of the store's modules.
   const { AccountService } = await import('../../accounts/service.js');
   const { AppError } = await import('../../core/errors.js');
-  const { SqliteControlStore } = await import('../../store/sqlite/control-store.js');
-  const { openSqliteFile } = await import('../../store/sqlite/open.js');
-  const dataDir = dataDirFrom();
-  const store = new SqliteControlStore(openSqliteFile(path.join(dataDir, 'kbsync.db')), { ownsDb: true });
+  const { openControlStore } = await import('../../store/open-stores.js');
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+  // The same selection as the server's (store/open-stores.ts); `location` has any password masked.
+  const { store, location } = await openControlStore(config);
   try {
     const accounts = new AccountService(store);
     const { account: record, created } = await accounts.ensure(account);
@@ -41,7 +47,7 @@ async function createKey(account: string, json: boolean): Promise<void> {
       );
     } else {
       process.stderr.write(
-        `${created ? 'created account' : 'account'} ${record.name} (${record.id}) in ${dataDir}; new key ${key.record.id}, shown once:\n`,
+        `${created ? 'created account' : 'account'} ${record.name} (${record.id}) in ${location}; new key ${key.record.id}, shown once:\n`,
       );
       process.stdout.write(`${key.key}\n`);
     }

@@ -107,7 +107,7 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
   }
 
   async embed(texts: string[], options: EmbedOptions = {}): Promise<Float32Array[]> {
-    const { signal, priority = 'bulk' } = options;
+    const { signal, priority = 'bulk', onProgress } = options;
     throwIfAborted(signal);
     if (texts.length === 0) return [];
     const max = this.maxInputChars;
@@ -121,10 +121,25 @@ export class LocalEmbeddingProvider implements EmbeddingProvider {
     const per = Math.max(1, Math.min(this.batchSize, Math.ceil(n / this.threads)));
     // Bulk sub-batches are also bounded in characters under the lane: see bulkSubBatchChars.
     const maxChars = priority === 'bulk' && this.pool.queryLane ? this.bulkSubBatchChars : undefined;
-    const tasks: PoolTask[] = cutSubBatches(exploded.pieces, {
+    const cuts = cutSubBatches(exploded.pieces, {
       maxTexts: per,
       ...(maxChars ? { maxChars } : {}),
-    }).map(([start, end]) => this.pool.embed(exploded.pieces.slice(start, end), priority));
+    });
+    const tasks: PoolTask[] = cuts.map(([start, end]) => this.pool.embed(exploded.pieces.slice(start, end), priority));
+    if (onProgress) {
+      // Sub-batches finish in any order: counted in pieces, told in texts (a long text is several pieces).
+      let piecesDone = 0;
+      tasks.forEach((task, i) => {
+        const [start, end] = cuts[i]!;
+        task.promise.then(
+          () => {
+            piecesDone += end - start;
+            onProgress(Math.floor((texts.length * piecesDone) / n));
+          },
+          () => undefined,
+        );
+      });
+    }
     const cancelQueued = () => {
       for (const t of tasks) t.cancel();
     };

@@ -10,7 +10,8 @@
 import { EmbeddingProviderError } from '../errors.js';
 import { cutByChars, explode, implode } from '../pieces.js';
 import type { EmbeddingProvider, EmbedOptions, ProbeOptions, ProbeResult } from '../port.js';
-import { normalizeInPlace, throwIfAborted } from '../vectors.js';
+import { throwIfAborted } from '../vectors.js';
+import { type ParsedEmbeddings, parseEmbeddingsResponse } from './response.js';
 import { countTokensCl100k, loadTokenizer } from './tokens.js';
 
 export interface OpenAIEmbeddingOptions {
@@ -159,7 +160,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     const onAbort = () => ctrl.abort(signal!.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const [v] = await this.attempt(['kbsync probe'], ctrl.signal);
+      const [v] = (await this.attempt(['kbsync probe'], ctrl.signal)).vectors;
       return { dimensions: v!.length, model: this.lastModel ?? this.model, latencyMs: performance.now() - t0 };
     } catch (e) {
       if (e instanceof AttemptError) throw e.error;
@@ -203,13 +204,21 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     try {
       const vectors: Float32Array[] = new Array(exploded.pieces.length);
       let next = 0;
+      let piecesDone = 0;
       const worker = async () => {
         while (next < batches.length) {
           const batch = batches[next++]!;
-          const out = await this.requestWithRetries(batch.inputs, ctrl.signal);
+          const out = await this.requestWithRetries(batch.inputs, ctrl.signal, (parsed) => {
+            // What the server billed for this request; counted like the batching counts when it does not say.
+            const tokens = parsed.usageTokens ?? batch.inputs.reduce((sum, input) => sum + count(input), 0);
+            options.onUsage?.({ tokens, requests: 1 });
+          });
           out.forEach((v, k) => {
             vectors[batch.offset + k] = v;
           });
+          piecesDone += batch.inputs.length;
+          // Told in texts (a text cut to fit the token limit is several pieces).
+          options.onProgress?.(Math.floor((texts.length * piecesDone) / exploded.pieces.length));
         }
       };
       const lanes = Array.from({ length: Math.min(this.o.concurrency, batches.length) }, worker);
@@ -258,11 +267,18 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     );
   }
 
-  private async requestWithRetries(inputs: string[], signal: AbortSignal): Promise<Float32Array[]> {
+  /** `onAnswer`: told of the one attempt that succeeded (failed attempts are not billed). */
+  private async requestWithRetries(
+    inputs: string[],
+    signal: AbortSignal,
+    onAnswer: (parsed: ParsedEmbeddings) => void,
+  ): Promise<Float32Array[]> {
     for (let attempt = 1; ; attempt++) {
       throwIfAborted(signal);
       try {
-        return await this.attempt(inputs, signal);
+        const parsed = await this.attempt(inputs, signal);
+        onAnswer(parsed);
+        return parsed.vectors;
       } catch (e) {
         if (!(e instanceof AttemptError)) throw e;
         const { error, retryAfterMs } = e;
@@ -291,7 +307,7 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
   }
 
   /** One HTTP request; throws AttemptError for provider failures, the abort reason when aborted. */
-  private async attempt(inputs: string[], outer: AbortSignal): Promise<Float32Array[]> {
+  private async attempt(inputs: string[], outer: AbortSignal): Promise<ParsedEmbeddings> {
     const ctrl = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -341,48 +357,21 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     );
   }
 
-  private parse(body: string, expected: number): Float32Array[] {
-    const invalid = (why: string) =>
-      new AttemptError(
-        this.error(`embedding API returned an invalid response: ${why}`, { retryable: false }),
+  private parse(body: string, expected: number): ParsedEmbeddings {
+    const expectedDims = this.requestedDims
+      ? { dims: this.requestedDims, requested: true }
+      : this.learnedDims !== undefined
+        ? { dims: this.learnedDims, requested: false }
+        : undefined;
+    const parsed = parseEmbeddingsResponse(body, expected, expectedDims);
+    if ('invalid' in parsed) {
+      throw new AttemptError(
+        this.error(`embedding API returned an invalid response: ${parsed.invalid}`, { retryable: false }),
       );
-    let json: unknown;
-    try {
-      json = JSON.parse(body);
-    } catch {
-      throw invalid('not JSON');
     }
-    const { data, model } = (json ?? {}) as { data?: unknown; model?: unknown };
-    if (!Array.isArray(data)) throw invalid('no "data" array');
-    if (data.length !== expected) throw invalid(`${data.length} embeddings for ${expected} inputs`);
-    const out: Float32Array[] = new Array(expected);
-    for (const item of data as { index?: unknown; embedding?: unknown }[]) {
-      const index = item?.index;
-      if (
-        typeof index !== 'number' ||
-        !Number.isInteger(index) ||
-        index < 0 ||
-        index >= expected ||
-        out[index]
-      ) {
-        throw invalid(`bad or duplicate index ${JSON.stringify(index)}`);
-      }
-      const v = toVector(item.embedding);
-      if (!v) throw invalid(`embedding ${index} is not a list of numbers`);
-      out[index] = normalizeInPlace(v);
-    }
-    const dims = out[0]!.length;
-    if (dims === 0 || out.some((v) => v.length !== dims)) throw invalid('embeddings of different lengths');
-    const expectedDims = this.requestedDims ?? this.learnedDims;
-    if (expectedDims !== undefined && dims !== expectedDims) {
-      const why = this.requestedDims
-        ? `${dims}-dimensional vectors, but dimensions=${this.requestedDims} was configured (does the model support it?)`
-        : `${dims}-dimensional vectors, earlier responses had ${expectedDims}`;
-      throw invalid(why);
-    }
-    this.learnedDims = dims;
-    if (typeof model === 'string') this.lastModel = model;
-    return out;
+    this.learnedDims = parsed.vectors[0]!.length;
+    if (parsed.model !== undefined) this.lastModel = parsed.model;
+    return parsed;
   }
 
   /** Every message goes through here, so none can carry the API key, whatever the server echoed. */
@@ -468,27 +457,6 @@ function memoize(count: (t: string) => number): (t: string) => number {
     }
     return n;
   };
-}
-
-function toVector(e: unknown): Float32Array | undefined {
-  if (Array.isArray(e)) {
-    const v = new Float32Array(e.length);
-    for (let i = 0; i < e.length; i++) {
-      const x = e[i];
-      if (typeof x !== 'number' || !Number.isFinite(x)) return undefined;
-      v[i] = x;
-    }
-    return v;
-  }
-  // base64 of little-endian float32s, what `encoding_format: "base64"` returns.
-  if (typeof e === 'string') {
-    const bytes = Buffer.from(e, 'base64');
-    if (bytes.length % 4 !== 0) return undefined;
-    const v = new Float32Array(bytes.length / 4);
-    for (let i = 0; i < v.length; i++) v[i] = bytes.readFloatLE(i * 4);
-    return v.every(Number.isFinite) ? v : undefined;
-  }
-  return undefined;
 }
 
 /** The server's own explanation, from the shapes compatible servers use, shortened. */

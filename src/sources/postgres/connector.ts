@@ -13,6 +13,8 @@ import {
   type ProbeResult,
   type ReadBatchRequest,
   type ReadByKeysRequest,
+  type RowEstimate,
+  type RowEstimateRequest,
   type SourceConnector,
   SourceQueryCancelled,
   type SourceRow,
@@ -42,6 +44,7 @@ import {
   toSourceRows,
   validateReadRequest,
 } from '../shared.js';
+import { buildBoundedCountQuery, buildRangeQuery, estimateFrom } from '../estimate.js';
 import { introspect, type PgQuery } from './introspect.js';
 import type { PostgresPool } from './pool.js';
 import { pgDialect, quoteIdent } from './sql.js';
@@ -237,6 +240,26 @@ export class PostgresConnector implements SourceConnector {
     const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns], this.load);
     const q = buildReadByKeysQuery(pgDialect, t, { ...req, table: ref });
     return toSourceRows((await this.queryArrays(q.sql, q.params)), q.valueColumns, req.keyColumns.length, pgDialect.toText);
+  }
+
+  /**
+   * The bounded count, then (past the bound) the planner's row estimate for the same range from
+   * `EXPLAIN (FORMAT JSON)`, which plans the statement without running it (sources/estimate.ts).
+   */
+  async estimateRows(req: RowEstimateRequest): Promise<RowEstimate> {
+    const ref = this.ref(req.table);
+    const t = await this.tables.require(ref, [req.filterColumn, ...req.keyColumns], this.load);
+    const count = buildBoundedCountQuery(pgDialect, t, { ...req, table: ref });
+    const range = buildRangeQuery(pgDialect, t, { ...req, table: ref });
+    return estimateFrom(
+      req.limit,
+      async () => Number((await this.queryArrays(count.sql, count.params))[0]?.[0] ?? 0),
+      async () => {
+        const plan = (await this.queryArrays(`EXPLAIN (FORMAT JSON) ${range.sql}`, range.params))[0]?.[0];
+        const rows = (plan as Array<{ Plan?: { 'Plan Rows'?: unknown } }> | undefined)?.[0]?.Plan?.['Plan Rows'];
+        return typeof rows === 'number' ? rows : null;
+      },
+    );
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,8 @@ import {
   type ProbeResult,
   type ReadBatchRequest,
   type ReadByKeysRequest,
+  type RowEstimate,
+  type RowEstimateRequest,
   type SourceConnector,
   SourceQueryCancelled,
   type SourceRow,
@@ -39,6 +41,7 @@ import {
   toSourceRows,
   validateReadRequest,
 } from '../shared.js';
+import { buildBoundedCountQuery, estimateFrom } from '../estimate.js';
 import { introspect } from './introspect.js';
 import type { SqlitePool } from './pool.js';
 import { bindValue, quoteIdent, sqliteDialect, subtractFromTime, toText, toValue } from './sql.js';
@@ -230,6 +233,16 @@ export class SqliteConnector implements SourceConnector {
     const t = await this.tables.require(ref, [...req.columns, req.filterColumn, ...req.keyColumns], this.load);
     const q = buildReadByKeysQuery(sqliteDialect, t, { ...req, table: ref });
     return toSourceRows(this.all(q.sql, q.params), q.valueColumns, req.keyColumns.length, toText, toValue);
+  }
+
+  /**
+   * The bounded count (sources/estimate.ts); SQLite has no planner statistics for a range, so
+   * beyond the bound it answers a lower estimate.
+   */
+  async estimateRows(req: RowEstimateRequest): Promise<RowEstimate> {
+    const t = await this.tables.require(req.table, [req.filterColumn, ...req.keyColumns], this.load);
+    const q = buildBoundedCountQuery(sqliteDialect, t, req);
+    return estimateFrom(req.limit, async () => Number(this.all(q.sql, q.params)[0]?.[0] ?? 0), null);
   }
 
   async close(): Promise<void> {

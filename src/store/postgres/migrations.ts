@@ -111,6 +111,89 @@ export const MIGRATIONS: readonly PgMigration[] = [
       CREATE AGGREGATE kbsync_tsquery_or(tsquery) (SFUNC = pg_catalog.tsquery_or, STYPE = tsquery);
     `,
   },
+  {
+    id: 3,
+    name: 'control plane: databases, knowledge bases, jobs, runs, failed rows, leases, accounts and API keys',
+    // The SQLite store's tables (its migrations 1, 3, 5 and 8) in one step. Each record is a row
+    // with the columns queries filter and sort on, plus its whole body as `json` — not `jsonb`,
+    // which refuses NUL and unpaired surrogates: a watermark holds a source's key text verbatim and
+    // must come back byte for byte (nothing queries inside a body). Identifiers and names are
+    // COLLATE "C", so ids (time-ordered), names and cursors sort by bytes, as on SQLite. Times are
+    // epoch ms (bigint).
+    sql: `
+      CREATE TABLE databases (
+        id text COLLATE "C" PRIMARY KEY,
+        account_id text COLLATE "C" NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        body json NOT NULL,
+        UNIQUE (account_id, name)
+      );
+      CREATE TABLE knowledge_bases (
+        id text COLLATE "C" PRIMARY KEY,
+        account_id text COLLATE "C" NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        body json NOT NULL,
+        UNIQUE (account_id, name)
+      );
+      CREATE TABLE jobs (
+        id text COLLATE "C" PRIMARY KEY,
+        account_id text COLLATE "C" NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        status text NOT NULL,
+        kb_name text COLLATE "C" NOT NULL,
+        database_name text COLLATE "C" NOT NULL,
+        next_run_ms bigint,
+        body json NOT NULL,
+        UNIQUE (account_id, name)
+      );
+      CREATE INDEX jobs_by_account ON jobs (account_id, id);
+      CREATE INDEX jobs_by_status ON jobs (status, id);
+      -- Due jobs and the next wake-up read only scheduled jobs, in next-run order.
+      CREATE INDEX jobs_due ON jobs (next_run_ms, id) WHERE status = 'scheduled';
+      CREATE INDEX jobs_by_kb ON jobs (account_id, kb_name);
+      CREATE INDEX jobs_by_database ON jobs (account_id, database_name);
+      CREATE TABLE runs (
+        id text COLLATE "C" PRIMARY KEY,
+        job_id text COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        status text NOT NULL,
+        body json NOT NULL
+      );
+      CREATE INDEX runs_by_job ON runs (job_id, id);
+      CREATE INDEX runs_running ON runs (id) WHERE status = 'running';
+      CREATE TABLE job_failures (
+        job_id text COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        doc_id text COLLATE "C" NOT NULL,
+        key json NOT NULL,
+        reason text NOT NULL,
+        first_failed_at bigint NOT NULL,
+        last_failed_at bigint NOT NULL,
+        attempts integer NOT NULL,
+        PRIMARY KEY (job_id, doc_id)
+      );
+      CREATE TABLE leases (
+        name text COLLATE "C" PRIMARY KEY,
+        owner text NOT NULL,
+        expires_at bigint NOT NULL
+      );
+      CREATE TABLE accounts (
+        id text COLLATE "C" PRIMARY KEY,
+        name text COLLATE "C" NOT NULL UNIQUE,
+        created_at bigint NOT NULL
+      );
+      CREATE TABLE api_keys (
+        id text COLLATE "C" PRIMARY KEY,
+        account_id text COLLATE "C" NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        key_hash text NOT NULL UNIQUE,
+        prefix text NOT NULL,
+        created_at bigint NOT NULL,
+        revoked_at bigint
+      );
+      CREATE INDEX api_keys_by_account ON api_keys (account_id, id);
+      -- Everything created without authentication belongs to the account 'default'.
+      INSERT INTO accounts (id, name, created_at)
+        VALUES ('default', 'default', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+    `,
+  },
 ];
 
 /**
@@ -129,6 +212,9 @@ export async function applyMigrations(
   let broken = false;
   try {
     await client.query('BEGIN');
+    // No statement timeout here (the pool's bounds every other query): a migration may rebuild an
+    // index for minutes, and the processes starting meanwhile must wait for it, not fail.
+    await client.query('SET LOCAL statement_timeout = 0');
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
     // Checked before creating: CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database.
     const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [db.schema]);

@@ -25,6 +25,14 @@ export interface OpenOptions {
   max?: number;
   /** Name for pg_stat_activity, so an operator can tell kbsync's sessions apart. */
   applicationName?: string;
+  /**
+   * Longest a statement may run (lock waits included), and longest a session may sit idle inside
+   * a transaction, in ms; unset: the server's settings. The app always sets it
+   * (KBSYNC_STORE_STATEMENT_TIMEOUT_MS), so a stuck store fails a request instead of wedging it,
+   * and a client stalled mid-transaction cannot hold row locks for longer. Benchmarks that build
+   * an HNSW index on a million rows leave it unset.
+   */
+  statementTimeoutMs?: number;
 }
 
 export function checkSchemaName(schema: string): void {
@@ -47,7 +55,7 @@ export function openPostgres(
     application_name: options.applicationName ?? 'kbsync',
     // jit off: the planner's cost of a keyword or exact vector search over a large collection
     // passes jit_above_cost, and compiling took longer (1.4 s, measured) than the query itself.
-    options: `-c search_path=${schema},public -c jit=off`,
+    options: `-c search_path=${schema},public -c jit=off${timeoutOptions(options.statementTimeoutMs)}`,
     connectionTimeoutMillis: 10_000,
   });
   // An idle connection the server ends (restart, idle timeout) emits 'error' on the pool; unhandled,
@@ -62,6 +70,12 @@ export function openPostgres(
       return closed;
     },
   };
+}
+
+function timeoutOptions(ms: number | undefined): string {
+  if (ms === undefined) return '';
+  if (!Number.isSafeInteger(ms) || ms < 1) throw new RangeError(`statementTimeoutMs must be a positive whole number, got ${ms}`);
+  return ` -c statement_timeout=${ms} -c idle_in_transaction_session_timeout=${ms}`;
 }
 
 /** Runs `work` in one transaction on one connection; rolls back on any error. */

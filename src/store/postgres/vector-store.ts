@@ -357,6 +357,50 @@ export class PostgresVectorStore implements VectorStore {
     return { documents, next: more ? (documents.at(-1)?.id ?? null) : null };
   }
 
+  async exportDocuments(
+    kbId: string,
+    page: { limit: number; after: string | null },
+  ): Promise<{ dimensions: number; documents: DocumentInput[]; next: string | null }> {
+    checkKbId(kbId);
+    checkPageLimit(page.limit);
+    // One repeatable-read snapshot, so a page's documents and chunks agree even while a run writes.
+    return this.#read(kbId, () =>
+      inTransaction(this.#db.pool, async (client) => {
+        await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const c = await this.#requireCollection(client, kbId);
+        const docs = await client.query<DocumentRow & { key_hash: string | null }>(
+          `SELECT doc_id, content, content_hash, metadata, chunk_count, updated_at, key_hash FROM ${c.tables.documents}
+           WHERE $1::text IS NULL OR doc_id > $1 ORDER BY doc_id LIMIT $2`,
+          [page.after === null ? null : pgText(page.after), page.limit + 1],
+        );
+        const rows = docs.rows.slice(0, page.limit);
+        const chunks = await client.query<{ doc_id: string; chunk_index: number; text: string; embedding: string }>(
+          `SELECT doc_id, chunk_index, text, embedding::text AS embedding FROM ${c.tables.chunks}
+           WHERE doc_id = ANY($1::text[]) ORDER BY doc_id, chunk_index`,
+          [rows.map((r) => r.doc_id)],
+        );
+        const byDoc = new Map<string, DocumentInput['chunks']>();
+        for (const ch of chunks.rows) {
+          const list = byDoc.get(ch.doc_id) ?? [];
+          // pgvector prints each float4 in the shortest form that reads back to the same value.
+          list.push({ index: ch.chunk_index, text: ch.text, embedding: Float32Array.from(JSON.parse(ch.embedding) as number[]) });
+          byDoc.set(ch.doc_id, list);
+        }
+        const documents = rows.map(
+          (row): DocumentInput => ({
+            id: row.doc_id,
+            content: row.content,
+            contentHash: row.content_hash,
+            metadata: row.metadata,
+            chunks: byDoc.get(row.doc_id) ?? [],
+            ...(row.key_hash !== null ? { keyHash: row.key_hash } : {}),
+          }),
+        );
+        return { dimensions: c.dimensions, documents, next: docs.rows.length > page.limit ? (documents.at(-1)?.id ?? null) : null };
+      }),
+    );
+  }
+
   async counts(kbId: string): Promise<{ documents: number; chunks: number }> {
     const c = await this.#requireCollection(this.#db.pool, kbId);
     const { rows } = await this.#read(kbId, () =>

@@ -17,6 +17,7 @@ import {
   type JobRecord,
   type JobStatus,
   type KnowledgeBaseRecord,
+  type LeaseRecord,
   type Page,
   type RunRecord,
 } from '../port.js';
@@ -345,6 +346,21 @@ export class SqliteControlStore implements ControlStore {
     tx.immediate();
   }
 
+  async importFailures(failures: FailureRecord[]): Promise<void> {
+    if (failures.length === 0) return;
+    const insert = this.db.prepare(
+      `INSERT OR REPLACE INTO job_failures (job_id, doc_id, key, reason, first_failed_at, last_failed_at, attempts)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.db
+      .transaction(() => {
+        for (const f of failures) {
+          insert.run(f.jobId, f.docId, JSON.stringify(f.key), f.reason, f.firstFailedAt, f.lastFailedAt, f.attempts);
+        }
+      })
+      .immediate();
+  }
+
   async clearFailures(jobId: string, docIds: string[]): Promise<number> {
     if (docIds.length === 0) return 0;
     // Called for every written batch: a job without failures (the usual case) answers from the
@@ -401,6 +417,14 @@ export class SqliteControlStore implements ControlStore {
 
   async releaseLease(name: string, owner: string): Promise<void> {
     this.db.prepare('DELETE FROM leases WHERE name = ? AND owner = ?').run(name, owner);
+  }
+
+  async listLeases(prefix: string, now: number): Promise<LeaseRecord[]> {
+    // substr rather than LIKE: a prefix may hold `%` or `_`. The table holds a row per process.
+    const rows = this.db
+      .prepare('SELECT name, owner, expires_at FROM leases WHERE substr(name, 1, ?) = ? AND expires_at > ? ORDER BY name')
+      .all(prefix.length, prefix, now) as { name: string; owner: string; expires_at: number }[];
+    return rows.map((r) => ({ name: r.name, owner: r.owner, expiresAt: r.expires_at }));
   }
 
   // --- accounts and API keys ---------------------------------------------------------------

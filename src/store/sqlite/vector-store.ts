@@ -312,6 +312,45 @@ export class SqliteVectorStore implements VectorStore {
     return { documents, next: more ? (documents.at(-1)?.id ?? null) : null };
   }
 
+  async exportDocuments(
+    kbId: string,
+    page: { limit: number; after: string | null },
+  ): Promise<{ dimensions: number; documents: DocumentInput[]; next: string | null }> {
+    const c = this.#requireCollection(kbId);
+    checkPageLimit(page.limit);
+    const chunksOf = this.#statement(
+      c,
+      'exportChunks',
+      `SELECT ch.chunk_index, ch.text, v.embedding FROM kb_chunks ch JOIN ${c.tables.vectors} v ON v.rowid = ch.id
+       WHERE ch.collection_id = ? AND ch.doc_id = ? ORDER BY ch.chunk_index`,
+    );
+    // One read transaction, so a page's documents and chunks agree even while a run writes.
+    return this.#db.transaction(() => {
+      const rows = this.#s.exportPage.all(c.id, page.after, page.after, page.limit + 1) as Array<
+        DocumentRow & { key_hash: string | null }
+      >;
+      const documents = rows.slice(0, page.limit).map((row): DocumentInput => {
+        const chunks = (chunksOf.all(c.id, row.doc_id) as Array<{ chunk_index: number; text: string; embedding: Buffer }>).map(
+          (ch) => ({
+            index: ch.chunk_index,
+            text: ch.text,
+            // Copied out of the driver's buffer: it may be reused by the next row.
+            embedding: new Float32Array(new Uint8Array(ch.embedding).buffer),
+          }),
+        );
+        return {
+          id: row.doc_id,
+          content: row.content,
+          contentHash: row.content_hash,
+          metadata: JSON.parse(row.metadata) as Metadata,
+          chunks,
+          ...(row.key_hash !== null ? { keyHash: row.key_hash } : {}),
+        };
+      });
+      return { dimensions: c.dimensions, documents, next: rows.length > page.limit ? (documents.at(-1)?.id ?? null) : null };
+    })();
+  }
+
   async counts(kbId: string): Promise<{ documents: number; chunks: number }> {
     const c = this.#requireCollection(kbId);
     const row = this.#s.counts.get(c.id, c.id) as { documents: number; chunks: number };
@@ -539,6 +578,10 @@ function prepareStatic(db: Database.Database) {
     listFirst: db.prepare(
       `SELECT doc_id, content, content_hash, metadata, chunk_count, updated_at FROM kb_documents
        WHERE collection_id = ? ORDER BY doc_id LIMIT ?`,
+    ),
+    exportPage: db.prepare(
+      `SELECT doc_id, content, content_hash, metadata, chunk_count, updated_at, key_hash FROM kb_documents
+       WHERE collection_id = ? AND (? IS NULL OR doc_id > ?) ORDER BY doc_id LIMIT ?`,
     ),
     listAfter: db.prepare(
       `SELECT doc_id, content, content_hash, metadata, chunk_count, updated_at FROM kb_documents
