@@ -210,14 +210,15 @@ async function benchSize(size: number, vectors: Vectors, args: Args, log: (line:
   const facts: Record<string, number | string> = { chunks: size };
   let db: PostgresDatabase | null = null;
   try {
-    const loader = await openPostgresVectorStore(url, SCHEMA, { max: 2 });
+    // No index while loading (the build below is timed on its own), none built behind its back.
+    const loader = await openPostgresVectorStore(url, SCHEMA, { max: 2, indexMinChunks: Number.POSITIVE_INFINITY });
     await loader.createCollection('bench', DIMS);
     db = openPostgres(url, SCHEMA, { max: 2 });
     const [{ id }] = (await db.pool.query("SELECT id FROM kb_collections WHERE kb_id = 'bench'")).rows as [
       { id: string },
     ];
     const t = collectionTables(Number(id));
-    await db.pool.query(`DROP INDEX ${t.chunks}_hnsw`);
+    await db.pool.query(`DROP INDEX IF EXISTS ${t.chunks}_hnsw`);
     const doc = (i: number): DocumentInput => {
       const { vector, text } = vectors.at(i);
       return {

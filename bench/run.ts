@@ -33,6 +33,15 @@ const BENCHES: Record<string, { file: string; about: string; args?: string[] }> 
     file: 'bench/scheduler.ts',
     about: 'scheduler: the cost of a run with nothing new, then 10,000 one-minute jobs on small PostgreSQL tables for 3 ticks (runs executed / due, lateness p50/p99/max, idle CPU)',
   },
+  'scheduler-fleet': {
+    file: 'bench/scheduler.ts',
+    args: ['--no-serial', '--spread', '--processes', '1,3'],
+    about: 'the same 10,000 jobs (start times spread) on the PostgreSQL store, 1 then 3 scheduling processes: executed / due, lateness, runs per process, wasted checks',
+  },
+  'store-backfill': {
+    file: 'bench/store-backfill.ts',
+    about: 'backfill rows/s into the PostgreSQL store vs the SQLite store, same source and provider (hashing 512-d, 100k rows; local model, 4,000 rows), passes alternating',
+  },
 };
 
 const wanted = process.argv.slice(2);

@@ -14,18 +14,28 @@
  *   npx tsx bench/scheduler.ts --spread                start times spread over the minute
  *   npx tsx bench/scheduler.ts --serial 300            only the cost of one empty run: 300 jobs, one at a time
  *   npx tsx bench/scheduler.ts --no-serial             without it
+ *   npx tsx bench/scheduler.ts --no-serial --spread --processes 1,3
+ *                     a fleet (issue 11): the store in PostgreSQL (KBSYNC_STORE_URL), set up by this
+ *                     process, then 1 and then 3 scheduling processes (`createApp` + the scheduler,
+ *                     as `kbsync serve` runs it) on that one store, each size on a fresh setup;
+ *                     reports the runs per process and the checks wasted (another process won)
+ *   npx tsx bench/scheduler.ts --store postgres        the single in-process run on the PostgreSQL store
  */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { newId } from '../src/core/ids.js';
 import { HashingEmbeddingProvider } from '../src/embeddings/hashing/provider.js';
 import type { JobRecord } from '../src/store/port.js';
 import { tempDir } from '../test/helpers/app.js';
-import { withTempPostgresDatabase } from '../test/helpers/databases.js';
+import { type TempDatabase, withTempPostgresDatabase } from '../test/helpers/databases.js';
 
 const MINUTE = 60_000;
 const ROWS_PER_TABLE = 20;
@@ -39,10 +49,23 @@ interface Options {
   serial: number | null;
   /** Skip the serial phase. */
   noSerial: boolean;
+  /** Where the control store is; a fleet needs PostgreSQL. */
+  store: 'sqlite' | 'postgres';
+  /** Fleet sizes to measure in turn (separate scheduling processes on one PostgreSQL store); null: in this process. */
+  processes: number[] | null;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { jobs: 10_000, tables: 100, ticks: 3, spread: false, serial: null, noSerial: false };
+  const o: Options = {
+    jobs: 10_000,
+    tables: 100,
+    ticks: 3,
+    spread: false,
+    serial: null,
+    noSerial: false,
+    store: 'sqlite',
+    processes: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => Number(argv[++i]);
@@ -52,8 +75,12 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--spread') o.spread = true;
     else if (a === '--serial') o.serial = next();
     else if (a === '--no-serial') o.noSerial = true;
+    else if (a === '--store') o.store = argv[++i] === 'postgres' ? 'postgres' : 'sqlite';
+    else if (a === '--processes') o.processes = String(argv[++i]).split(',').map(Number);
     else throw new Error(`unknown argument ${a}`);
   }
+  // Processes share their work through the store: one PostgreSQL store for every fleet size.
+  if (o.processes !== null) o.store = 'postgres';
   return o;
 }
 
@@ -68,8 +95,13 @@ interface Setup {
   app: Awaited<ReturnType<typeof createApp>>;
   dataDir: string;
   jobs: JobRecord[];
+  /** What scheduling processes on this store are given (empty for SQLite in this process). */
+  storeEnv: Record<string, string>;
+  readRuns(): Promise<RunRow[]>;
   close(): Promise<void>;
 }
+
+const STORE_SCHEMA = 'kbsync_bench';
 
 /**
  * `jobs` jobs over `tables` tables of ROWS_PER_TABLE rows, every one due first at `firstTick`
@@ -81,8 +113,17 @@ async function setUp(o: {
   spread: boolean;
   firstTick: number;
   env: Record<string, string>;
+  store: 'sqlite' | 'postgres';
 }): Promise<Setup> {
   const db = await withTempPostgresDatabase();
+  const storeDb: TempDatabase | null = o.store === 'postgres' ? await withTempPostgresDatabase() : null;
+  const storeEnv: Record<string, string> = storeDb
+    ? {
+        KBSYNC_STORE_URL: storeDb.url,
+        KBSYNC_STORE_SCHEMA: STORE_SCHEMA,
+        KBSYNC_SECRET_KEY: randomBytes(32).toString('hex'),
+      }
+    : {};
   const values: string[] = [];
   for (let t = 0; t < o.tables; t++) {
     values.push(
@@ -95,7 +136,12 @@ async function setUp(o: {
   const dataDir = tempDir('kbsync-bench-scheduler-');
   const provider = new HashingEmbeddingProvider({ dimensions: 64 });
   const config = loadConfig(
-    { LOG_LEVEL: 'silent', KBSYNC_MAX_ACTIVE_JOBS: String(o.jobs + o.tables), ...o.env } as NodeJS.ProcessEnv,
+    {
+      LOG_LEVEL: 'silent',
+      KBSYNC_MAX_ACTIVE_JOBS: String(o.jobs + o.tables),
+      ...storeEnv,
+      ...o.env,
+    } as NodeJS.ProcessEnv,
     {
       dataDir,
       scheduler: false,
@@ -155,16 +201,28 @@ async function setUp(o: {
       jobs.push(job);
     }
   }
+  let appOpen = true;
   return {
-    app,
+    get app() {
+      return app;
+    },
     dataDir,
     jobs,
+    storeEnv,
+    readRuns: () => (storeDb ? readPostgresRuns(storeDb.url) : Promise.resolve(readRuns(dataDir))),
     async close() {
-      await app.close();
+      if (appOpen) await app.close();
+      appOpen = false;
       await db.close();
+      await storeDb?.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
-  };
+    // Closed before a fleet starts, so only the scheduling processes are on the store.
+    async closeApp() {
+      if (appOpen) await app.close();
+      appOpen = false;
+    },
+  } as Setup & { closeApp(): Promise<void> };
 }
 
 interface RunRow {
@@ -177,11 +235,25 @@ interface RunRow {
   documentsAdded: number;
   documentsUpdated: number;
   documentsDeleted?: number;
+  processId?: string;
 }
 
 /** Nothing new: no document added, updated or deleted (a run may still re-read its lookback window). */
 const nothingNew = (r: RunRow) =>
   r.status === 'succeeded' && r.documentsAdded + r.documentsUpdated + (r.documentsDeleted ?? 0) === 0;
+
+async function readPostgresRuns(url: string): Promise<RunRow[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query(`SELECT body FROM ${STORE_SCHEMA}.runs`);
+    return rows
+      .map((r) => (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as RunRow)
+      .filter((r) => r.trigger !== 'manual');
+  } finally {
+    await client.end();
+  }
+}
 
 function readRuns(dataDir: string): RunRow[] {
   const db = new Database(path.join(dataDir, 'kbsync.db'), { readonly: true });
@@ -204,7 +276,7 @@ function nextMinute(leadMs: number): number {
  * end to end. Measured at the second tick (the first run after a start computes what later runs
  * remember, like the lookback window's start).
  */
-async function serialPhase(jobs: number): Promise<void> {
+async function serialPhase(jobs: number, store: 'sqlite' | 'postgres'): Promise<void> {
   const warmTick = nextMinute(20_000);
   const firstTick = warmTick + MINUTE;
   const tables = Math.max(1, Math.ceil(jobs / 100));
@@ -214,6 +286,7 @@ async function serialPhase(jobs: number): Promise<void> {
     spread: false,
     firstTick: warmTick,
     env: { KBSYNC_MAX_CONCURRENT_RUNS: '1', KBSYNC_MAX_CONCURRENT_CHECKS: '1' },
+    store,
   });
   try {
     await s.app.services.scheduler.start();
@@ -222,7 +295,7 @@ async function serialPhase(jobs: number): Promise<void> {
     const t0 = performance.now();
     let runs: RunRow[] = [];
     for (;;) {
-      runs = readRuns(s.dataDir).filter((r) => r.status !== 'running' && r.startedAt >= firstTick);
+      runs = (await s.readRuns()).filter((r) => r.status !== 'running' && r.startedAt >= firstTick);
       if (runs.length >= jobs || performance.now() - t0 > 10 * MINUTE) break;
       await sleep(200);
     }
@@ -252,7 +325,14 @@ async function scalePhase(o: Options): Promise<void> {
   const setupStarted = performance.now();
   // Setup of 10,000 jobs takes a while; the first tick is far enough ahead for it.
   const firstTick = nextMinute(Math.max(30_000, o.jobs * 10));
-  const s = await setUp({ jobs: o.jobs, tables: o.tables, spread: o.spread, firstTick, env: {} });
+  const s = await setUp({
+    jobs: o.jobs,
+    tables: o.tables,
+    spread: o.spread,
+    firstTick,
+    env: {},
+    store: o.store,
+  });
   const setupSeconds = (performance.now() - setupStarted) / 1000;
   if (Date.now() > firstTick - 5_000)
     throw new Error(`setup took ${setupSeconds.toFixed(0)} s, past the first tick; use fewer jobs`);
@@ -273,7 +353,9 @@ async function scalePhase(o: Options): Promise<void> {
     await s.app.services.scheduler.stop();
 
     const byJob = new Map(s.jobs.map((j) => [j.id, j]));
-    const all = readRuns(s.dataDir).filter((r) => r.startedAt >= firstTick && r.startedAt < endAt + GRACE_MS);
+    const all = (await s.readRuns()).filter(
+      (r) => r.startedAt >= firstTick && r.startedAt < endAt + GRACE_MS,
+    );
     const dueOf = (job: JobRecord) => Math.max(0, Math.ceil((endAt - job.startMs) / MINUTE));
     const due = s.jobs.reduce((n, j) => n + dueOf(j), 0);
     // A job runs at most once per tick due (a late run makes up for a tick, not for two).
@@ -314,7 +396,7 @@ async function scalePhase(o: Options): Promise<void> {
         ? samples[samples.length - 1]!.cpu - samples.find((x) => x.at >= firstTick)!.cpu
         : Number.NaN;
     console.log(
-      `\n${o.jobs} jobs on ${o.tables} tables, 1-minute interval, ${o.spread ? 'start times spread over the minute' : 'all due on the same second'}, ${o.ticks} ticks (setup ${setupSeconds.toFixed(0)} s)`,
+      `\n${o.jobs} jobs on ${o.tables} tables, ${o.store === 'postgres' ? 'PostgreSQL store, ' : ''}1-minute interval, ${o.spread ? 'start times spread over the minute' : 'all due on the same second'}, ${o.ticks} ticks (setup ${setupSeconds.toFixed(0)} s)`,
     );
     console.table([
       {
@@ -350,11 +432,195 @@ async function scalePhase(o: Options): Promise<void> {
   }
 }
 
-const options = parseArgs(process.argv.slice(2));
-console.log(`${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`);
-if (options.serial !== null) await serialPhase(options.serial);
+/** Runs executed ÷ ticks due and lateness of the runs with nothing new, over the ticks before `endAt`. */
+function tally(jobs: JobRecord[], all: RunRow[], endAt: number) {
+  const byJob = new Map(jobs.map((j) => [j.id, j]));
+  const dueOf = (job: JobRecord) => Math.max(0, Math.ceil((endAt - job.startMs) / MINUTE));
+  const due = jobs.reduce((n, j) => n + dueOf(j), 0);
+  const perJob = new Map<string, number>();
+  for (const r of all) perJob.set(r.jobId, (perJob.get(r.jobId) ?? 0) + 1);
+  // A job runs at most once per tick due (runs in the grace after `endAt` may make up for late ones).
+  const executed = [...perJob].reduce((n, [id, k]) => n + Math.min(k, dueOf(byJob.get(id)!)), 0);
+  const runs = all.filter((r) => r.startedAt < endAt);
+  // Runs beyond the ticks due before `endAt`: a tick run twice (across the fleet), were there any.
+  const perJobBefore = new Map<string, number>();
+  for (const r of runs) perJobBefore.set(r.jobId, (perJobBefore.get(r.jobId) ?? 0) + 1);
+  const extra = [...perJobBefore].reduce((n, [id, k]) => n + Math.max(0, k - dueOf(byJob.get(id)!)), 0);
+  const tickOf = (r: RunRow) => {
+    const job = byJob.get(r.jobId)!;
+    return job.startMs + Math.floor((r.startedAt - job.startMs) / MINUTE) * MINUTE;
+  };
+  const empty = runs.filter(nothingNew);
+  const start = empty.map((r) => r.startedAt - tickOf(r)).sort((a, b) => a - b);
+  const finish = empty
+    .filter((r) => r.finishedAt !== null)
+    .map((r) => r.finishedAt! - tickOf(r))
+    .sort((a, b) => a - b);
+  return { due, executed, extra, runs, empty, start, finish };
+}
+
+interface WorkerReport {
+  processId: string;
+  cpuMs: number;
+  wastedChecks: number;
+}
+
+/** A scheduling process of the fleet: this file with `--worker`, its output read line by line. */
+function startWorker(
+  env: Record<string, string>,
+  firstTick: number,
+): { child: ChildProcess; ready: Promise<void>; report: Promise<WorkerReport> } {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker', String(firstTick)],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  let out = '';
+  let onReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => {
+    onReady = resolve;
+  });
+  child.stdout!.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    if (out.includes('ready\n')) onReady();
+  });
+  const report = new Promise<WorkerReport>((resolve, reject) => {
+    child.on('exit', (code) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line) as WorkerReport);
+      else reject(new Error(`worker exited ${code}: ${out.slice(-2000)}`));
+    });
+  });
+  return { child, ready, report };
+}
+
+/** In a worker: the app on the store of the environment, scheduling until told to stop on stdin. */
+async function worker(firstTick: number): Promise<void> {
+  const dataDir = tempDir('kbsync-bench-fleet-');
+  const provider = new HashingEmbeddingProvider({ dimensions: 64 });
+  const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' }, { dataDir, scheduler: false });
+  const app = await createApp(config, { providerFactory: () => provider });
+  const { scheduler } = app.services;
+  await scheduler.start();
+  let cpuAtTick = process.cpuUsage();
+  setTimeout(() => (cpuAtTick = process.cpuUsage()), Math.max(0, firstTick - Date.now()));
+  process.stdout.write('ready\n');
+  await new Promise<void>((resolve) =>
+    process.stdin.on('data', (d) => d.toString().includes('stop') && resolve()),
+  );
+  const cpu = process.cpuUsage(cpuAtTick);
+  await scheduler.stop();
+  const report: WorkerReport = {
+    processId: scheduler.fleet.id,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    wastedChecks: scheduler.stats().wastedChecks,
+  };
+  await app.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+/** `processes` scheduling processes on one PostgreSQL store for `ticks` ticks on the real clock. */
+async function fleetPhase(o: Options, processes: number): Promise<void> {
+  const setupStarted = performance.now();
+  // Room for the setup and for the processes to start (tsx compiles each).
+  const firstTick = nextMinute(Math.max(30_000, o.jobs * 10) + 20_000);
+  const s = (await setUp({
+    jobs: o.jobs,
+    tables: o.tables,
+    spread: o.spread,
+    firstTick,
+    env: {},
+    store: 'postgres',
+  })) as Setup & {
+    closeApp(): Promise<void>;
+  };
+  const workers: Array<ReturnType<typeof startWorker>> = [];
+  try {
+    await s.closeApp();
+    const env = { ...s.storeEnv, KBSYNC_MAX_ACTIVE_JOBS: String(o.jobs + o.tables) };
+    for (let i = 0; i < processes; i++) workers.push(startWorker(env, firstTick));
+    await Promise.all(workers.map((w) => w.ready));
+    const setupSeconds = (performance.now() - setupStarted) / 1000;
+    if (Date.now() > firstTick - 2_000)
+      throw new Error(`setup took ${setupSeconds.toFixed(0)} s, past the first tick; use fewer jobs`);
+    const endAt = firstTick + o.ticks * MINUTE - 1_000;
+    const GRACE_MS = 5_000;
+    const load0 = os.loadavg()[0]!;
+    while (Date.now() < endAt + GRACE_MS) await sleep(250);
+    const load1 = os.loadavg()[0]!;
+    for (const w of workers) w.child.stdin!.write('stop\n');
+    const reports = await Promise.all(workers.map((w) => w.report));
+
+    const all = (await s.readRuns()).filter(
+      (r) => r.startedAt >= firstTick && r.startedAt < endAt + GRACE_MS,
+    );
+    const t = tally(s.jobs, all, endAt);
+    const cpuMs = reports.reduce((n, r) => n + r.cpuMs, 0);
+    const wasted = reports.reduce((n, r) => n + r.wastedChecks, 0);
+    console.log(
+      `\n${processes} process(es) on one PostgreSQL store: ${o.jobs} jobs on ${o.tables} tables, 1-minute interval, ${o.spread ? 'start times spread over the minute' : 'all due on the same second'}, ${o.ticks} ticks (setup ${setupSeconds.toFixed(0)} s; load average ${load0.toFixed(1)} → ${load1.toFixed(1)})`,
+    );
+    console.table([
+      {
+        processes,
+        'ticks due': t.due,
+        'runs executed': t.executed,
+        'executed / due': Number((t.executed / t.due).toFixed(3)),
+        'second runs of a tick': t.extra,
+        failed: t.runs.filter((r) => r.status === 'failed').length,
+        'runs with nothing new': t.empty.length,
+        'wasted checks': wasted,
+        'CPU ms per run (all processes)': Number((cpuMs / Math.max(1, all.length)).toFixed(2)),
+      },
+    ]);
+    console.table([
+      {
+        'runs with nothing new': 'start lateness ms',
+        p50: quantile(t.start, 0.5),
+        p99: quantile(t.start, 0.99),
+        max: t.start.at(-1) ?? Number.NaN,
+      },
+      {
+        'runs with nothing new': 'finish lateness ms',
+        p50: quantile(t.finish, 0.5),
+        p99: quantile(t.finish, 0.99),
+        max: t.finish.at(-1) ?? Number.NaN,
+      },
+    ]);
+    console.table(
+      reports.map((r, i) => ({
+        process: i + 1,
+        runs: all.filter((x) => x.processId === r.processId).length,
+        'wasted checks': r.wastedChecks,
+        'CPU s': Number((r.cpuMs / 1000).toFixed(1)),
+      })),
+    );
+  } finally {
+    for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+    await s.close();
+  }
+}
+
+const argv = process.argv.slice(2);
+if (argv[0] === '--worker') {
+  await worker(Number(argv[1]));
+  process.exit(0);
+}
+const options = parseArgs(argv);
+console.log(
+  `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, load average ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+);
+if (options.serial !== null) await serialPhase(options.serial, options.store);
 else {
-  if (!options.noSerial) await serialPhase(300);
-  await scalePhase(options);
+  if (!options.noSerial) await serialPhase(300, options.store);
+  if (options.processes === null) await scalePhase(options);
+  else for (const n of options.processes) await fleetPhase(options, n);
 }
 process.exit(0);

@@ -17,9 +17,11 @@ import { Fleet } from './jobs/fleet.js';
 import { Scheduler } from './jobs/scheduler.js';
 import type { Estimator } from './jobs/estimates.js';
 import { JobService } from './jobs/service.js';
+import { type RebuildOptions, Rebuilds } from './kb/rebuild.js';
 import { KnowledgeBaseEngine, type ProviderFactory } from './kb/engine.js';
 import { KnowledgeBaseRegistry } from './kb/registry.js';
 import { Metrics } from './metrics.js';
+import { WebhookDispatcher, type WebhookOptions } from './jobs/webhooks.js';
 import { SecretBox } from './secrets/crypto.js';
 import { createSourcePool } from './sources/factory.js';
 import { type PoolFactory, SourcePools, unpooled } from './sources/pools.js';
@@ -45,6 +47,8 @@ export interface Services {
   databases: DatabaseService;
   kbs: KnowledgeBaseRegistry;
   engine: KnowledgeBaseEngine;
+  /** Model and chunking changes of knowledge bases (shadow rebuilds). */
+  rebuilds: Rebuilds;
   jobs: JobService;
   scheduler: Scheduler;
   /** This process in the fleet of processes sharing the store (GET /health). */
@@ -72,6 +76,10 @@ export interface AppOptions {
   finishRetryMs?: number;
   /** Wraps the control store (tests inject store faults, e.g. a full disk at one precise write). */
   wrapStore?: (store: ControlStore) => ControlStore;
+  /** Webhook delivery tuning (tests shorten the backoff and polling). */
+  webhooks?: Partial<WebhookOptions>;
+  /** Rebuild worker timings (tests shorten the poll, lease and grace). */
+  rebuilds?: Partial<RebuildOptions>;
 }
 
 export interface App {
@@ -158,6 +166,11 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
   const lookback = new LookbackMemory();
   // This process in the fleet: every process on the store schedules, claims and resumes runs.
   const fleet = new Fleet(store, options.leaseTtlMs ?? config.leaseTtlMs);
+  // Every process sends webhook events, whichever queued them (claimed one process at a time).
+  const webhooks = new WebhookDispatcher(store, secrets, clock, logger, fleet.id, options.webhooks);
+  webhooks.start();
+  // Every process may take a rebuild (one at a time, by lease); a PATCH wakes its own process at once.
+  const rebuilds = new Rebuilds(store, vectors, kbs, engine, clock, logger, fleet.id, options.rebuilds);
   const scheduler = new Scheduler(
     store,
     {
@@ -165,7 +178,7 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       databases,
       sink: engine,
       costs: engine,
-      keys: vectors,
+      keys: engine.keyIndex(),
       clock,
       readAttempts: options.sync?.readAttempts ?? 4,
       retryBaseMs: options.sync?.retryBaseMs ?? 1000,
@@ -180,14 +193,22 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       onRunFinished: (run) => metrics.runFinished(run),
       storeHealth,
       fleet,
+      webhooks,
       ...(options.finishRetryMs ? { finishRetryMs: options.finishRetryMs } : {}),
     },
   );
   const estimator: Estimator = (job, o) => estimateNextRun({ store, databases, costs: engine, lookback }, job, o);
-  const jobs = new JobService(store, databases, clock, { maxActiveJobs: config.maxActiveJobs }, scheduler, estimator);
+  const jobs = new JobService(
+    store,
+    databases,
+    clock,
+    { maxActiveJobs: config.maxActiveJobs, webhooks: { secrets, hosts: config.embeddingHosts } },
+    scheduler,
+    estimator,
+  );
   jobs.onChange(() => scheduler.wake());
   const accounts = new AccountService(store, clock);
-  const services: Services = { version: VERSION, clock, store, vectors, storeHealth, databases, kbs, engine, jobs, scheduler, fleet, backend: stores.backend, metrics, accounts };
+  const services: Services = { version: VERSION, clock, store, vectors, storeHealth, databases, kbs, engine, rebuilds, jobs, scheduler, fleet, backend: stores.backend, metrics, accounts };
   const server = await buildServer(config, services, logger);
 
   return {
@@ -200,12 +221,15 @@ export async function createApp(config: Readonly<Config>, options: AppOptions = 
       // A process without the scheduler is still a member (it serves the API and runs manual runs).
       await fleet.join();
       if (config.scheduler) await scheduler.start();
+      rebuilds.start();
       return address;
     },
     async close() {
       await server.close();
       // Also when the scheduler never ticked: manual runs may be in flight.
       await scheduler.stop();
+      await rebuilds.stop();
+      await webhooks.stop();
       await engine.close();
       await providers.close();
       await sources.close();

@@ -3,9 +3,12 @@
  * jobs by status (read from the store at scrape time, so it is never stale).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { lagSeconds } from './core/lag.js';
 import type { ControlStore, JobStatus, RunRecord } from './store/port.js';
 
 const STATUSES: readonly JobStatus[] = ['scheduled', 'running', 'paused', 'completed', 'failed'];
+/** Jobs of one status read per scrape for the lag gauge: bounds a scrape's work on a large store. */
+const LAG_SERIES_PER_STATUS = 5_000;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -65,6 +68,24 @@ export class Metrics {
       async collect() {
         const counts = await store.countJobsByStatus();
         for (const status of STATUSES) this.set({ status }, counts[status] ?? 0);
+      },
+    });
+    // Freshness (API.md "Cost and freshness"), one series per job: its stored lag, grown to now.
+    new Gauge({
+      name: 'kbsync_job_lag_seconds',
+      help: "How far each job's knowledge base is behind its source: now minus the filter value of the oldest unsynced row (0: caught up); jobs never measured or without a time filter column are left out",
+      labelNames: ['job', 'job_id'],
+      registers: [this.registry],
+      async collect() {
+        // Jobs deleted since the last scrape must not linger as series.
+        this.reset();
+        const now = Date.now();
+        for (const status of STATUSES) {
+          for (const job of await store.listJobsWithStatus(status, LAG_SERIES_PER_STATUS)) {
+            const lag = lagSeconds(job.lag, now);
+            if (lag !== null) this.set({ job: job.name, job_id: job.id }, lag);
+          }
+        }
       },
     });
   }

@@ -1,5 +1,6 @@
 /** How records look over HTTP: snake_case, RFC 3339 UTC times, no secrets. */
 import { embeddingCost } from '../core/cost.js';
+import { lagSeconds } from '../core/lag.js';
 import { formatMeasuredTime, formatMeasuredTimeOrNull, formatTime, formatTimeOrNull } from '../core/time.js';
 import type { EmbeddingUsage } from '../embeddings/port.js';
 import { LOCAL_DIMENSIONS, LOCAL_MODEL } from '../embeddings/local/index.js';
@@ -10,9 +11,11 @@ import {
   type FailureRecord,
   type JobRecord,
   type KnowledgeBaseRecord,
+  type RebuildRecord,
   type RunProgress,
   type RunRecord,
   type Watermark,
+  type WebhookDelivery,
 } from '../store/port.js';
 
 const watermark = (w: Watermark | null) => (w === null ? null : { filter_value: w.filter, key: w.key });
@@ -26,7 +29,13 @@ function progress(status: string, p: RunProgress | null | undefined) {
   return { rows_done: p.rowsDone, rows_total_estimate: p.rowsTotalEstimate, percent: p.percent, eta_seconds: p.etaSeconds };
 }
 
-export function presentJob(job: JobRecord): Record<string, unknown> {
+/** Whether a job's stored lag is more than `seconds` at `now` (GET /jobs?stale_after=). */
+export function isStale(job: JobRecord, seconds: number, now: number): boolean {
+  const lag = lagSeconds(job.lag, now);
+  return lag !== null && lag > seconds;
+}
+
+export function presentJob(job: JobRecord, now = Date.now()): Record<string, unknown> {
   return {
     job_id: job.id,
     job_name: job.name,
@@ -67,6 +76,25 @@ export function presentJob(job: JobRecord): Record<string, unknown> {
     watermark: watermark(job.watermark),
     // Totals stored before a counter existed read as 0.
     totals: { ...EMPTY_TOTALS, ...job.totals },
+    // Freshness (core/lag.ts): grows with time from the last measurement until the next one.
+    lag_seconds: lagSeconds(job.lag, now),
+    lag_behind: job.lag ? job.lag.behind : null,
+    lag_measured_at: job.lag ? formatMeasuredTime(job.lag.measuredAt) : null,
+    webhook_url: job.webhookUrl ?? null,
+    alert_lag_seconds: job.alertLagSeconds ?? null,
+  };
+}
+
+export function presentWebhook(d: WebhookDelivery): Record<string, unknown> {
+  return {
+    delivery_id: d.id,
+    event: d.event,
+    status: d.status,
+    attempts: d.attempts,
+    last_error: d.lastError,
+    created_at: formatMeasuredTime(d.createdAt),
+    delivered_at: formatMeasuredTimeOrNull(d.deliveredAt),
+    next_attempt_at: d.status === 'pending' ? formatMeasuredTime(d.nextAttemptAt) : null,
   };
 }
 
@@ -147,6 +175,27 @@ export function presentKnowledgeBase(
       embedding_requests: usage.requests,
       cost: embeddingCost(usage.tokens, price),
     },
+    rebuild: record.rebuild === null ? null : presentRebuild(record.rebuild),
+  };
+}
+
+/** A knowledge base's latest rebuild (API.md "Model and chunking changes"); the new API key never shows. */
+function presentRebuild(r: RebuildRecord): Record<string, unknown> {
+  const local = r.embedding.provider === 'local';
+  return {
+    status: r.status,
+    documents_done: r.documentsDone,
+    documents_total: Math.max(r.documentsTotal, r.documentsDone),
+    started_at: formatMeasuredTime(r.startedAt),
+    finished_at: r.finishedAt === null ? null : formatMeasuredTime(r.finishedAt),
+    error: r.error,
+    embedding: {
+      provider: r.embedding.provider,
+      model: r.embedding.model ?? (local ? LOCAL_MODEL : null),
+      dimensions: r.embedding.dimensions ?? (local ? LOCAL_DIMENSIONS : null),
+      base_url: r.embedding.base_url,
+    },
+    chunking: r.chunking,
   };
 }
 

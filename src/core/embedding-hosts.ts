@@ -15,23 +15,26 @@ import net from 'node:net';
 
 export type EmbeddingHostPolicy = { kind: 'any' } | { kind: 'public' } | { kind: 'list'; hosts: readonly string[] };
 
-/** Why `baseUrl` is refused, or null when it is allowed. */
-export function embeddingHostRefusal(baseUrl: string, policy: EmbeddingHostPolicy): string | null {
+/**
+ * Why `baseUrl` is refused, or null when it is allowed. `field` names it in the reason (a job's
+ * `webhook_url` follows the same rules: the server would POST to it).
+ */
+export function embeddingHostRefusal(baseUrl: string, policy: EmbeddingHostPolicy, field = 'embedding.base_url'): string | null {
   let url: URL;
   try {
     url = new URL(baseUrl);
   } catch {
-    return 'embedding.base_url is not a valid URL';
+    return `${field} is not a valid URL`;
   }
   const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, '');
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
   if (policy.kind === 'any') return null;
   if (policy.kind === 'list') {
     const ok = policy.hosts.some((entry) => hostMatches(entry.toLowerCase(), host, port));
-    return ok ? null : `embedding.base_url host '${host}' is not in KBSYNC_EMBEDDING_HOSTS (${policy.hosts.join(', ')})`;
+    return ok ? null : `${field} host '${host}' is not in KBSYNC_EMBEDDING_HOSTS (${policy.hosts.join(', ')})`;
   }
   if (host === 'localhost' || host.endsWith('.localhost') || isInternalAddress(host)) {
-    return `embedding.base_url host '${host}' is an address on the server's own network; an administrator can allow it with KBSYNC_EMBEDDING_HOSTS`;
+    return `${field} host '${host}' is an address on the server's own network; an administrator can allow it with KBSYNC_EMBEDDING_HOSTS`;
   }
   return null;
 }

@@ -25,7 +25,7 @@ function encode(bytes: Uint8Array): string {
   return out;
 }
 
-export function newId(prefix: 'job' | 'run' | 'db' | 'kb' | 'acct' | 'key', now = Date.now()): string {
+export function newId(prefix: 'job' | 'run' | 'db' | 'kb' | 'kbc' | 'acct' | 'key' | 'whd', now = Date.now()): string {
   let random: Uint8Array;
   if (now <= lastTime) {
     // Same millisecond (or a clock step back): increment so ids stay strictly increasing.

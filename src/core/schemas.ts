@@ -102,6 +102,21 @@ export const jobFields = {
     .describe(
       'Tokens a run may embed; a run that would exceed it embeds up to it, checkpoints and ends succeeded with budget_reached, and the next tick continues. null (default): no limit',
     ),
+  webhook_url: z
+    .string()
+    .max(2000, 'webhook_url must be at most 2000 characters')
+    .refine((u) => /^https?:\/\//i.test(u) && URL.canParse(u), 'webhook_url must be an http:// or https:// URL')
+    .nullable()
+    .describe(
+      'Receives JSON POSTs (run.failed, job.failed, job.lagging) signed X-Kbsync-Signature: sha256=<HMAC-SHA256 of the body> with webhook_secret. null (default): none',
+    ),
+  alert_lag_seconds: z
+    .number()
+    .int('alert_lag_seconds must be a whole number of seconds')
+    .min(1, 'alert_lag_seconds must be at least 1')
+    .max(31_536_000, 'alert_lag_seconds must be at most 31536000 (a year)')
+    .nullable()
+    .describe('A job.lagging event is sent when lag_seconds passes this (once, until the job catches up again). null (default): none'),
 };
 
 export const CreateJobBody = z.strictObject({
@@ -120,6 +135,8 @@ export const CreateJobBody = z.strictObject({
   deletes: jobFields.deletes.optional(),
   soft_delete_column: jobFields.soft_delete_column.optional(),
   max_tokens_per_run: jobFields.max_tokens_per_run.optional(),
+  webhook_url: jobFields.webhook_url.optional(),
+  alert_lag_seconds: jobFields.alert_lag_seconds.optional(),
   dry_run: z
     .boolean({ error: 'dry_run must be true or false' })
     .describe('true: validate the job and answer what its first run would embed (200, the estimate); nothing is created')
@@ -140,6 +157,8 @@ export const PatchJobBody = z.strictObject({
   deletes: jobFields.deletes.optional(),
   soft_delete_column: jobFields.soft_delete_column.optional(),
   max_tokens_per_run: jobFields.max_tokens_per_run.optional(),
+  webhook_url: jobFields.webhook_url.optional(),
+  alert_lag_seconds: jobFields.alert_lag_seconds.optional(),
 }).meta({ minProperties: 1 });
 export type PatchJobInput = z.infer<typeof PatchJobBody>;
 
@@ -162,37 +181,53 @@ export const CreateDatabaseBody = z.strictObject({
 });
 export type CreateDatabaseInput = z.infer<typeof CreateDatabaseBody>;
 
-export const CreateKnowledgeBaseBody = z.strictObject({
-  kb_name: resourceName('kb_name'),
-  description: z.string().max(2000, 'description must be at most 2000 characters').optional(),
-  embedding: z
-    .strictObject({
-      provider: z.enum(['local', 'openai'], { error: 'embedding.provider must be local or openai' }),
-      model: nonEmpty('embedding.model', 200).optional(),
-      dimensions: z.number().int().min(1).max(8192).optional(),
-      base_url: nonEmpty('embedding.base_url', 2048).optional(),
-      api_key: nonEmpty('embedding.api_key', 4096).optional(),
-      price_per_million_tokens: z
-        .number({ error: 'embedding.price_per_million_tokens must be a number (e.g. 0.02)' })
-        .min(0, 'embedding.price_per_million_tokens must be at least 0')
-        .max(1_000_000, 'embedding.price_per_million_tokens must be at most 1000000')
-        .describe('What a million embedded tokens cost, in your currency: estimates and totals show a cost (null when unset)')
-        .optional(),
-    })
-    .optional(),
-  chunking: z
-    .strictObject({
-      chunk_size: z.number().int().min(50, 'chunking.chunk_size must be at least 50').max(8000, 'chunking.chunk_size must be at most 8000'),
-      // Less than half of chunk_size (registry.ts); 3999 is that bound for the largest chunk_size.
-      chunk_overlap: z
-        .number()
-        .int()
-        .min(0, 'chunking.chunk_overlap must be at least 0')
-        .max(3999, 'chunking.chunk_overlap must be less than half of chunking.chunk_size'),
-    })
+const EmbeddingBody = z.strictObject({
+  provider: z.enum(['local', 'openai'], { error: 'embedding.provider must be local or openai' }),
+  model: nonEmpty('embedding.model', 200).optional(),
+  dimensions: z.number().int().min(1).max(8192).optional(),
+  base_url: nonEmpty('embedding.base_url', 2048).optional(),
+  api_key: nonEmpty('embedding.api_key', 4096).optional(),
+  price_per_million_tokens: z
+    .number({ error: 'embedding.price_per_million_tokens must be a number (e.g. 0.02)' })
+    .min(0, 'embedding.price_per_million_tokens must be at least 0')
+    .max(1_000_000, 'embedding.price_per_million_tokens must be at most 1000000')
+    .describe('What a million embedded tokens cost, in your currency: estimates and totals show a cost (null when unset)')
     .optional(),
 });
+
+const ChunkingBody = z.strictObject({
+  chunk_size: z.number().int().min(50, 'chunking.chunk_size must be at least 50').max(8000, 'chunking.chunk_size must be at most 8000'),
+  // Less than half of chunk_size (registry.ts); 3999 is that bound for the largest chunk_size.
+  chunk_overlap: z
+    .number()
+    .int()
+    .min(0, 'chunking.chunk_overlap must be at least 0')
+    .max(3999, 'chunking.chunk_overlap must be less than half of chunking.chunk_size'),
+});
+
+const descriptionField = z.string().max(2000, 'description must be at most 2000 characters');
+
+export const CreateKnowledgeBaseBody = z.strictObject({
+  kb_name: resourceName('kb_name'),
+  description: descriptionField.optional(),
+  embedding: EmbeddingBody.optional(),
+  chunking: ChunkingBody.optional(),
+});
 export type CreateKnowledgeBaseInput = z.infer<typeof CreateKnowledgeBaseBody>;
+export type EmbeddingInput = z.infer<typeof EmbeddingBody>;
+
+/**
+ * PATCH /knowledge_bases/{kb}: a new `embedding` (the whole configuration, as on create) or
+ * `chunking` starts a shadow rebuild (kb/rebuild.ts); `description` alone is written at once.
+ */
+export const PatchKnowledgeBaseBody = z
+  .strictObject({
+    description: descriptionField.nullable().optional(),
+    embedding: EmbeddingBody.optional(),
+    chunking: ChunkingBody.optional(),
+  })
+  .meta({ minProperties: 1 });
+export type PatchKnowledgeBaseInput = z.infer<typeof PatchKnowledgeBaseBody>;
 
 /**
  * Query strings of list routes (strings from the URL). Their messages read like the body's
@@ -216,6 +251,19 @@ const cursorParam = z
   .max(200, 'cursor must be at most 200 characters (pass next_cursor as it came)')
   .meta({ description: 'next_cursor of the previous page' })
   .optional();
+/** `?stale_after=`: seconds, a whole number ≥ 0 (API.md "Cost and freshness"). */
+const staleAfterParam = z
+  .string({ error: 'stale_after must be a whole number of seconds (0 or more), given once' })
+  .transform((text, ctx) => {
+    const n = /^\d{1,10}$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+    if (!(n >= 0)) {
+      ctx.addIssue({ code: 'custom', message: `stale_after must be a whole number of seconds (0 or more), got '${text.slice(0, 40)}'`, input: text });
+      return z.NEVER;
+    }
+    return n;
+  })
+  .meta({ type: 'integer', minimum: 0, description: 'Only jobs whose stored lag_seconds is greater than this' })
+  .optional();
 const JOB_STATUSES = ['scheduled', 'running', 'paused', 'completed', 'failed'] as const;
 export const ListJobsQuery = z.strictObject({
   status: z
@@ -224,6 +272,7 @@ export const ListJobsQuery = z.strictObject({
     })
     .optional(),
   kb_name: z.string().max(63, 'kb_name must be at most 63 characters').optional(),
+  stale_after: staleAfterParam,
   limit: limitParam,
   cursor: cursorParam,
 });

@@ -31,6 +31,8 @@ import type { ControlStore, JobRecord, JobStatus, RunRecord, RunTrigger } from '
 import { EmbeddingProviderError } from '../embeddings/errors.js';
 import { SourceQueryCancelled, SourceTimeoutError } from '../sources/port.js';
 import { checkNothingNew, type NothingNew } from '../sync/check.js';
+import { lagAlertStands } from '../core/lag.js';
+import { eventsOf, type WebhookDispatcher } from './webhooks.js';
 import { PermanentSyncError, RunCancelled, RunLeaseLost } from '../sync/errors.js';
 import type { StoreHealth } from '../store/faults.js';
 import { executeSync, type SyncDeps, type SyncOptions } from '../sync/run-sync.js';
@@ -52,6 +54,8 @@ export interface SchedulerOptions {
   storeHealth?: StoreHealth;
   /** First wait before writing the end of a run again after a store fault (doubles up to 30 s). */
   finishRetryMs?: number;
+  /** Sends the events of the jobs' webhook_url (run.failed, job.failed, job.lagging). */
+  webhooks?: WebhookDispatcher;
 }
 
 /** A job this process is checking, waiting to run, or running. */
@@ -546,6 +550,8 @@ export class Scheduler {
             lastRun: summary(run),
             totals,
             ...(lookbackSeen !== undefined ? { lookbackSeen } : {}),
+            ...(found.lag !== undefined ? { lag: found.lag } : {}),
+            lagAlerted: lagAlertStands(current.alertLagSeconds, found.lag ?? current.lag, current.lagAlerted === true, now),
             updatedAt: now,
           };
         },
@@ -561,6 +567,7 @@ export class Scheduler {
     }
     if (stored === null) return 'gone';
     if (!written) return 'changed';
+    void this.options.webhooks?.emit(stored, eventsOf(job, stored, null), null);
     this.options.onRunFinished?.(run);
     this.logger.debug({ job: job.name, run: run.id, trigger }, 'run found nothing new');
     return 'recorded';
@@ -708,7 +715,15 @@ export class Scheduler {
     active.ending = true;
     const now = this.clock.now();
     const finished: RunRecord = { ...run, status: outcome.status, error: outcome.error, finishedAt: now };
+    // The job as the write that recorded the end found it: its events (jobs/webhooks.ts) compare with it.
+    let before: JobRecord | null = null;
     const change = (current: JobRecord): JobRecord | null => {
+      before = null;
+      const next = endOfRun(current);
+      if (next !== null) before = current;
+      return next === null ? null : { ...next, lagAlerted: lagAlertStands(next.alertLagSeconds, next.lag, current.lagAlerted === true, now) };
+    };
+    const endOfRun = (current: JobRecord): JobRecord | null => {
         // Written late (after a store fault or a stall), the run may have been taken over by
         // another process meanwhile, which records its end: nothing is written here then.
         if (!holdsRun(current, claim.owner, run.id)) return null;
@@ -726,6 +741,8 @@ export class Scheduler {
           statusBeforeRun: null,
           runLease: null,
           ...(lookbackSeen !== undefined ? { lookbackSeen } : {}),
+          // The lag the run measured (sync/run-sync.ts), kept with the job in this same write.
+          ...(finished.lag !== undefined ? { lag: finished.lag } : {}),
           updatedAt: now,
         };
         if (current.status !== 'running') return next; // paused meanwhile: keep it paused
@@ -745,7 +762,8 @@ export class Scheduler {
           : { ...next, status: 'scheduled' };
     };
     const record = async () => {
-      await this.store.mutateJob(job.id, change, finished);
+      const stored = await this.store.mutateJob(job.id, change, finished);
+      if (stored !== null && before !== null) void this.options.webhooks?.emit(stored, eventsOf(before, stored, finished), finished);
     };
     // A failed write (the file briefly locked) is retried; meanwhile the run's claim lapses and
     // another process may take it over (then this late end is not written).

@@ -10,6 +10,10 @@ import { checkSchedule, checkWindow, placeOnGrid } from '../core/job-rules.js';
 import { CreateJobBody, EstimateBody, PatchJobBody } from '../core/schemas.js';
 import { fieldsWithIssues, issuesToProblems } from '../core/validation.js';
 import type { DatabaseService } from '../databases/service.js';
+import { measureLagNow } from './lag-probe.js';
+import { type EmbeddingHostPolicy, embeddingHostRefusal } from '../core/embedding-hosts.js';
+import type { SecretBox } from '../secrets/crypto.js';
+import { newWebhookSecret } from './webhooks.js';
 import type { ColumnInfo } from '../sources/port.js';
 import {
   ActiveJobLimitError,
@@ -20,6 +24,7 @@ import {
   type JobRecord,
   type Page,
   type RunRecord,
+  type WebhookDelivery,
 } from '../store/port.js';
 import {
   checkColumn,
@@ -38,6 +43,11 @@ const INVALID_JOB = 'Invalid job configuration';
 
 export interface JobServiceOptions {
   maxActiveJobs: number;
+  /**
+   * Webhooks: the key webhook secrets are encrypted with, and the host rules a webhook_url
+   * follows (those of embedding.base_url: core/embedding-hosts.ts). Absent: webhook_url refused.
+   */
+  webhooks?: { secrets: SecretBox; hosts: EmbeddingHostPolicy };
 }
 
 /** Run-now is delegated to the scheduler. */
@@ -72,7 +82,7 @@ export class JobService {
   }
 
   /** With `dry_run: true`, nothing is created: `estimate` is what the job's first run would embed. */
-  async create(accountId: string, body: unknown): Promise<{ job: JobRecord; warnings: string[]; estimate?: JobEstimate }> {
+  async create(accountId: string, body: unknown): Promise<{ job: JobRecord; warnings: string[]; estimate?: JobEstimate; webhookSecret?: string }> {
     const input = asObject(body);
     const parsed = CreateJobBody.safeParse(input, { reportInput: true });
     const problems: Problem[] = parsed.success ? [] : issuesToProblems(parsed.error.issues);
@@ -128,10 +138,13 @@ export class JobService {
       );
     }
 
+    if (ok('webhook_url')) this.checkWebhookUrl(input.webhook_url as string | null, problems);
     if (problems.length > 0 || !parsed.success || !source || !columns)
       throw problemsToError(problems, INVALID_JOB);
     const data = parsed.data;
     const now = this.clock.now();
+    // Generated for every job, so a webhook_url added later by PATCH signs with it too; shown once, here.
+    const webhookSecret = this.options.webhooks ? newWebhookSecret() : null;
     const grid = { startMs: schedule.startMs!, endMs: schedule.endMs!, intervalMs: schedule.interval!.ms };
     const placement = placeOnGrid(grid, now);
     const job: JobRecord = {
@@ -157,6 +170,9 @@ export class JobService {
       deletes: data.deletes ?? 'reconcile',
       softDeleteColumn: data.soft_delete_column ?? null,
       maxTokensPerRun: data.max_tokens_per_run ?? null,
+      webhookUrl: data.webhook_url ?? null,
+      webhookSecret: webhookSecret === null ? null : this.options.webhooks!.secrets.encrypt(webhookSecret),
+      alertLagSeconds: data.alert_lag_seconds ?? null,
       status: placement.status,
       statusReason: null,
       nextRunMs: placement.nextRunMs,
@@ -187,7 +203,7 @@ export class JobService {
       }
     }
     this.changed();
-    return { job, warnings: placement.warning ? [placement.warning] : [] };
+    return { job, warnings: placement.warning ? [placement.warning] : [], ...(webhookSecret !== null ? { webhookSecret } : {}) };
   }
 
   async get(accountId: string, idOrName: string): Promise<JobRecord> {
@@ -201,11 +217,21 @@ export class JobService {
     return { ...page, items: page.items.map((job) => this.runner.pendingView?.(job) ?? job) };
   }
 
+  /**
+   * One job with its lag measured now (jobs/lag-probe.ts): the job as stored with `lag` replaced
+   * by the fresh measurement, or as stored when none could be taken. Nothing is written.
+   */
+  async getWithFreshLag(accountId: string, idOrName: string, signal?: AbortSignal): Promise<JobRecord> {
+    const job = await this.get(accountId, idOrName);
+    const lag = await measureLagNow(this.store, this.databases, job, signal, () => this.clock.now());
+    return lag === null ? job : { ...job, lag };
+  }
+
   async patch(
     accountId: string,
     idOrName: string,
     body: unknown,
-  ): Promise<{ job: JobRecord; warnings: string[] }> {
+  ): Promise<{ job: JobRecord; warnings: string[]; webhookSecret?: string }> {
     const job = await this.get(accountId, idOrName);
     const input = asObject(body);
     const parsed = PatchJobBody.safeParse(input, { reportInput: true });
@@ -262,12 +288,14 @@ export class JobService {
         );
       }
     }
+    if (ok('webhook_url')) this.checkWebhookUrl(input.webhook_url as string | null, problems);
     if (problems.length > 0 || !parsed.success || (touchesColumns && !columns))
       throw problemsToError(problems, INVALID_JOB);
 
     const data = parsed.data;
     const now = this.clock.now();
     const warnings: string[] = [];
+    let addedSecret: string | undefined;
     let refusedRunning = false;
     let refusedStale = false;
     // Re-activating a completed job (a later end_time) respects the active-job limit, atomically.
@@ -296,6 +324,13 @@ export class JobService {
           if (data.batch_size !== undefined) next.batchSize = data.batch_size;
           // Not part of what a run reads or writes: a run in progress keeps the budget it started with.
           if (data.max_tokens_per_run !== undefined) next.maxTokensPerRun = data.max_tokens_per_run;
+          if (data.webhook_url !== undefined) next.webhookUrl = data.webhook_url;
+          // A job created before webhooks existed has no secret: it gets one now, shown in this answer only.
+          if (data.webhook_url && !current.webhookSecret && this.options.webhooks) {
+            addedSecret = newWebhookSecret();
+            next.webhookSecret = this.options.webhooks.secrets.encrypt(addedSecret);
+          }
+          if (data.alert_lag_seconds !== undefined) next.alertLagSeconds = data.alert_lag_seconds;
           if (data.deletes !== undefined) next.deletes = data.deletes;
           // A new mark needs no re-read: reconciliation removes the rows it marks and brings back
           // the rows it no longer marks.
@@ -345,7 +380,7 @@ export class JobService {
       ]);
     }
     this.changed();
-    return { job: stored, warnings };
+    return { job: stored, warnings, ...(addedSecret !== undefined && stored.webhookSecret ? { webhookSecret: addedSecret } : {}) };
   }
 
   async pause(accountId: string, idOrName: string): Promise<JobRecord> {
@@ -436,12 +471,30 @@ export class JobService {
     return this.estimateOf(job, { dryRun: false, maxRows, ...(signal ? { signal } : {}) });
   }
 
+  /** A webhook_url must name a host the server may POST to (the rules of embedding.base_url). */
+  private checkWebhookUrl(url: string | null, problems: Problem[]): void {
+    if (url === null) return;
+    const hooks = this.options.webhooks;
+    if (hooks === undefined) {
+      problems.push({ code: 'INVALID_REQUEST', detail: 'webhook_url: this server sends no webhooks' });
+      return;
+    }
+    const refusal = embeddingHostRefusal(url, hooks.hosts, 'webhook_url');
+    if (refusal !== null) problems.push({ code: 'INVALID_REQUEST', detail: refusal });
+  }
+
   private estimateOf(job: JobRecord, options: { dryRun: boolean; maxRows: number; signal?: AbortSignal }): Promise<JobEstimate> {
     if (!this.estimator) throw new AppError('NOT_IMPLEMENTED', 'Estimates are not available', ['this server has no estimator configured']);
     return estimateJob(this.store, this.estimator, job, options);
   }
 
   /** The job's failed rows, by document id (API.md, "Failed rows"). */
+  /** The job's webhook deliveries, newest first. */
+  async webhooks(accountId: string, idOrName: string, page: { limit: number; cursor: string | null }): Promise<Page<WebhookDelivery>> {
+    const job = await this.get(accountId, idOrName);
+    return this.store.listWebhooks(job.id, page);
+  }
+
   async failures(
     accountId: string,
     idOrName: string,

@@ -8,10 +8,20 @@ import { issuesToProblems } from '../core/validation.js';
 import { EmbeddingProviderError } from '../embeddings/errors.js';
 import type { EmbeddingConfig, EmbeddingProvider, EmbeddingUsage } from '../embeddings/port.js';
 import { countInputTokens, meteredEmbed } from '../embeddings/usage.js';
-import type { KnowledgeBaseRecord } from '../store/port.js';
-import type { DocumentInput, Metadata, MetadataFilter, SearchHit, StoredDocument, VectorStore } from '../store/vector-port.js';
+import { ACTIVE_REBUILD_STATUSES, type KnowledgeBaseRecord } from '../store/port.js';
+import {
+  CollectionsChanged,
+  type DocumentInput,
+  type Metadata,
+  type MetadataFilter,
+  type MetadataUpdate,
+  type SearchHit,
+  type ShadowWrite,
+  type StoredDocument,
+  type VectorStore,
+} from '../store/vector-port.js';
 import type { DocumentCost, EmbeddingCosts } from '../sync/budget.js';
-import type { DocumentSink, SyncedDocument, UpsertCounts } from '../sync/run-sync.js';
+import type { DocumentSink, KnowledgeBaseKeys, SyncedDocument, UpsertCounts } from '../sync/run-sync.js';
 import { classifyDocuments, type DocumentChanges, withinLimit } from './changes.js';
 import type { KnowledgeBaseHooks, KnowledgeBaseRegistry } from './registry.js';
 import { fuse, keywordRelevance, semanticRelevance } from './relevance.js';
@@ -33,7 +43,29 @@ export interface QueryResult {
   relevance: number;
 }
 
+/**
+ * Where a knowledge base's writes go: a collection with the embedding and chunking its vectors were
+ * made with. Normally one; while a rebuild fills its shadow, two (kb/rebuild.ts).
+ */
+export interface CollectionTarget {
+  collection: string;
+  embedding: KnowledgeBaseRecord['embedding'];
+  /** Encrypted API key, or null. */
+  secret: string | null;
+  chunking: { chunk_size: number; chunk_overlap: number };
+}
+
+export interface WriteView {
+  kb: KnowledgeBaseRecord;
+  current: CollectionTarget;
+  shadow: CollectionTarget | null;
+}
+
+/** How often a write re-reads the collections after CollectionsChanged (a rebuild started, swapped or ended). */
+const WRITE_ATTEMPTS = 6;
+
 export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
+  /** Providers by collection: a rebuild's shadow embeds with its own model. */
   private readonly providers = new Map<string, EmbeddingProvider>();
 
   constructor(
@@ -47,7 +79,7 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
   hooks(): KnowledgeBaseHooks {
     return {
       beforeCreate: async (record, apiKey) => {
-        const provider = this.makeProvider(this.embeddingConfig(record, apiKey));
+        const provider = this.makeProvider(this.embeddingConfig(record.embedding, apiKey));
         let dimensions: number;
         try {
           // A remote provider is probed now, so a wrong URL, model or key is reported at creation.
@@ -61,20 +93,87 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
           const reason = err instanceof Error ? err.message : String(err);
           throw new AppError('CONNECTION_FAILED', 'The embedding provider did not answer', [`embedding provider: ${reason}`], { cause: err });
         }
-        this.providers.set(record.id, provider);
-        await this.vectors.createCollection(record.id, dimensions);
+        this.providers.set(`${record.collection}\u0000${record.secret ?? ''}`, provider);
+        await this.vectors.createCollection(record.collection, dimensions);
       },
       afterDelete: async (record) => {
-        await this.vectors.dropCollection(record.id);
-        const provider = this.providers.get(record.id);
-        this.providers.delete(record.id);
-        await provider?.close().catch(() => undefined);
+        // Also drops a rebuild's shadow (linked to it in the vector store).
+        await this.vectors.dropCollection(record.collection);
+        await this.forgetProvider(record.collection);
+        if (record.rebuild !== null) await this.forgetProvider(record.rebuild.collection);
       },
     };
   }
 
   async counts(record: KnowledgeBaseRecord): Promise<{ documents: number; chunks: number }> {
-    return this.vectors.counts(record.id);
+    return this.vectors.counts(record.collection);
+  }
+
+  /**
+   * Where writes to the knowledge base go now, read fresh (a run's snapshot may predate a rebuild).
+   * While a rebuild is active its shadow is a second target once the vector store links it; after
+   * the vector store's swap and before the control store's, the shadow is already the current one.
+   */
+  async view(kbId: string): Promise<WriteView> {
+    const kb = await this.registry.byId(kbId);
+    if (kb === null) throw new AppError('NOT_FOUND', 'knowledge base not found', [`knowledge base ${kbId} no longer exists`]);
+    const own: CollectionTarget = { collection: kb.collection, embedding: kb.embedding, secret: kb.secret, chunking: kb.chunking };
+    const rebuild = kb.rebuild;
+    if (rebuild === null || !ACTIVE_REBUILD_STATUSES.includes(rebuild.status)) return { kb, current: own, shadow: null };
+    const target: CollectionTarget = {
+      collection: rebuild.collection,
+      embedding: rebuild.embedding,
+      secret: rebuild.secret,
+      chunking: rebuild.chunking,
+    };
+    const state = await this.vectors.collectionState(kb.collection);
+    if (state?.retired) return { kb, current: target, shadow: null };
+    return { kb, current: own, shadow: state?.shadow === rebuild.collection ? target : null };
+  }
+
+  /**
+   * After CollectionsChanged: a shadow still linked in the vector store that no active rebuild
+   * names (a cancel interrupted between its two stores) is dropped, so writes can go on.
+   */
+  private async heal(view: WriteView): Promise<void> {
+    const state = await this.vectors.collectionState(view.current.collection);
+    const rebuild = view.kb.rebuild;
+    const active = rebuild !== null && ACTIVE_REBUILD_STATUSES.includes(rebuild.status) ? rebuild.collection : null;
+    if (state?.shadow && state.shadow !== active) {
+      // Re-read first: the rebuild may have started just now and not be in `view` yet.
+      const fresh = await this.registry.byId(view.kb.id);
+      const still = fresh?.rebuild && ACTIVE_REBUILD_STATUSES.includes(fresh.rebuild.status) ? fresh.rebuild.collection : null;
+      if (state.shadow !== still) await this.vectors.dropShadow(view.current.collection, state.shadow);
+    }
+  }
+
+  /** Runs `fn` against fresh targets, again when the collections changed under it (bounded). */
+  private async withView<T>(kbId: string, fn: (view: WriteView) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const view = await this.view(kbId);
+      try {
+        return await fn(view);
+      } catch (err) {
+        if (!(err instanceof CollectionsChanged) || attempt >= WRITE_ATTEMPTS) throw err;
+        await this.heal(view).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+      }
+    }
+  }
+
+  /**
+   * The delete-reconciliation side of a knowledge base for runs and checks, by knowledge-base id:
+   * each call reaches the collection that is current at that moment (deletes reach a shadow too).
+   */
+  keyIndex(): KnowledgeBaseKeys {
+    const at = async (kbId: string) => (await this.view(kbId)).current.collection;
+    return {
+      keyHashBuckets: async (kbId, digits, within) => this.vectors.keyHashBuckets(await at(kbId), digits, within),
+      documentIdsInKeyBuckets: async (kbId, buckets) => this.vectors.documentIdsInKeyBuckets(await at(kbId), buckets),
+      documentsWithoutKeyHash: async (kbId, table, page) => this.vectors.documentsWithoutKeyHash(await at(kbId), table, page),
+      setKeyHashes: (kbId, hashes) => this.withView(kbId, (v) => this.vectors.setKeyHashes(v.current.collection, hashes)),
+      deleteDocuments: (kbId, ids) => this.withView(kbId, (v) => this.vectors.deleteDocuments(v.current.collection, ids)),
+    };
   }
 
   /**
@@ -92,44 +191,50 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
     return this.write(kb, docs, { isolate: true, ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) });
   }
 
-  /** `isolate: false` (the documents API): any failure fails the whole call, nothing is written. */
-  private async write(
+  /**
+   * `isolate: false` (the documents API): any failure fails the whole call, nothing is written.
+   * Goes to the collections current when it writes (not those of `kb`, a run's snapshot): while a
+   * rebuild is filling a shadow, the same documents are also written there, under the shadow's
+   * model and chunking, in the same store transaction.
+   */
+  private write(
     kb: KnowledgeBaseRecord,
     docs: SyncedDocument[],
     options: { isolate: boolean; signal?: AbortSignal; onProgress?: (documentsDone: number) => void },
   ): Promise<UpsertCounts> {
+    if (docs.length === 0) return Promise.resolve({ added: 0, updated: 0, unchanged: 0, chunksWritten: 0 });
+    return this.withView(kb.id, (view) => this.writeOnce(view, docs, options));
+  }
+
+  private async writeOnce(
+    view: WriteView,
+    docs: SyncedDocument[],
+    options: { isolate: boolean; signal?: AbortSignal; onProgress?: (documentsDone: number) => void },
+  ): Promise<UpsertCounts> {
     const counts: UpsertCounts = { added: 0, updated: 0, unchanged: 0, chunksWritten: 0 };
-    if (docs.length === 0) return counts;
     // What to do with each document, decided as an estimate decides it (changes.ts).
-    const changes = await this.changes(kb, docs);
+    const changes = await this.changes(view.current, docs);
     const failed: Array<{ id: string; reason: string }> = [...changes.tooLong];
     counts.unchanged = changes.unchanged.length;
     const toEmbed = changes.toEmbed;
-    const metadataOnly = changes.metadataOnly.map(({ doc, hash }) => ({
-      id: doc.id,
-      contentHash: hash,
-      metadata: doc.metadata,
-      ...keyHashOf(doc),
-    }));
+    const metadataOnly = metadataUpdates(changes);
 
     // Documents with nothing to embed (unchanged, metadata only, too long) are done at once.
     const settled = docs.length - toEmbed.length;
     const { onProgress } = options;
     onProgress?.(settled);
 
+    // Tokens and requests as the providers report them (or counted when they do not).
+    const usage: EmbeddingUsage = { tokens: 0, requests: 0 };
     const inputs: DocumentInput[] = [];
     if (toEmbed.length > 0) {
       const chunked = toEmbed.map(({ chunks }) => chunks);
-      // Tokens and requests as the provider reports them (or counted when it does not).
-      const usage: EmbeddingUsage = { tokens: 0, requests: 0 };
       const embedded = await embedPerDocument(
-        this.provider(kb),
+        this.providerFor(view.current),
         chunked.map((chunks) => chunks.map((c) => c.text)),
         { ...options, ...(onProgress ? { onProgress: (done: number) => onProgress(settled + done) } : {}) },
         usage,
       );
-      counts.embeddingTokens = usage.tokens;
-      counts.embeddingRequests = usage.requests;
       toEmbed.forEach(({ doc, hash, isNew }, i) => {
         const vectors = embedded[i]!;
         if (!Array.isArray(vectors)) {
@@ -143,12 +248,48 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
         else counts.updated++;
       });
     }
-    // One transaction for the whole batch: re-embedded documents and metadata-only updates.
-    if (inputs.length > 0 || metadataOnly.length > 0) {
-      counts.updated += await this.vectors.upsertDocuments(kb.id, inputs, metadataOnly);
+    // The shadow's part: only what the shadow lacks or holds otherwise, under its own chunking.
+    const refused = new Set(failed.map((f) => f.id));
+    const shadow = view.shadow === null ? undefined : await this.shadowPart(view.shadow, docs.filter((d) => !refused.has(d.id)), options, usage);
+    if (usage.requests > 0 || usage.tokens > 0) {
+      counts.embeddingTokens = usage.tokens;
+      counts.embeddingRequests = usage.requests;
+    }
+    // One transaction for the whole batch: re-embedded documents and metadata-only updates (and the shadow's).
+    if (inputs.length > 0 || metadataOnly.length > 0 || (shadow && (shadow.docs.length > 0 || shadow.metadataOnly.length > 0))) {
+      counts.updated += await this.vectors.upsertDocuments(view.current.collection, inputs, metadataOnly, shadow);
     }
     if (failed.length > 0) counts.failed = failed;
     return counts;
+  }
+
+  /**
+   * The same documents for a rebuild's shadow. A document the shadow's provider refuses is left
+   * out here; the rebuild finds it missing before its swap and fails with the provider's reason.
+   */
+  private async shadowPart(
+    shadow: CollectionTarget,
+    docs: SyncedDocument[],
+    options: { signal?: AbortSignal },
+    usage: EmbeddingUsage,
+  ): Promise<ShadowWrite> {
+    const changes = await this.changes(shadow, docs);
+    const out: ShadowWrite = { collection: shadow.collection, docs: [], metadataOnly: metadataUpdates(changes) };
+    if (changes.toEmbed.length === 0) return out;
+    const chunked = changes.toEmbed.map(({ chunks }) => chunks);
+    const embedded = await embedPerDocument(
+      this.providerFor(shadow),
+      chunked.map((chunks) => chunks.map((c) => c.text)),
+      { isolate: true, ...(options.signal ? { signal: options.signal } : {}) },
+      usage,
+    );
+    changes.toEmbed.forEach(({ doc, hash }, i) => {
+      const vectors = embedded[i]!;
+      if (!Array.isArray(vectors)) return;
+      const chunks = chunked[i]!.map((c, k) => ({ index: c.index, text: c.text, embedding: vectors[k]! }));
+      out.docs.push({ id: doc.id, content: doc.content, contentHash: hash, metadata: doc.metadata, chunks, ...keyHashOf(doc) });
+    });
+    return out;
   }
 
   /**
@@ -171,13 +312,16 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
     return costs;
   }
 
-  /** What writing `docs` would do, from the hashes the knowledge base holds (changes.ts). */
-  private async changes(kb: KnowledgeBaseRecord, docs: SyncedDocument[]): Promise<DocumentChanges<SyncedDocument>> {
+  /** What writing `docs` would do, from the hashes the collection holds (changes.ts). */
+  private async changes(
+    at: { collection: string; chunking: KnowledgeBaseRecord['chunking'] },
+    docs: SyncedDocument[],
+  ): Promise<DocumentChanges<SyncedDocument>> {
     const limit = this.options.maxDocumentChars;
     const writable = withinLimit(docs, limit);
     const stored =
-      writable.length === 0 ? new Map<string, string>() : await this.vectors.getContentHashes(kb.id, writable.map((d) => d.id));
-    return classifyDocuments(docs, stored, { maxChars: limit, chunking: kb.chunking });
+      writable.length === 0 ? new Map<string, string>() : await this.vectors.getContentHashes(at.collection, writable.map((d) => d.id));
+    return classifyDocuments(docs, stored, { maxChars: limit, chunking: at.chunking });
   }
 
   /** POST /knowledge_bases/{kb}/documents */
@@ -207,13 +351,13 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
 
   async listDocuments(accountId: string, kbName: string, page: { limit: number; cursor: string | null }) {
     const kb = await this.registry.get(accountId, kbName);
-    const result = await this.vectors.listDocuments(kb.id, { limit: page.limit, after: page.cursor });
+    const result = await this.vectors.listDocuments(kb.collection, { limit: page.limit, after: page.cursor });
     return { documents: result.documents.map(presentDocument), next_cursor: result.next };
   }
 
   async deleteDocument(accountId: string, kbName: string, id: string): Promise<void> {
     const kb = await this.registry.get(accountId, kbName);
-    if (!(await this.vectors.deleteDocument(kb.id, id))) {
+    if (!(await this.withView(kb.id, (view) => this.vectors.deleteDocument(view.current.collection, id)))) {
       throw new AppError('NOT_FOUND', 'document not found', [`document '${id}' does not exist in knowledge base '${kbName}'`]);
     }
   }
@@ -234,17 +378,17 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
       let vector: Float32Array;
       try {
         // The query lane: a search's embedding goes ahead of sync batches queued on the same model.
-        [vector] = (await this.provider(kb).embed([query], { priority: 'query', ...(signal ? { signal } : {}) })) as [Float32Array];
+        [vector] = (await this.providerFor(kb).embed([query], { priority: 'query', ...(signal ? { signal } : {}) })) as [Float32Array];
       } catch (err) {
         throw signal?.aborted ? signal.reason : providerFailure(err);
       }
       // The client may have gone while the query was embedded: no search is started for nobody.
       signal?.throwIfAborted();
-      return this.vectors.searchVector(kb.id, vector, { topK: depth, ...(filter ? { filter } : {}) });
+      return this.vectors.searchVector(kb.collection, vector, { topK: depth, ...(filter ? { filter } : {}) });
     };
     const keyword = () => {
       signal?.throwIfAborted();
-      return this.vectors.searchKeyword(kb.id, query, { topK: depth, ...(filter ? { filter } : {}) });
+      return this.vectors.searchKeyword(kb.collection, query, { topK: depth, ...(filter ? { filter } : {}) });
     };
 
     let scored: Array<{ hit: SearchHit; relevance: number }>;
@@ -273,17 +417,53 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
     await Promise.all(all.map((p) => p.close().catch(() => undefined)));
   }
 
-  private provider(kb: KnowledgeBaseRecord): EmbeddingProvider {
-    let provider = this.providers.get(kb.id);
+  /**
+   * The provider of a collection's model (a knowledge base's own, or a rebuild's shadow's), made
+   * once per collection: its vectors must all come from the same model.
+   */
+  providerFor(target: { collection: string; embedding: KnowledgeBaseRecord['embedding']; secret: string | null }): EmbeddingProvider {
+    // Keyed by the encrypted key too: a key changed by PATCH (on any process of a fleet) takes effect at once.
+    const key = `${target.collection}\u0000${target.secret ?? ''}`;
+    let provider = this.providers.get(key);
     if (!provider) {
-      provider = this.makeProvider(this.embeddingConfig(kb, this.registry.apiKey(kb)));
-      this.providers.set(kb.id, provider);
+      provider = this.makeProvider(this.embeddingConfig(target.embedding, this.registry.apiKey(target)));
+      this.providers.set(key, provider);
     }
     return provider;
   }
 
-  private embeddingConfig(kb: KnowledgeBaseRecord, apiKey: string | null): EmbeddingConfig {
-    const e = kb.embedding;
+  /** The dimensions a configuration's provider answers with (probed once for a remote one), as on create. */
+  async probeDimensions(embedding: KnowledgeBaseRecord['embedding'], apiKey: string | null): Promise<number> {
+    const provider = this.makeProvider(this.embeddingConfig(embedding, apiKey));
+    try {
+      return provider.probe
+        ? (await provider.probe({ timeoutMs: this.options.probeTimeoutMs ?? 10_000 })).dimensions
+        : await provider.dimensions();
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new AppError('CONNECTION_FAILED', 'The embedding provider did not answer', [`embedding provider: ${reason}`], { cause: err });
+    } finally {
+      await provider.close().catch(() => undefined);
+    }
+  }
+
+  /** Embeds texts with a collection's provider, metered (a rebuild's copy). */
+  async embedFor(target: CollectionTarget, texts: string[], usage: EmbeddingUsage, signal?: AbortSignal): Promise<Float32Array[]> {
+    if (texts.length === 0) return [];
+    return meteredEmbed(this.providerFor(target), texts, signal ? { signal } : undefined, usage);
+  }
+
+  /** A collection is gone (dropped after a swap, a cancel or a delete): its provider goes too. */
+  async forgetProvider(collection: string): Promise<void> {
+    for (const [key, provider] of this.providers) {
+      if (key.split('\u0000')[0] !== collection) continue;
+      this.providers.delete(key);
+      await provider.close().catch(() => undefined);
+    }
+  }
+
+  private embeddingConfig(e: KnowledgeBaseRecord['embedding'], apiKey: string | null): EmbeddingConfig {
     return {
       provider: e.provider,
       ...(e.model !== null ? { model: e.model } : {}),
@@ -292,6 +472,11 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
       ...(apiKey !== null ? { api_key: apiKey } : {}),
     };
   }
+}
+
+/** A change's metadata-only documents as the store takes them. */
+function metadataUpdates(changes: DocumentChanges<SyncedDocument>): MetadataUpdate[] {
+  return changes.metadataOnly.map(({ doc, hash }) => ({ id: doc.id, contentHash: hash, metadata: doc.metadata, ...keyHashOf(doc) }));
 }
 
 function presentDocument(d: StoredDocument) {

@@ -122,6 +122,12 @@ export interface ProbeResult {
   window: { count: number; sum: string } | null;
   /** The keys in scope as one KeyBucket (bucket ''; count 0 and sum '0' when none); null when not asked. */
   keys: KeyBucket | null;
+  /**
+   * The filter value (text form) of the first row past the watermark in keyset order — the oldest
+   * row not yet synced, for the job's lag (core/lag.ts); null when none. Optional, as a test's
+   * decorator may not give it: absent means not measured.
+   */
+  oldestPending?: string | null;
 }
 
 export interface SourceConnector {

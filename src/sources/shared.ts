@@ -498,6 +498,14 @@ export function buildProbeQuery<Extra>(
     parts.push(aggregate(scope.hash, scope.where, 'kbsync_k'));
     select.push('kbsync_k.n', 'kbsync_k.s');
   }
+  // The oldest row not yet synced (the job's lag): the first position past the watermark, read
+  // from the (filter, key) index like a run's first batch. Last, so its parameters bind last.
+  const after = req.watermark === null ? [] : positionBound(d, table, req.filterColumn, req.keyColumns, '>', req.watermark, params);
+  parts.push(
+    `LEFT JOIN (SELECT ${d.textOf(f, col(req.filterColumn))} AS o ${from} WHERE ${[`${f} IS NOT NULL`, ...after].join(' AND ')} ` +
+      `ORDER BY ${order.map((c) => `${ref(c)} ASC`).join(', ')} ${d.limit(1, params)}) kbsync_o ON 1 = 1`,
+  );
+  select.push('kbsync_o.o');
   return { sql: `SELECT ${select.join(', ')} FROM ${parts.join(' ')}`, params };
 }
 
@@ -527,8 +535,13 @@ export function toProbeResult(row: unknown[], req: ProbeRequest, toText: (v: unk
     i += 2;
   }
   let keys: ProbeResult['keys'] = null;
-  if (req.keys !== null) keys = { bucket: '', count: Number(row[i]), sum: sum(row[i + 1]) };
-  return { max, pastWatermark: past, nullFilter: Number(row[0] ?? 0), window, keys };
+  if (req.keys !== null) {
+    keys = { bucket: '', count: Number(row[i]), sum: sum(row[i + 1]) };
+    i += 2;
+  }
+  const oldest = row[i];
+  const oldestPending = oldest === null || oldest === undefined ? null : toText(oldest);
+  return { max, pastWatermark: past, nullFilter: Number(row[0] ?? 0), window, keys, oldestPending };
 }
 
 /** Rows whose filter value is NULL (reported as skipped): the same statement in every dialect. */

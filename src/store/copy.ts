@@ -10,8 +10,13 @@
  * into a fresh schema. Secrets (database passwords, API keys) are copied as they are stored,
  * encrypted: the target's processes need the source's secret key (KBSYNC_SECRET_KEY, or the
  * source data dir's secret.key).
+ *
+ * A knowledge base's documents live in its `collection` (its id, or a rebuild's shadow after the
+ * swap), copied into a collection of the same name; the knowledge base keeps its `collection` and
+ * its latest rebuild record as they are. A rebuild still running or swapping refuses the copy:
+ * its shadow is half-filled, and the copy could not carry it.
  */
-import type { AccountRecord, ControlStore, JobRecord, Page } from './port.js';
+import { ACTIVE_REBUILD_STATUSES, type AccountRecord, type ControlStore, type JobRecord, type KnowledgeBaseRecord, type Page } from './port.js';
 import type { VectorStore } from './vector-port.js';
 
 export interface StorePair {
@@ -62,9 +67,10 @@ export async function copyStore(from: StorePair, to: StorePair, options: CopyOpt
       `${running.length} run(s) are running: stop kbsync (or wait for the runs to end), then copy again`,
     ]);
   }
+  const accounts = await from.control.listAccounts();
+  await refuseActiveRebuilds(from.control, accounts);
   await requireEmpty(to.control);
 
-  const accounts = await from.control.listAccounts();
   const targetAccounts = new Map((await to.control.listAccounts()).map((a) => [a.id, a]));
   for (const account of accounts) {
     if (!targetAccounts.has(account.id) && (await to.control.insertAccount(account)) === 'duplicate') {
@@ -84,9 +90,11 @@ export async function copyStore(from: StorePair, to: StorePair, options: CopyOpt
       copied.databases++;
     }
     for (const kb of await from.control.listKnowledgeBases(account.id)) {
+      // Read again here: a rebuild started since the check above (kbsync left running) refuses too.
+      if (rebuildActive(kb)) throw activeRebuildsError([describeRebuild(kb, account)]);
       await to.control.insertKnowledgeBase(kb);
       copied.knowledge_bases++;
-      await copyDocuments(from.vectors, to.vectors, kb.id, page, copied, () => tell(`knowledge base ${kb.name}`));
+      await copyDocuments(from.vectors, to.vectors, kb.collection, page, copied, () => tell(`knowledge base ${kb.name}`));
     }
   }
   tell('knowledge bases');
@@ -112,10 +120,11 @@ export async function copyStore(from: StorePair, to: StorePair, options: CopyOpt
   return copied;
 }
 
+/** Copies one collection into the collection of the same name in `to`. */
 async function copyDocuments(
   from: VectorStore,
   to: VectorStore,
-  kbId: string,
+  collection: string,
   limit: number,
   copied: CopyCounts,
   tell: () => void,
@@ -125,22 +134,44 @@ async function copyDocuments(
   do {
     let batch: Awaited<ReturnType<VectorStore['exportDocuments']>>;
     try {
-      batch = await from.exportDocuments(kbId, { limit, after });
+      batch = await from.exportDocuments(collection, { limit, after });
     } catch (err) {
       // A knowledge base whose collection was never made (its first document never came) has nothing to copy.
       if (!created && (err as { code?: string }).code === 'NOT_FOUND') return;
       throw err;
     }
     if (!created) {
-      await to.createCollection(kbId, batch.dimensions);
+      await to.createCollection(collection, batch.dimensions);
       created = true;
     }
-    if (batch.documents.length > 0) await to.upsertDocuments(kbId, batch.documents);
+    if (batch.documents.length > 0) await to.upsertDocuments(collection, batch.documents);
     copied.documents += batch.documents.length;
     copied.chunks += batch.documents.reduce((n, d) => n + d.chunks.length, 0);
     tell();
     after = batch.next;
   } while (after !== null);
+}
+
+const rebuildActive = (kb: KnowledgeBaseRecord): boolean =>
+  kb.rebuild !== null && ACTIVE_REBUILD_STATUSES.includes(kb.rebuild.status);
+
+const describeRebuild = (kb: KnowledgeBaseRecord, account: AccountRecord): string =>
+  `knowledge base '${kb.name}' of account '${account.name}': rebuild ${kb.rebuild?.status}`;
+
+function activeRebuildsError(details: string[]): StoreCopyError {
+  return new StoreCopyError('a knowledge base is being rebuilt in the source store (its new index is only partly built)', [
+    ...details,
+    'wait for the rebuild to finish (GET /knowledge_bases/{kb} shows its progress) or cancel it (POST /knowledge_bases/{kb}/rebuild/cancel), then copy again',
+  ]);
+}
+
+/** Refuses the copy while any knowledge base of the source has a rebuild running or swapping. */
+async function refuseActiveRebuilds(store: ControlStore, accounts: AccountRecord[]): Promise<void> {
+  const active: string[] = [];
+  for (const account of accounts) {
+    for (const kb of await store.listKnowledgeBases(account.id)) if (rebuildActive(kb)) active.push(describeRebuild(kb, account));
+  }
+  if (active.length > 0) throw activeRebuildsError(active);
 }
 
 /** Every page of a listing that pages with an opaque cursor (Page of port.ts), in order. */
@@ -189,7 +220,7 @@ export async function countAll(stores: StorePair): Promise<CopyCounts> {
     counts.databases += (await stores.control.listDatabases(account.id)).length;
     for (const kb of await stores.control.listKnowledgeBases(account.id)) {
       counts.knowledge_bases++;
-      const kbCounts = await stores.vectors.counts(kb.id).catch((err: { code?: string }) => {
+      const kbCounts = await stores.vectors.counts(kb.collection).catch((err: { code?: string }) => {
         if (err.code === 'NOT_FOUND') return { documents: 0, chunks: 0 };
         throw err;
       });

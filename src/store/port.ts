@@ -4,6 +4,7 @@
  * Times are epoch milliseconds; secrets arrive already encrypted (secrets/crypto.ts).
  */
 import type { RunProgress } from '../core/progress.js';
+import type { LagMeasurement } from '../core/lag.js';
 import type { RunLease } from '../core/run-lease.js';
 import type { SourceEngine } from '../sources/port.js';
 
@@ -39,6 +40,49 @@ export interface KnowledgeBaseRecord {
   secret: string | null;
   chunking: { chunk_size: number; chunk_overlap: number };
   createdAt: number;
+  /**
+   * The vector-store collection that queries read and writes reach: the knowledge base's id when
+   * it is created, a rebuild's shadow collection after its swap.
+   */
+  collection: string;
+  /** The latest rebuild (a model or chunking change), or null if there never was one. */
+  rebuild: RebuildRecord | null;
+}
+
+/** What a PATCH may change without a rebuild; an absent field stays as it is. */
+export interface KnowledgeBaseSettings {
+  description?: string | null;
+  pricePerMillionTokens?: number | null;
+  /** Encrypted API key, or null for none. */
+  secret?: string | null;
+}
+
+/**
+ * running: the shadow is being filled (writes reach both collections); swapping: it is complete
+ * and being promoted (too late to cancel); then succeeded, failed or cancelled.
+ */
+export type RebuildStatus = 'running' | 'swapping' | 'succeeded' | 'failed' | 'cancelled';
+export const ACTIVE_REBUILD_STATUSES: readonly RebuildStatus[] = ['running', 'swapping'];
+
+export interface RebuildRecord {
+  status: RebuildStatus;
+  /** The shadow collection being filled (KnowledgeBaseRecord.collection after the swap). */
+  collection: string;
+  /** The configuration the shadow is built with; the knowledge base's own after the swap. */
+  embedding: KnowledgeBaseRecord['embedding'];
+  /** Encrypted API key of that embedding, or null. */
+  secret: string | null;
+  chunking: { chunk_size: number; chunk_overlap: number };
+  documentsDone: number;
+  documentsTotal: number;
+  /** Id of the last document the rebuild's pass copied (documents are copied in id order), or null. */
+  cursor: string | null;
+  startedAt: number;
+  finishedAt: number | null;
+  error: { code: string; message: string } | null;
+  /** The process working on it and until when its lease holds (a dead process's rebuild is taken over). */
+  owner: string | null;
+  leaseExpiresAt: number | null;
 }
 
 export type DeletesMode = 'reconcile' | 'off';
@@ -150,6 +194,16 @@ export interface JobRecord {
   lookbackSeen?: LookbackSeen;
   /** Tokens a run may embed before it stops at a checkpoint (sync/budget.ts); null or absent: no limit. */
   maxTokensPerRun?: number | null;
+  /** The latest measurement of how far the job is behind its source (core/lag.ts); absent: never measured. */
+  lag?: LagMeasurement;
+  /** Where events are POSTed (jobs/webhooks.ts); null or absent: nowhere. */
+  webhookUrl?: string | null;
+  /** The HMAC key events are signed with, encrypted (secrets/crypto.ts); returned once, at create. */
+  webhookSecret?: string | null;
+  /** Lag past which a `job.lagging` event is sent; null or absent: none. */
+  alertLagSeconds?: number | null;
+  /** A job.lagging event was queued and the job has not caught up since (one event per episode). */
+  lagAlerted?: boolean;
   totals: JobTotals;
   lastRun: RunSummary | null;
   createdAt: number;
@@ -207,6 +261,8 @@ export interface RunRecord {
   error: { code: string; message: string } | null;
   /** The process that runs it, or ran it last (GET /health `process_id`). Absent in runs recorded before fleets. */
   processId?: string;
+  /** The job's lag as this run measured it (core/lag.ts), written to the job with the run's end. */
+  lag?: LagMeasurement;
   /**
    * While the run works: rows done, the estimated total, percent and ETA, written every second or
    * so (sync/run-progress.ts); null once it has ended. Absent in runs stored before it existed.
@@ -239,6 +295,29 @@ export interface JobListQuery {
 }
 
 export type CreateJobOutcome = { ok: true } | { ok: false; reason: 'duplicate' | 'limit' | 'kb_missing' | 'database_missing' };
+
+export type WebhookEvent = 'run.failed' | 'job.failed' | 'job.lagging';
+export type WebhookStatus = 'pending' | 'delivered' | 'failed';
+
+/** One event for a job's webhook_url and its delivery state. */
+export interface WebhookDelivery {
+  /** `whd_…`, time-ordered. */
+  id: string;
+  jobId: string;
+  event: WebhookEvent;
+  url: string;
+  /** The JSON body as sent (and signed), byte for byte. */
+  payload: string;
+  status: WebhookStatus;
+  attempts: number;
+  lastError: string | null;
+  createdAt: number;
+  deliveredAt: number | null;
+  /** When the next attempt is due (epoch ms). */
+  nextAttemptAt: number;
+}
+
+export type WebhookOutcome = Pick<WebhookDelivery, 'status' | 'attempts' | 'lastError' | 'deliveredAt' | 'nextAttemptAt'>;
 
 /** A source row a run could not turn into a document or embed (API.md, "Failed rows"). */
 export interface FailureInput {
@@ -297,6 +376,56 @@ export interface ControlStore {
   listKnowledgeBases(accountId: string): Promise<KnowledgeBaseRecord[]>;
   /** Deletes it unless a job of the account targets it (checked in the same statement); false otherwise. */
   deleteKnowledgeBase(accountId: string, name: string): Promise<boolean>;
+  getKnowledgeBaseById(id: string): Promise<KnowledgeBaseRecord | null>;
+  /**
+   * A PATCH that needs no rebuild (description, price, API key for the same model), in one
+   * transaction; false if there is no such knowledge base.
+   */
+  updateKnowledgeBaseSettings(accountId: string, name: string, settings: KnowledgeBaseSettings): Promise<boolean>;
+
+  // --- Rebuilds (kb/rebuild.ts); each a conditional write in one transaction ---
+  /**
+   * Records `rebuild` (status running, no owner) on the knowledge base unless one is running or
+   * swapping; `description`, when given, is set in the same transaction.
+   */
+  startRebuild(
+    accountId: string,
+    name: string,
+    rebuild: RebuildRecord,
+    description?: string | null,
+  ): Promise<'ok' | 'not_found' | 'busy'>;
+  /**
+   * Leases one knowledge base whose rebuild is running or swapping and has no live lease (no
+   * owner, or a lease expired before `now`) to `owner` until `now + leaseMs`; null if none.
+   */
+  claimRebuild(owner: string, now: number, leaseMs: number): Promise<KnowledgeBaseRecord | null>;
+  /**
+   * Progress and lease renewal by the owner of a running rebuild: answers the rebuild's status
+   * afterwards ('cancelled' tells the worker to stop), or null when `owner` no longer holds it
+   * (nothing written).
+   */
+  saveRebuildProgress(
+    kbId: string,
+    owner: string,
+    progress: { documentsDone: number; documentsTotal: number; cursor: string | null; leaseExpiresAt: number },
+  ): Promise<RebuildStatus | null>;
+  /**
+   * Moves the rebuild from one of `from` to `to` (with `finishedAt` and `error` when given), only
+   * if it is in one of `from` and, when `owner` is given, leased by it; true if it moved. Used for
+   * cancel (running -> cancelled), the swap's start (running -> swapping) and failures.
+   */
+  transitionRebuild(
+    kbId: string,
+    from: readonly RebuildStatus[],
+    to: RebuildStatus,
+    options: { owner?: string; finishedAt?: number; error?: { code: string; message: string } | null },
+  ): Promise<boolean>;
+  /**
+   * The swap's end, one transaction, if the rebuild is swapping and leased by `owner`: status
+   * succeeded, and the knowledge base takes the rebuild's embedding, secret, chunking and
+   * collection. False (nothing written) otherwise.
+   */
+  finishRebuild(kbId: string, owner: string, finishedAt: number): Promise<boolean>;
 
   /**
    * Inserts unless the name is taken, its knowledge base or database no longer exists, or the
@@ -365,6 +494,20 @@ export interface ControlStore {
   /** Ordered by document id; the cursor is the last document id of the previous page. */
   listFailures(jobId: string, page: { limit: number; cursor: string | null }): Promise<Page<FailureRecord>>;
   countFailures(jobId: string): Promise<number>;
+
+  // Webhook deliveries (jobs/webhooks.ts; API.md "Cost and freshness"), deleted with their job.
+  /** Queues a delivery (status `pending`); nothing when the job is gone. */
+  enqueueWebhook(delivery: WebhookDelivery): Promise<void>;
+  /**
+   * Claims up to `limit` deliveries due at `now` (pending, next attempt due, no live claim) for
+   * `owner` until `now + holdMs`, atomically: two processes never claim the same one. A claim that
+   * lapsed (its process died mid-send) may be claimed again.
+   */
+  claimWebhooks(owner: string, now: number, holdMs: number, limit: number): Promise<WebhookDelivery[]>;
+  /** Records an attempt's outcome and drops the claim — only while `owner` holds it; false otherwise. */
+  settleWebhook(id: string, owner: string, outcome: WebhookOutcome): Promise<boolean>;
+  /** A job's deliveries, newest first. */
+  listWebhooks(jobId: string, page: { limit: number; cursor: string | null }): Promise<Page<WebhookDelivery>>;
 
   /**
    * A named lease (a fleet process's heartbeat, jobs/fleet.ts): granted when free, expired,

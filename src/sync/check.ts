@@ -12,6 +12,7 @@
  * anything here is not known or not as expected (first run, a column gone, the window start not
  * computed yet, an error) — the answer is "run in full", and the full run finds and reports it.
  */
+import { type LagMeasurement, measureLag } from '../core/lag.js';
 import type { JobRecord, ReconcileStats } from '../store/port.js';
 import { cancelOnStop, missingColumns, probeColumns, type SyncDeps } from './run-sync.js';
 
@@ -21,6 +22,8 @@ export interface NothingNew {
   rowsSkipped: number;
   /** Reconciliation's one round (null when the job does not reconcile deletes). */
   reconcile: ReconcileStats | null;
+  /** The job's lag as the probe found it (caught up: nothing past the watermark); absent when not measured. */
+  lag?: LagMeasurement;
 }
 
 /**
@@ -73,6 +76,8 @@ export async function checkNothingNew(
           : null,
       });
       if (probe.pastWatermark) return null;
+      const filterKind = table.columns.find((c) => c.name === job.filterColumn)?.kind;
+      const lag = probe.oldestPending === undefined ? undefined : measureLag(filterKind, probe.oldestPending, deps.clock.now());
       if (from !== null && !deps.lookback?.unchanged(job, from, probe.window)) return null;
       let stats: ReconcileStats | null = null;
       if (reconcile) {
@@ -97,7 +102,7 @@ export async function checkNothingNew(
           durationMs: Math.round(performance.now() - started),
         };
       }
-      return { rowsSkipped: probe.nullFilter, reconcile: stats };
+      return { rowsSkipped: probe.nullFilter, reconcile: stats, ...(lag !== undefined ? { lag } : {}) };
     } finally {
       unlink();
     }

@@ -6,6 +6,7 @@
 import type { Clock } from '../core/clock.js';
 import { documentIdFromKey, type RowDocument } from '../core/documents.js';
 import { keyHash } from '../core/hash.js';
+import { caughtUp, measureLag } from '../core/lag.js';
 import type { DatabaseService } from '../databases/service.js';
 import {
   type ColumnKind,
@@ -249,6 +250,9 @@ class SyncRun {
       }),
     );
     this.run.rowsSkipped = probe.nullFilter;
+    // The job's lag as of the probe; recorded with the run's end (scheduler), no write of its own.
+    const probedAt = this.deps.clock.now();
+    if (probe.oldestPending !== undefined) this.run.lag = measureLag(this.kinds[filterColumn], probe.oldestPending, probedAt);
     const until = probe.max;
     // A resumed run keeps where it first started; its end is the checkpoint it goes on from.
     if (!this.options.resumed) this.run.watermarkStart = watermark;
@@ -258,6 +262,7 @@ class SyncRun {
       // backfill: false — like MindsDB's LAST: the first run only places the watermark, and
       // reconciliation will compare only the rows after it.
       await this.checkpoint(until ?? null, NOTHING, 0, true, { filterColumn, position: until ?? null });
+      this.run.lag = caughtUp(probedAt);
       return this.run;
     }
     // Whether the lookback window is read (below): not when its rows are as they were last read.
@@ -286,6 +291,8 @@ class SyncRun {
       }
       // Phase 2: everything after the watermark up to the bound, checkpointing each batch.
       if (probe.pastWatermark) await this.readRange(table, watermark ? { after: watermark } : null, until, true);
+      // Every row there was at the probe is read (a budget stop never gets here): caught up as of then.
+      if (probe.oldestPending !== undefined) this.run.lag = caughtUp(probedAt);
     }
     // Phase 3: documents whose row is gone (an empty table included).
     if ((this.job.deletes ?? 'reconcile') === 'reconcile') await this.reconcile(table);

@@ -15,7 +15,7 @@ import { DUE_JOBS_SQL, openPostgresControlStore, PostgresControlStore } from '..
 import { applyMigrations, MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { openPostgres, type PostgresDatabase } from '../../src/store/postgres/open.js';
 import { skipUnlessPgvector, type TempDatabase, withTempPostgresDatabase } from '../helpers/pgvector.js';
-import { controlStoreContract, dbRecord, kbRecord } from './control-store.contract.js';
+import { controlStoreContract, dbRecord, kbRecord, rebuildRecord } from './control-store.contract.js';
 
 const skip = await skipUnlessPgvector();
 
@@ -192,6 +192,33 @@ describe('PostgreSQL control store', { skip }, () => {
         // What the database holds, not what the store answers: the statuses of the rows.
         const statuses = (await stores[0]!.listJobs(account, { limit: 100, cursor: null })).items.map((j) => j.status);
         assert.equal(statuses.filter((s: JobStatus) => ['scheduled', 'running', 'paused'].includes(s)).length, LIMIT);
+      }
+    });
+
+    it('rebuild claims and starts racing from four pools: one claim wins, one start wins (every round)', { timeout: 120_000 }, async () => {
+      const { stores } = await storesOnOneSchema(4);
+      for (let round = 0; round < 20; round++) {
+        const name = `kb_${round}`;
+        assert.equal(await stores[0]!.insertKnowledgeBase(kbRecord('acct', name)), 'ok');
+        const starts = await Promise.all(
+          stores.map(async (s) => {
+            await sleep(Math.random() * 3);
+            return s.startRebuild('acct', name, rebuildRecord());
+          }),
+        );
+        assert.deepEqual(starts.filter((o) => o === 'ok').length, 1, `round ${round}: ${starts.join(', ')}`);
+        // Three claims per pool, from twelve owners, at one instant.
+        const claims = await Promise.all(
+          Array.from({ length: 12 }, async (_, i) => {
+            await sleep(Math.random() * 3);
+            return stores[i % 4]!.claimRebuild(`proc_${round}_${i}`, T0 + round, 30_000);
+          }),
+        );
+        const winners = claims.filter((c) => c !== null);
+        assert.equal(winners.length, 1, `round ${round}: ${winners.length} claims won`);
+        const stored = await stores[3]!.getKnowledgeBase('acct', name);
+        assert.equal(stored?.rebuild?.owner, winners[0]?.rebuild?.owner);
+        assert.equal(await stores[1]!.transitionRebuild(stored!.id, ['running'], 'cancelled', {}), true);
       }
     });
 

@@ -20,8 +20,10 @@ import {
   type JobRecord,
   type JobStatus,
   type KnowledgeBaseRecord,
+  type RebuildRecord,
   type RunRecord,
   type Watermark,
+  type WebhookDelivery,
 } from '../../src/store/port.js';
 
 export interface ControlStoreHandle {
@@ -66,8 +68,9 @@ export function kbRecord(
   name: string,
   over: Partial<KnowledgeBaseRecord> = {},
 ): KnowledgeBaseRecord {
+  const id = over.id ?? newId('kb');
   return {
-    id: newId('kb'),
+    id,
     accountId,
     name,
     description: `Orders for ${name} — ${AWKWARD}`,
@@ -80,6 +83,34 @@ export function kbRecord(
     secret: 'v1:enc:a2V5',
     chunking: { chunk_size: 800, chunk_overlap: 120 },
     createdAt: T0 - DAY,
+    collection: id,
+    rebuild: null,
+    ...over,
+  };
+}
+
+/** A rebuild as kb/rebuild.ts starts one: a new model and chunking into a shadow collection. */
+export function rebuildRecord(over: Partial<RebuildRecord> = {}): RebuildRecord {
+  return {
+    status: 'running',
+    collection: newId('kb'),
+    embedding: {
+      provider: 'openai',
+      model: 'text-embedding-3-large',
+      dimensions: 1024,
+      base_url: null,
+      price_per_million_tokens: 0.13,
+    },
+    secret: 'v1:enc:bmV3LWtleQ==',
+    chunking: { chunk_size: 400, chunk_overlap: 40 },
+    documentsDone: 0,
+    documentsTotal: 0,
+    cursor: null,
+    startedAt: T0,
+    finishedAt: null,
+    error: null,
+    owner: null,
+    leaseExpiresAt: null,
     ...over,
   };
 }
@@ -385,6 +416,230 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
         assert.equal(await store.getKnowledgeBase(A, 'gone'), null);
         assert.deepEqual(await store.listKnowledgeBases(A), [keep]);
         assert.equal(await store.insertKnowledgeBase(kbRecord(A, 'gone')), 'ok');
+      });
+    });
+
+    // --- knowledge bases: collection, description, rebuilds --------------------------------------
+
+    describe('knowledge bases: collection and description', () => {
+      it('the collection and the rebuild round-trip; getKnowledgeBaseById looks across accounts', async () => {
+        const moved = kbRecord(A, 'moved_kb', { collection: newId('kb') });
+        const finished = kbRecord(B, 'finished_kb', {
+          collection: 'kb_shadow_after_swap',
+          rebuild: rebuildRecord({
+            status: 'failed',
+            collection: 'kb_shadow_after_swap',
+            documentsDone: 3_000_000_001,
+            documentsTotal: 3_000_000_002,
+            cursor: AWKWARD,
+            finishedAt: T0 + DAY,
+            error: { code: 'EMBEDDING_FAILED', message: `provider said no: ${AWKWARD}` },
+            owner: 'proc_dead',
+            leaseExpiresAt: T0 + MIN,
+          }),
+        });
+        assert.equal(await store.insertKnowledgeBase(moved), 'ok');
+        assert.equal(await store.insertKnowledgeBase(finished), 'ok');
+        assert.deepEqual(await store.getKnowledgeBase(A, 'moved_kb'), moved);
+        assert.deepEqual(await store.listKnowledgeBases(B), [finished]);
+        assert.deepEqual(await store.getKnowledgeBaseById(moved.id), moved);
+        assert.deepEqual(await store.getKnowledgeBaseById(finished.id), finished, 'any account');
+        assert.equal(await store.getKnowledgeBaseById(newId('kb')), null);
+      });
+
+      it('a knowledge base inserted without collection and rebuild (an older caller) reads its id and null', async () => {
+        const { collection: _c, rebuild: _r, ...older } = kbRecord(A, 'older_kb');
+        assert.equal(await store.insertKnowledgeBase(older as KnowledgeBaseRecord), 'ok');
+        assert.deepEqual(await store.getKnowledgeBase(A, 'older_kb'), { ...older, collection: older.id, rebuild: null });
+      });
+
+      it('updateKnowledgeBaseSettings changes only the given settings, within the account', async () => {
+        const rec = kbRecord(A, 'described');
+        assert.equal(await store.insertKnowledgeBase(rec), 'ok');
+        assert.equal(await store.updateKnowledgeBaseSettings(A, 'described', { description: `new: ${AWKWARD}` }), true);
+        assert.deepEqual(await store.getKnowledgeBase(A, 'described'), { ...rec, description: `new: ${AWKWARD}` });
+        assert.equal(await store.updateKnowledgeBaseSettings(A, 'described', { description: null }), true);
+        assert.deepEqual(await store.getKnowledgeBase(A, 'described'), { ...rec, description: null });
+        assert.equal(await store.updateKnowledgeBaseSettings(A, 'described', { pricePerMillionTokens: 0.13, secret: 'enc:new' }), true);
+        assert.deepEqual(await store.getKnowledgeBase(A, 'described'), {
+          ...rec,
+          description: null,
+          secret: 'enc:new',
+          embedding: { ...rec.embedding, price_per_million_tokens: 0.13 },
+        });
+        assert.equal(await store.updateKnowledgeBaseSettings(B, 'described', { description: 'x' }), false, 'another account');
+        assert.equal(await store.updateKnowledgeBaseSettings(A, 'missing', { description: 'x' }), false);
+        assert.equal((await store.getKnowledgeBase(A, 'described'))?.description, null);
+      });
+    });
+
+    describe('knowledge bases: rebuilds', () => {
+      const LEASE = 30_000;
+
+      /** A knowledge base with a running rebuild, unowned. */
+      async function rebuilding(name: string, over: Partial<RebuildRecord> = {}): Promise<{ kb: KnowledgeBaseRecord; rebuild: RebuildRecord }> {
+        const kb = kbRecord(A, name);
+        assert.equal(await store.insertKnowledgeBase(kb), 'ok');
+        const rebuild = rebuildRecord(over);
+        assert.equal(await store.startRebuild(A, name, rebuild), 'ok');
+        return { kb, rebuild };
+      }
+
+      it('startRebuild records a running, unowned rebuild, with the description in the same write', async () => {
+        const kb = kbRecord(A, 'kb');
+        assert.equal(await store.insertKnowledgeBase(kb), 'ok');
+        // Whatever the caller filled in, the rebuild starts running and unowned.
+        const given = rebuildRecord({ status: 'swapping', owner: 'proc_x', leaseExpiresAt: T0 + DAY });
+        assert.equal(await store.startRebuild(A, 'kb', given, 'being rebuilt'), 'ok');
+        const stored = { ...kb, description: 'being rebuilt', rebuild: { ...given, status: 'running' as const, owner: null, leaseExpiresAt: null } };
+        assert.deepEqual(await store.getKnowledgeBase(A, 'kb'), stored);
+        assert.equal(stored.collection, kb.id, 'the knowledge base keeps its collection until the swap');
+        assert.equal(await store.startRebuild(A, 'missing', rebuildRecord()), 'not_found');
+        assert.equal(await store.startRebuild(B, 'kb', rebuildRecord()), 'not_found', 'another account');
+      });
+
+      it('startRebuild refuses while a rebuild is running or swapping, and replaces a finished one', async () => {
+        const { kb } = await rebuilding('kb');
+        const before = await store.getKnowledgeBase(A, 'kb');
+        assert.equal(await store.startRebuild(A, 'kb', rebuildRecord(), 'not written'), 'busy');
+        assert.deepEqual(await store.getKnowledgeBase(A, 'kb'), before, 'a refused start writes nothing, description included');
+        assert.ok(await store.claimRebuild('proc_a', T0, LEASE));
+        assert.equal(await store.transitionRebuild(kb.id, ['running'], 'swapping', { owner: 'proc_a' }), true);
+        assert.equal(await store.startRebuild(A, 'kb', rebuildRecord()), 'busy', 'swapping');
+        for (const end of ['failed', 'cancelled'] as const) {
+          assert.equal(await store.transitionRebuild(kb.id, ['running', 'swapping'], end, { finishedAt: T0 + MIN }), true);
+          const next = rebuildRecord({ startedAt: T0 + 2 * MIN });
+          assert.equal(await store.startRebuild(A, 'kb', next), 'ok', `after ${end}`);
+          assert.deepEqual((await store.getKnowledgeBase(A, 'kb'))?.rebuild, next);
+        }
+      });
+
+      it('two concurrent startRebuild calls: one ok, one busy (every time)', async () => {
+        for (let round = 0; round < 5; round++) {
+          const name = `race_${round}`;
+          assert.equal(await store.insertKnowledgeBase(kbRecord(A, name)), 'ok');
+          const [x, y] = [rebuildRecord(), rebuildRecord()];
+          const outcomes = await Promise.all([store.startRebuild(A, name, x), store.startRebuild(A, name, y)]);
+          assert.deepEqual([...outcomes].sort(), ['busy', 'ok'], `round ${round}`);
+          const stored = (await store.getKnowledgeBase(A, name))?.rebuild;
+          assert.deepEqual(stored, outcomes[0] === 'ok' ? x : y, 'the winner’s rebuild is the one stored');
+        }
+      });
+
+      it('claimRebuild leases an active rebuild with no live lease; an expired lease is taken over', async () => {
+        assert.equal(await store.claimRebuild('proc_a', T0, LEASE), null, 'nothing to claim');
+        const { kb, rebuild } = await rebuilding('kb');
+        const claimed = await store.claimRebuild('proc_a', T0, LEASE);
+        const leased = { ...kb, rebuild: { ...rebuild, owner: 'proc_a', leaseExpiresAt: T0 + LEASE } };
+        assert.deepEqual(claimed, leased, 'the whole knowledge base, as stored after the claim');
+        assert.deepEqual(await store.getKnowledgeBaseById(kb.id), leased);
+        assert.equal(await store.claimRebuild('proc_b', T0 + 1, LEASE), null, 'a live lease');
+        assert.equal(await store.claimRebuild('proc_b', T0 + LEASE, LEASE), null, 'expires at, not before, now');
+        const taken = await store.claimRebuild('proc_b', T0 + LEASE + 1, LEASE);
+        assert.equal(taken?.rebuild?.owner, 'proc_b', 'a dead process’s rebuild is taken over');
+        assert.equal(taken?.rebuild?.leaseExpiresAt, T0 + 2 * LEASE + 1);
+        // Swapping is active too; finished ones are never claimed.
+        assert.equal(await store.transitionRebuild(kb.id, ['running'], 'swapping', { owner: 'proc_b' }), true);
+        assert.equal((await store.claimRebuild('proc_c', T0 + DAY, LEASE))?.rebuild?.status, 'swapping');
+        assert.equal(await store.transitionRebuild(kb.id, ['swapping'], 'failed', { finishedAt: T0 + DAY }), true);
+        assert.equal(await store.claimRebuild('proc_d', T0 + 2 * DAY, LEASE), null, 'a failed rebuild is not claimed');
+        const plain = kbRecord(A, 'never_rebuilt');
+        assert.equal(await store.insertKnowledgeBase(plain), 'ok');
+        assert.equal(await store.claimRebuild('proc_d', T0 + 2 * DAY, LEASE), null);
+      });
+
+      it('many concurrent claims of one rebuild from different owners: exactly one gets it (every time)', async () => {
+        for (let round = 0; round < 5; round++) {
+          const { kb } = await rebuilding(`race_${round}`);
+          const now = T0 + round * DAY;
+          const owners = Array.from({ length: 12 }, (_, i) => `proc_${round}_${i}`);
+          const claims = await Promise.all(owners.map((o) => store.claimRebuild(o, now, LEASE)));
+          const winners = claims.filter((c) => c !== null);
+          assert.equal(winners.length, 1, `round ${round}: ${winners.length} claims won`);
+          const stored = await store.getKnowledgeBaseById(kb.id);
+          assert.equal(stored?.rebuild?.owner, winners[0]?.rebuild?.owner, 'the winner holds the lease as stored');
+          assert.deepEqual(winners[0], stored);
+          // Done with this round's rebuild, so the next round races over its own one alone.
+          assert.equal(await store.transitionRebuild(kb.id, ['running'], 'cancelled', {}), true);
+        }
+      });
+
+      it('saveRebuildProgress writes progress and renews the lease for the owner only', async () => {
+        const { kb, rebuild } = await rebuilding('kb');
+        assert.ok(await store.claimRebuild('proc_a', T0, LEASE));
+        const progress = { documentsDone: 3_000_000_000, documentsTotal: 3_000_000_500, cursor: AWKWARD, leaseExpiresAt: T0 + 2 * LEASE };
+        assert.equal(await store.saveRebuildProgress(kb.id, 'proc_a', progress), 'running');
+        const after = { ...kb, rebuild: { ...rebuild, ...progress, owner: 'proc_a' } };
+        assert.deepEqual(await store.getKnowledgeBaseById(kb.id), after);
+        assert.equal(await store.claimRebuild('proc_b', T0 + LEASE + 1, LEASE), null, 'the renewed lease holds');
+        const other = { documentsDone: 1, documentsTotal: 2, cursor: null, leaseExpiresAt: T0 + DAY };
+        assert.equal(await store.saveRebuildProgress(kb.id, 'proc_b', other), null, 'not the owner');
+        assert.equal(await store.saveRebuildProgress(newId('kb'), 'proc_a', other), null, 'no such knowledge base');
+        assert.deepEqual(await store.getKnowledgeBaseById(kb.id), after, 'nothing written by a non-owner');
+        // Taken over after the lease lapsed: the old owner is told it no longer holds it.
+        assert.ok(await store.claimRebuild('proc_b', T0 + 2 * LEASE + 1, LEASE));
+        assert.equal(await store.saveRebuildProgress(kb.id, 'proc_a', other), null);
+        assert.equal(await store.saveRebuildProgress(kb.id, 'proc_b', { ...progress, cursor: null }), 'running');
+        assert.equal((await store.getKnowledgeBaseById(kb.id))?.rebuild?.cursor, null);
+      });
+
+      it('cancelled, then saveRebuildProgress by the owner answers cancelled and writes nothing', async () => {
+        const { kb } = await rebuilding('kb');
+        assert.ok(await store.claimRebuild('proc_a', T0, LEASE));
+        const first = { documentsDone: 10, documentsTotal: 100, cursor: 'doc_10', leaseExpiresAt: T0 + LEASE };
+        assert.equal(await store.saveRebuildProgress(kb.id, 'proc_a', first), 'running');
+        assert.equal(await store.transitionRebuild(kb.id, ['running'], 'cancelled', { finishedAt: T0 + MIN }), true);
+        const before = await store.getKnowledgeBaseById(kb.id);
+        const later = { documentsDone: 20, documentsTotal: 100, cursor: 'doc_20', leaseExpiresAt: T0 + DAY };
+        assert.equal(await store.saveRebuildProgress(kb.id, 'proc_a', later), 'cancelled');
+        assert.deepEqual(await store.getKnowledgeBaseById(kb.id), before, 'progress and lease unchanged');
+        assert.equal(await store.saveRebuildProgress(kb.id, 'proc_b', later), null, 'not the owner');
+      });
+
+      it('transitionRebuild moves only from the given statuses, only for the owner when given', async () => {
+        const { kb, rebuild } = await rebuilding('kb');
+        assert.ok(await store.claimRebuild('proc_a', T0, LEASE));
+        assert.equal(await store.transitionRebuild(kb.id, ['swapping'], 'succeeded', {}), false, 'not in from');
+        assert.equal(await store.transitionRebuild(kb.id, [], 'cancelled', {}), false, 'empty from');
+        assert.equal(await store.transitionRebuild(kb.id, ['running'], 'swapping', { owner: 'proc_b' }), false, 'not the owner');
+        assert.equal(await store.transitionRebuild(newId('kb'), ['running'], 'cancelled', {}), false, 'no such knowledge base');
+        assert.equal((await store.getKnowledgeBaseById(kb.id))?.rebuild?.status, 'running', 'nothing moved');
+        assert.equal(await store.transitionRebuild(kb.id, ['running'], 'swapping', { owner: 'proc_a' }), true);
+        const error = { code: 'SWAP_FAILED', message: `differences remain: ${AWKWARD}` };
+        assert.equal(await store.transitionRebuild(kb.id, ['running', 'swapping'], 'failed', { owner: 'proc_a', finishedAt: T0 + MIN, error }), true);
+        const failed = { ...rebuild, status: 'failed' as const, finishedAt: T0 + MIN, error, owner: 'proc_a', leaseExpiresAt: T0 + LEASE };
+        assert.deepEqual((await store.getKnowledgeBaseById(kb.id))?.rebuild, failed);
+        // error: null clears it; finishedAt and error left out stay as they are.
+        assert.equal(await store.transitionRebuild(kb.id, ['failed'], 'cancelled', { error: null }), true);
+        assert.deepEqual((await store.getKnowledgeBaseById(kb.id))?.rebuild, { ...failed, status: 'cancelled', error: null });
+        assert.equal(await store.transitionRebuild(kb.id, ['running'], 'cancelled', {}), false, 'cancel after the end');
+      });
+
+      it('finishRebuild by the swapping owner gives the knowledge base the rebuild’s configuration and collection', async () => {
+        const { kb, rebuild } = await rebuilding('kb');
+        assert.ok(await store.claimRebuild('proc_a', T0, LEASE));
+        assert.equal(await store.finishRebuild(kb.id, 'proc_a', T0 + MIN), false, 'still running');
+        assert.equal(await store.transitionRebuild(kb.id, ['running'], 'swapping', { owner: 'proc_a' }), true);
+        const swapping = await store.getKnowledgeBaseById(kb.id);
+        assert.equal(await store.finishRebuild(kb.id, 'proc_b', T0 + MIN), false, 'not the owner');
+        assert.equal(await store.finishRebuild(newId('kb'), 'proc_a', T0 + MIN), false);
+        assert.deepEqual(await store.getKnowledgeBaseById(kb.id), swapping, 'a non-owner’s finish writes nothing');
+        assert.equal(await store.finishRebuild(kb.id, 'proc_a', T0 + 2 * MIN), true);
+        const done: KnowledgeBaseRecord = {
+          ...kb,
+          embedding: rebuild.embedding,
+          secret: rebuild.secret,
+          chunking: rebuild.chunking,
+          collection: rebuild.collection,
+          rebuild: { ...rebuild, status: 'succeeded', finishedAt: T0 + 2 * MIN, owner: null, leaseExpiresAt: null },
+        };
+        assert.deepEqual(await store.getKnowledgeBaseById(kb.id), done);
+        assert.deepEqual(await store.getKnowledgeBase(A, 'kb'), done);
+        assert.equal(await store.finishRebuild(kb.id, 'proc_a', T0 + 3 * MIN), false, 'once');
+        assert.equal(await store.claimRebuild('proc_c', T0 + DAY, LEASE), null, 'a succeeded rebuild is not claimed');
+        // The next rebuild starts from the swapped configuration.
+        assert.equal(await store.startRebuild(A, 'kb', rebuildRecord()), 'ok');
+        assert.equal((await store.getKnowledgeBase(A, 'kb'))?.collection, rebuild.collection);
       });
     });
 
@@ -1248,6 +1503,77 @@ export function controlStoreContract(name: string, makeStore: () => Promise<Cont
         assert.equal(await store.countFailures(other.id), 1);
         await store.recordFailures(job.id, [failure('3')], T0);
         assert.equal(await store.countFailures(job.id), 0);
+      });
+    });
+
+    // --- webhook deliveries ------------------------------------------------------------------------
+
+    describe('webhook deliveries', () => {
+      const delivery = (jobId: string, n: number, over: Partial<WebhookDelivery> = {}): WebhookDelivery => ({
+        id: `whd_${String(n).padStart(4, '0')}`,
+        jobId,
+        event: 'job.failed',
+        url: 'https://hooks.example.com/kbsync?x=1',
+        payload: JSON.stringify({ event: 'job.failed', text: AWKWARD }),
+        status: 'pending',
+        attempts: 0,
+        lastError: null,
+        createdAt: T0 + n,
+        deliveredAt: null,
+        nextAttemptAt: T0 + n,
+        ...over,
+      });
+
+      it('round-trip, newest first, paged without gaps; a deleted job queues nothing and loses its deliveries', async () => {
+        const job = fullJob(A, 'hooked');
+        await insertJobs([job]);
+        for (let n = 1; n <= 5; n++) await store.enqueueWebhook(delivery(job.id, n));
+        const first = await store.listWebhooks(job.id, { limit: 2, cursor: null });
+        assert.deepEqual(first.items, [delivery(job.id, 5), delivery(job.id, 4)]);
+        const seen = [...first.items];
+        let cursor = first.next;
+        while (cursor !== null) {
+          const next = await store.listWebhooks(job.id, { limit: 2, cursor });
+          seen.push(...next.items);
+          cursor = next.next;
+        }
+        assert.deepEqual(seen.map((d) => d.id), ['whd_0005', 'whd_0004', 'whd_0003', 'whd_0002', 'whd_0001']);
+        assert.equal(await store.deleteJob(job.id), true);
+        assert.deepEqual(await store.listWebhooks(job.id, { limit: 10, cursor: null }), { items: [], next: null });
+        await store.enqueueWebhook(delivery(job.id, 9));
+        assert.deepEqual(await store.listWebhooks(job.id, { limit: 10, cursor: null }), { items: [], next: null });
+      });
+
+      it('a claim takes due, unclaimed pending deliveries once; only the claimer settles; a lapsed claim is taken again', async () => {
+        const job = fullJob(A, 'claimed');
+        await insertJobs([job]);
+        await store.enqueueWebhook(delivery(job.id, 1));
+        await store.enqueueWebhook(delivery(job.id, 2));
+        await store.enqueueWebhook(delivery(job.id, 3, { nextAttemptAt: T0 + 10 * MIN }));
+        await store.enqueueWebhook(delivery(job.id, 4, { status: 'delivered', deliveredAt: T0 }));
+        const now = T0 + MIN;
+        // Two claimers at once: each delivery goes to exactly one of them.
+        const [a, b] = await Promise.all([store.claimWebhooks('proc_a', now, 30_000, 10), store.claimWebhooks('proc_b', now, 30_000, 10)]);
+        assert.deepEqual([...a, ...b].map((d) => d.id).sort(), ['whd_0001', 'whd_0002'], 'due and pending only, each once');
+        assert.deepEqual(await store.claimWebhooks('proc_c', now + 1, 30_000, 10), [], 'claimed ones are not claimed again');
+        const [mine, owner] = a.length > 0 ? [a[0]!, 'proc_a'] : [b[0]!, 'proc_b'];
+        const other = owner === 'proc_a' ? 'proc_b' : 'proc_a';
+        const outcome = { status: 'delivered' as const, attempts: 1, lastError: null, deliveredAt: now + 5, nextAttemptAt: now };
+        assert.equal(await store.settleWebhook(mine.id, other, outcome), false, 'not the claimer');
+        assert.equal(await store.settleWebhook(mine.id, owner, outcome), true);
+        const stored = (await store.listWebhooks(job.id, { limit: 10, cursor: null })).items.find((d) => d.id === mine.id);
+        assert.deepEqual(stored, { ...mine, ...outcome });
+        // The other claim lapses (its process died): another process takes it, the dead one cannot settle.
+        const left = [...a, ...b].find((d) => d.id !== mine.id)!;
+        const again = await store.claimWebhooks('proc_c', now + 31_000, 30_000, 10);
+        assert.deepEqual(again.map((d) => d.id), [left.id]);
+        assert.equal(await store.settleWebhook(left.id, owner === 'proc_a' ? 'proc_b' : 'proc_a', { ...outcome, status: 'failed' }), false);
+        const retry = { status: 'pending' as const, attempts: 1, lastError: 'HTTP 500', deliveredAt: null, nextAttemptAt: now + 5 * MIN };
+        assert.equal(await store.settleWebhook(left.id, 'proc_c', retry), true);
+        assert.deepEqual(await store.claimWebhooks('proc_c', now + 2 * MIN, 30_000, 10), [], 'not due yet');
+        const due = await store.claimWebhooks('proc_c', now + 10 * MIN, 30_000, 10);
+        assert.deepEqual(due.map((d) => d.id), [left.id, 'whd_0003'], 'in due order');
+        assert.deepEqual(due[0], { ...left, ...retry });
       });
     });
 

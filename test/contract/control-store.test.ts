@@ -8,13 +8,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { newId } from '../../src/core/ids.js';
 import { EMPTY_TOTALS, type JobRecord } from '../../src/store/port.js';
 import { SqliteControlStore } from '../../src/store/sqlite/control-store.js';
 import { applyMigrations, MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { openSqliteFile } from '../../src/store/sqlite/open.js';
-import { controlStoreContract, dbRecord, kbRecord } from './control-store.contract.js';
+import { controlStoreContract, dbRecord, kbRecord, rebuildRecord } from './control-store.contract.js';
 
 function tempFile(): { file: string; remove(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kbsync-control-'));
@@ -231,6 +232,62 @@ describe('SqliteControlStore (SQLite specifics)', () => {
       ),
     );
     assert.equal((await stores[1]!.getJobById(target.id))?.totals.rows_read, 30);
+  });
+});
+
+const CLAIMER = new URL('../helpers/sqlite-rebuild-claimer.ts', import.meta.url).href;
+
+describe('SqliteControlStore: rebuild claims from processes racing on one file', () => {
+  it('six threads (a connection each) claim one rebuild at once: exactly one wins, every round', { timeout: 60_000 }, async () => {
+    const { file, remove } = tempFile();
+    const store = new SqliteControlStore(openSqliteFile(file), { ownsDb: true });
+    const gate = new SharedArrayBuffer(4);
+    const workers = Array.from(
+      { length: 6 },
+      // An eval'd entry that registers tsx before importing the TypeScript module: on Node 20 a
+      // worker does not run the parent's `--import tsx`.
+      (_, i) =>
+        new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(CLAIMER)}); })`, {
+          eval: true,
+          workerData: { file, owner: `proc_${i}`, gate },
+        }),
+    );
+    const next = (w: Worker) =>
+      new Promise<unknown>((resolve, reject) => {
+        const fail = (err: Error) => {
+          w.off('message', ok);
+          reject(err);
+        };
+        const ok = (m: unknown) => {
+          w.off('error', fail);
+          resolve(m);
+        };
+        w.once('message', ok);
+        w.once('error', fail);
+      });
+    try {
+      for (let round = 1; round <= 8; round++) {
+        const kb = kbRecord('acct', `kb_${round}`);
+        assert.equal(await store.insertKnowledgeBase(kb), 'ok');
+        assert.equal(await store.startRebuild('acct', kb.name, rebuildRecord()), 'ok');
+        const ready = workers.map(next);
+        for (const w of workers) w.postMessage({ round, now: T0 + round });
+        await Promise.all(ready);
+        const answers = workers.map(next) as Array<Promise<{ won: string | null }>>;
+        Atomics.store(new Int32Array(gate), 0, round);
+        Atomics.notify(new Int32Array(gate), 0);
+        const won = (await Promise.all(answers)).map((a) => a.won).filter((id) => id !== null);
+        assert.deepEqual(won, [kb.id], `round ${round}`);
+        const owner = (await store.getKnowledgeBaseById(kb.id))?.rebuild?.owner;
+        assert.match(owner ?? '', new RegExp(`^proc_\\d_${round}$`));
+        assert.equal(await store.transitionRebuild(kb.id, ['running'], 'cancelled', {}), true);
+      }
+    } finally {
+      for (const w of workers) w.postMessage('close');
+      await Promise.all(workers.map((w) => new Promise((resolve) => w.once('exit', resolve))));
+      await store.close();
+      remove();
+    }
   });
 });
 

@@ -139,6 +139,7 @@ for (const fx of FIXTURES) {
           nullFilter: 0,
           window: null,
           keys: { bucket: '', count: 0, sum: '0' },
+          oldestPending: null,
         });
       });
     });

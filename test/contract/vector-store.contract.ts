@@ -6,13 +6,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AppError } from '../../src/core/errors.js';
-import type {
-  DocumentInput,
-  Metadata,
-  MetadataFilter,
-  MetadataValue,
-  SearchHit,
-  VectorStore,
+import {
+  CollectionsChanged,
+  type DocumentInput,
+  type Metadata,
+  type MetadataFilter,
+  type MetadataValue,
+  type SearchHit,
+  type VectorStore,
 } from '../../src/store/vector-port.js';
 
 export interface StoreHandle {
@@ -778,6 +779,366 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
         await assertFilter(kb, { 'source.table': 'orders' }, ['d1']);
         await assertFilter(kb, { 'due-date': { gte: '2025-02-15' } }, ['d2']);
         await assertFilter(kb, { 'first name': { in: ['Bob'] } }, ['d2']);
+      });
+    });
+
+    describe('rebuilds (a shadow collection)', () => {
+      const isChanged = (e: unknown) => e instanceof CollectionsChanged;
+      const isNotFound = (e: unknown) => e instanceof AppError && e.code === 'NOT_FOUND';
+
+      /** A collection id nobody has created yet (startShadow creates it). */
+      function shadowName(): string {
+        collectionCounter += 1;
+        return `kb_contract_shadow_${collectionCounter}_${Math.random().toString(36).slice(2, 8)}`;
+      }
+
+      /**
+       * The shadow's version of a document: same id, content, hash and metadata, its own chunks
+       * (another chunking: two chunks) and vectors (another model: `dims` dimensions).
+       */
+      function rechunked(d: DocumentInput, dims = DIMS, along = 1): DocumentInput {
+        return {
+          ...d,
+          chunks: [
+            { index: 0, text: `${d.content} part one`, embedding: axis(along, dims) },
+            { index: 1, text: `${d.content} part two`, embedding: axis(along + 1, dims) },
+          ],
+        };
+      }
+
+      /** The same write for the collection and its shadow. */
+      function both(kb: string, shadow: string, docs: DocumentInput[], dims = DIMS) {
+        return store.upsertDocuments(kb, docs, [], {
+          collection: shadow,
+          docs: docs.map((d) => rechunked(d, dims)),
+          metadataOnly: [],
+        });
+      }
+
+      it('startShadow creates and links the shadow, idempotently; a write that does not carry it writes nothing', async () => {
+        const kb = await freshKb();
+        const sh = shadowName();
+        await store.upsertDocuments(kb, [textDoc('a', 'anchor text')]);
+        assert.deepEqual(await store.collectionState(kb), { dimensions: DIMS, shadow: null, retired: false });
+        assert.equal(await store.collectionState(sh), null);
+
+        await store.startShadow(kb, sh, DIMS);
+        await store.startShadow(kb, sh, DIMS); // a retried start
+        assert.deepEqual(await store.collectionState(kb), { dimensions: DIMS, shadow: sh, retired: false });
+        assert.deepEqual(await store.collectionState(sh), { dimensions: DIMS, shadow: null, retired: false });
+        assert.deepEqual(await store.counts(sh), { documents: 0, chunks: 0 });
+        // Another rebuild cannot start beside it.
+        const other = shadowName();
+        await assert.rejects(store.startShadow(kb, other, DIMS), isChanged);
+        assert.equal(await store.collectionState(other), null);
+
+        // Written as if no rebuild had started: refused whole, in either collection.
+        await assert.rejects(store.upsertDocuments(kb, [textDoc('b', 'bystander text')]), isChanged);
+        await assert.rejects(
+          store.upsertDocuments(kb, [], [{ id: 'a', contentHash: 'hash-moved', metadata: { moved: true } }]),
+          isChanged,
+        );
+        // Carrying a shadow that is not the linked one is refused the same way.
+        await assert.rejects(
+          store.upsertDocuments(kb, [textDoc('b', 'bystander text')], [], {
+            collection: other,
+            docs: [rechunked(textDoc('b', 'bystander text'))],
+            metadataOnly: [],
+          }),
+          isChanged,
+        );
+        assert.deepEqual(await store.counts(kb), { documents: 1, chunks: 1 });
+        assert.deepEqual(await store.getContentHashes(kb, ['a', 'b']), new Map([['a', 'hash-a']]));
+        assert.deepEqual(await store.searchKeyword(kb, 'bystander', { topK: 5 }), []);
+        assert.deepEqual(await store.counts(sh), { documents: 0, chunks: 0 });
+
+        // A collection that does not exist has no rebuild to start.
+        const nowhere = shadowName();
+        await assert.rejects(store.startShadow('kb_contract_missing', nowhere, DIMS), isNotFound);
+        assert.equal(await store.collectionState(nowhere), null);
+      });
+
+      it('a write carrying the shadow part lands in both collections, each with its own chunks', async () => {
+        const kb = await freshKb();
+        const sh = shadowName();
+        await store.startShadow(kb, sh, DIMS);
+        await store.upsertDocuments(kb, [doc('d1', [{ text: 'walrus tusk', embedding: axis(0) }])], [], {
+          collection: sh,
+          docs: [
+            doc('d1', [
+              { text: 'walrus tusk', embedding: axis(1) },
+              { text: 'walrus whiskers', embedding: axis(2) },
+            ]),
+          ],
+          metadataOnly: [],
+        });
+        assert.deepEqual(await store.counts(kb), { documents: 1, chunks: 1 });
+        assert.deepEqual(await store.counts(sh), { documents: 1, chunks: 2 });
+        assert.deepEqual(ids(await store.searchVector(kb, axis(0), { topK: 1 })), ['d1']);
+        const [hit] = await store.searchVector(sh, axis(2), { topK: 1 });
+        assert.equal(hit?.content, 'walrus whiskers');
+        assert.ok(hit && Math.abs(hit.score - 1) < 1e-6);
+        assert.deepEqual(await store.searchKeyword(kb, 'whiskers', { topK: 5 }), []);
+        assert.deepEqual(ids(await store.searchKeyword(sh, 'whiskers', { topK: 5 })), ['d1']);
+
+        // Metadata-only updates reach the shadow's part too.
+        const update = { id: 'd1', contentHash: 'hash-d1-v2', metadata: { v: 2 } };
+        assert.equal(
+          await store.upsertDocuments(kb, [], [update], { collection: sh, docs: [], metadataOnly: [update] }),
+          1,
+        );
+        for (const c of [kb, sh]) {
+          assert.deepEqual(await store.getContentHashes(c, ['d1']), new Map([['d1', 'hash-d1-v2']]), c);
+          assert.deepEqual((await store.listDocuments(c, { limit: 1, after: null })).documents[0]?.metadata, {
+            v: 2,
+          });
+        }
+
+        // A bad document in the shadow's part rolls back the collection's part as well.
+        await assert.rejects(
+          store.upsertDocuments(kb, [textDoc('d2', 'narwhal', {}, axis(0))], [], {
+            collection: sh,
+            docs: [doc('d2', [{ text: 'narwhal', embedding: new Float32Array(DIMS) }])],
+            metadataOnly: [],
+          }),
+        );
+        assert.deepEqual(await store.getContentHashes(kb, ['d2']), new Map());
+        assert.deepEqual(await store.counts(sh), { documents: 1, chunks: 2 });
+      });
+
+      it('deletes reach the shadow, even a document only the shadow holds', async () => {
+        const kb = await freshKb();
+        const sh = shadowName();
+        await store.startShadow(kb, sh, DIMS);
+        await both(kb, sh, [textDoc('a', 'alpha'), textDoc('b', 'beta'), textDoc('c', 'gamma')]);
+        await store.upsertDocuments(kb, [], [], {
+          collection: sh,
+          docs: [rechunked(textDoc('x', 'stray'))],
+          metadataOnly: [],
+        });
+        assert.equal(await store.deleteDocument(kb, 'a'), true);
+        assert.equal(await store.deleteDocuments(kb, ['b', 'x', 'nope']), 1);
+        assert.equal(await store.deleteDocument(kb, 'x'), false);
+        assert.deepEqual(await store.counts(kb), { documents: 1, chunks: 1 });
+        assert.deepEqual(await store.counts(sh), { documents: 1, chunks: 2 });
+        // Every chunk left in the shadow is one of c's two.
+        assert.deepEqual(ids(await store.searchKeyword(sh, 'alpha beta gamma stray', { topK: 5 })), ['c', 'c']);
+        assert.deepEqual(ids(await store.searchVector(sh, axis(1), { topK: 5 })), ['c', 'c']);
+      });
+
+      it('a shadow of other dimensions: a 4-dimension collection rebuilt into 8', async () => {
+        const kb = await freshKb(4);
+        const sh = shadowName();
+        await store.upsertDocuments(kb, [textDoc('old', 'before the rebuild', {}, axis(0, 4))]);
+        await store.startShadow(kb, sh, 8);
+        assert.deepEqual(await store.collectionState(sh), { dimensions: 8, shadow: null, retired: false });
+        await store.upsertDocuments(kb, [textDoc('new', 'during the rebuild', {}, axis(1, 4))], [], {
+          collection: sh,
+          docs: [rechunked(textDoc('new', 'during the rebuild'), 8, 5)],
+          metadataOnly: [],
+        });
+        // Vectors of the collection's dimensions are refused in the shadow, and the other way round.
+        await assert.rejects(both(kb, sh, [textDoc('bad', 'wrong size', {}, axis(1, 4))], 4));
+        assert.deepEqual(await store.counts(kb), { documents: 2, chunks: 2 });
+        assert.deepEqual(await store.counts(sh), { documents: 1, chunks: 2 });
+        // (The 4-dimension collection is searched by keyword only: the SQLite runs count its
+        // exact vector scans, and it has no bit index.)
+        assert.deepEqual(ids(await store.searchKeyword(kb, 'rebuild', { topK: 5 })).sort(), ['new', 'old']);
+        assert.deepEqual(ids(await store.searchVector(sh, axis(6, 8), { topK: 1 })), ['new']);
+        const copied = await store.copyToShadow(
+          kb,
+          sh,
+          [rechunked(textDoc('old', 'before the rebuild'), 8, 3)],
+          new Map([['old', 'hash-old']]),
+        );
+        assert.equal(copied, 1);
+        assert.deepEqual(await store.shadowDifferences(kb, sh, 10), { missing: [], extra: [] });
+        assert.equal(await store.promoteShadow(kb, sh), true);
+        assert.deepEqual(ids(await store.searchVector(sh, axis(3, 8), { topK: 1 })), ['old']);
+        await store.dropCollection(kb);
+      });
+
+      it('copyToShadow inserts only what the shadow lacks and the collection still holds unchanged', async () => {
+        const kb = await freshKb();
+        const sh = shadowName();
+        const names = ['a', 'b', 'c', 'd', 'e'];
+        await store.upsertDocuments(
+          kb,
+          names.map((n) => textDoc(n, `original ${n}`)),
+        );
+        // What the rebuild reads before it starts copying: ids and hashes.
+        const expected = await store.getContentHashes(kb, names);
+        await store.startShadow(kb, sh, DIMS);
+        // Meanwhile writes reach both: b changes, c is rewritten unchanged, e is deleted.
+        await both(kb, sh, [doc('b', [{ text: 'changed b', embedding: axis(0) }], {}, 'hash-b-v2')]);
+        await both(kb, sh, [textDoc('c', 'original c')]);
+        await store.deleteDocument(kb, 'e');
+        // The rebuild's copy, computed from what it read earlier.
+        const copy = names.map((n) => rechunked(textDoc(n, `original ${n}`)));
+        assert.equal(await store.copyToShadow(kb, sh, copy, expected), 2);
+        assert.deepEqual(
+          await store.getContentHashes(sh, names),
+          new Map([
+            ['a', 'hash-a'],
+            ['b', 'hash-b-v2'],
+            ['c', 'hash-c'],
+            ['d', 'hash-d'],
+          ]),
+        );
+        // The newer b was not overwritten with the older copy.
+        const [b] = await store.getDocuments(sh, ['b']);
+        assert.deepEqual(
+          b?.chunks.map((ch) => ch.text),
+          ['changed b part one', 'changed b part two'],
+        );
+        // Copying again inserts nothing.
+        assert.equal(await store.copyToShadow(kb, sh, copy, expected), 0);
+        assert.deepEqual(await store.counts(sh), { documents: 4, chunks: 8 });
+        assert.deepEqual(await store.shadowDifferences(kb, sh, 10), { missing: [], extra: [] });
+        // Into a collection that is not (or no longer) the shadow: refused.
+        await assert.rejects(store.copyToShadow(kb, shadowName(), copy, expected), isChanged);
+        await store.dropShadow(kb, sh);
+        await assert.rejects(store.copyToShadow(kb, sh, copy, expected), isChanged);
+      });
+
+      it('shadowDifferences lists missing and extra ids in id order; promoteShadow swaps only when there are none', async () => {
+        const kb = await freshKb();
+        const sh = shadowName();
+        await store.upsertDocuments(kb, [textDoc('a', 'alpha'), textDoc('b', 'beta'), textDoc('c', 'gamma')]);
+        await store.startShadow(kb, sh, DIMS);
+        assert.deepEqual(await store.shadowDifferences(kb, sh, 10), { missing: ['a', 'b', 'c'], extra: [] });
+        await store.copyToShadow(kb, sh, [rechunked(textDoc('a', 'alpha'))], new Map([['a', 'hash-a']]));
+        // b stored in the shadow with another hash, x only in the shadow.
+        await store.upsertDocuments(kb, [], [], {
+          collection: sh,
+          docs: [
+            { ...rechunked(textDoc('b', 'beta')), contentHash: 'hash-b-other' },
+            rechunked(textDoc('x', 'stray')),
+          ],
+          metadataOnly: [],
+        });
+        assert.deepEqual(await store.shadowDifferences(kb, sh, 10), { missing: ['b', 'c'], extra: ['x'] });
+        assert.deepEqual(await store.shadowDifferences(kb, sh, 1), { missing: ['b'], extra: ['x'] });
+        assert.equal(await store.promoteShadow(kb, sh), false);
+        assert.deepEqual(await store.collectionState(kb), { dimensions: DIMS, shadow: sh, retired: false });
+
+        await both(kb, sh, [textDoc('b', 'beta'), textDoc('c', 'gamma')]);
+        assert.equal(await store.promoteShadow(kb, sh), false, 'x is still extra');
+        await store.deleteDocument(kb, 'x');
+        assert.deepEqual(await store.shadowDifferences(kb, sh, 10), { missing: [], extra: [] });
+        assert.equal(await store.promoteShadow(kb, 'kb_contract_not_its_shadow'), false);
+        assert.equal(await store.promoteShadow(kb, sh), true);
+        assert.equal(await store.promoteShadow(kb, sh), true, 'a repeated promote answers as the first');
+        assert.equal(await store.promoteShadow(kb, 'kb_contract_not_its_shadow'), false);
+        assert.deepEqual(await store.collectionState(kb), { dimensions: DIMS, shadow: null, retired: true });
+        assert.deepEqual(await store.collectionState(sh), { dimensions: DIMS, shadow: null, retired: false });
+        const retired = await store.retiredCollections();
+        assert.ok(retired.includes(kb) && !retired.includes(sh), retired.join(', '));
+
+        // The retired collection refuses every write, with or without a shadow part...
+        await assert.rejects(store.upsertDocuments(kb, [textDoc('d', 'delta')]), isChanged);
+        await assert.rejects(both(kb, sh, [textDoc('d', 'delta')]), isChanged);
+        await assert.rejects(store.deleteDocument(kb, 'a'), isChanged);
+        await assert.rejects(store.deleteDocuments(kb, ['a', 'b']), isChanged);
+        await assert.rejects(store.startShadow(kb, shadowName(), DIMS), isChanged);
+        // ...and still answers reads until it is dropped.
+        assert.deepEqual(await store.counts(kb), { documents: 3, chunks: 3 });
+        assert.deepEqual(ids(await store.searchKeyword(kb, 'beta', { topK: 5 })), ['b']);
+        assert.equal((await store.searchVector(kb, vec(1, 1, 1), { topK: 5 })).length, 3);
+        assert.deepEqual(
+          (await store.listDocuments(kb, { limit: 10, after: null })).documents.map((d) => d.id),
+          ['a', 'b', 'c'],
+        );
+        assert.deepEqual(
+          (await store.exportDocuments(kb, { limit: 10, after: null })).documents.map((d) => d.id),
+          ['a', 'b', 'c'],
+        );
+        assert.equal((await store.getContentHashes(kb, ['a', 'b', 'c'])).size, 3);
+
+        // The promoted collection is a plain one: written without a shadow part; dropShadow on the
+        // old link leaves it alone.
+        await store.dropShadow(kb, sh);
+        await store.upsertDocuments(sh, [textDoc('d', 'delta')]);
+        assert.deepEqual(await store.counts(sh), { documents: 4, chunks: 7 });
+
+        await store.dropCollection(kb);
+        assert.ok(!(await store.retiredCollections()).includes(kb));
+        assert.deepEqual(await store.counts(sh), { documents: 4, chunks: 7 });
+      });
+
+      it('dropShadow unlinks and drops the shadow, idempotently; writes without it then succeed', async () => {
+        const kb = await freshKb();
+        const sh = shadowName();
+        await store.startShadow(kb, sh, DIMS);
+        await both(kb, sh, [textDoc('a', 'alpha')]);
+        // Naming another collection drops nothing.
+        await store.dropShadow(kb, 'kb_contract_not_its_shadow');
+        assert.equal((await store.collectionState(kb))?.shadow, sh);
+
+        await store.dropShadow(kb, sh);
+        await store.dropShadow(kb, sh);
+        assert.deepEqual(await store.collectionState(kb), { dimensions: DIMS, shadow: null, retired: false });
+        assert.equal(await store.collectionState(sh), null);
+        await assert.rejects(store.counts(sh), isNotFound);
+        // A writer that still carries the cancelled shadow is told to re-read.
+        await assert.rejects(both(kb, sh, [textDoc('b', 'beta')]), isChanged);
+        await store.upsertDocuments(kb, [textDoc('b', 'beta')]);
+        assert.equal(await store.deleteDocument(kb, 'a'), true);
+        assert.deepEqual(await store.counts(kb), { documents: 1, chunks: 1 });
+        assert.equal(await store.promoteShadow(kb, sh), false);
+        // A new rebuild can start.
+        const next = shadowName();
+        await store.startShadow(kb, next, DIMS);
+        assert.equal((await store.collectionState(kb))?.shadow, next);
+        await store.dropCollection(kb);
+      });
+
+      it('dropCollection drops its shadow too', async () => {
+        const kb = await freshKb();
+        const sh = shadowName();
+        await store.startShadow(kb, sh, DIMS);
+        await both(kb, sh, [textDoc('a', 'alpha')]);
+        await store.dropCollection(kb);
+        assert.equal(await store.collectionState(kb), null);
+        assert.equal(await store.collectionState(sh), null);
+        await assert.rejects(store.counts(sh), isNotFound);
+        await assert.rejects(store.searchKeyword(sh, 'alpha', { topK: 1 }), isNotFound);
+      });
+
+      it('getDocuments gives back the existing ones with their chunks and exact vectors', async () => {
+        const kb = await freshKb();
+        const odd = vec(0.1, -1 / 3, Math.PI, 1e-7, -2.5e-3, 0.7071067690849304, 123.456, -0.0001);
+        const input: DocumentInput[] = [
+          {
+            ...doc(
+              'p',
+              [
+                { text: 'first', embedding: odd },
+                { text: 'second', embedding: axis(4) },
+              ],
+              { n: 1, at: null },
+            ),
+            keyHash: 'cd'.repeat(16),
+          },
+          doc('q', [{ text: 'only', embedding: angled(40) }], { tag: 'x' }),
+        ];
+        await store.upsertDocuments(kb, input);
+        assert.deepEqual(await store.getDocuments(kb, []), []);
+        const got = await store.getDocuments(kb, ['q', 'missing', 'p']);
+        assert.deepEqual(got.map((d) => d.id).sort(), ['p', 'q']);
+        const byId = new Map(got.map((d) => [d.id, d]));
+        for (const want of input) {
+          const d = byId.get(want.id)!;
+          assert.equal(d.content, want.content);
+          assert.equal(d.contentHash, want.contentHash);
+          assert.deepEqual(d.metadata, want.metadata);
+          assert.equal(d.keyHash, want.keyHash);
+          assert.deepEqual(
+            d.chunks.map((c) => ({ index: c.index, text: c.text, embedding: [...c.embedding] })),
+            want.chunks.map((c) => ({ index: c.index, text: c.text, embedding: [...c.embedding] })),
+          );
+        }
+        await assert.rejects(store.getDocuments('kb_contract_missing', ['p']), isNotFound);
       });
     });
   });

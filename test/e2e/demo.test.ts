@@ -76,7 +76,8 @@ describe('kbsync demo', () => {
     assert.equal(again.status, 409);
     assert.equal(((await again.json()) as any).error.code, 'DUPLICATE_JOB');
 
-    const run = await until('the first scheduled run', 120_000, async () => {
+    // 300 rows through the local model: minutes on a loaded 2-core machine; correctness, not speed.
+    const run = await until('the first scheduled run', 360_000, async () => {
       const runs = (await (await fetch(`${base}/jobs/sync_orders/runs`)).json()) as any;
       const done = runs.data.runs.find((r: { status: string }) => r.status !== 'running');
       return done;

@@ -5,6 +5,8 @@
  * same queries with the same top results, its job goes on from the copied watermark, and no
  * document is embedded again (the provider only embeds the queries). The source is left as it
  * was, a second copy into the same schema is refused, and the URL's password is never printed.
+ * Then, through the ports: each knowledge base is copied from its `collection` (a rebuild's shadow
+ * after the swap), which it keeps, and a rebuild still running refuses the copy.
  *
  * Skips with the reason when PostgreSQL or pgvector is missing, except under CI=true (fails).
  */
@@ -13,7 +15,13 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { countAll } from '../../src/store/copy.js';
+import { copyStore, countAll, StoreCopyError, type StorePair } from '../../src/store/copy.js';
+import { openStores, type StoreSettings } from '../../src/store/open-stores.js';
+import type { KnowledgeBaseRecord, RebuildRecord } from '../../src/store/port.js';
+import { SqliteControlStore } from '../../src/store/sqlite/control-store.js';
+import { openSqliteFile } from '../../src/store/sqlite/open.js';
+import { SqliteVectorStore } from '../../src/store/sqlite/vector-store.js';
+import type { DocumentInput } from '../../src/store/vector-port.js';
 import { isoIn, sourcesDir, startTestApp, type TestApp, tempDir } from '../helpers/app.js';
 import { skipUnlessPgvector, type TempDatabase, withTempPostgresDatabase } from '../helpers/pgvector.js';
 import { countingHashingProviders } from '../helpers/sync.js';
@@ -40,6 +48,37 @@ function cli(args: string[], env: Record<string, string>): Promise<{ code: numbe
 }
 
 type Hit = { document_id: string; relevance: number };
+
+const STORE_SETTINGS: Omit<StoreSettings, 'dataDir' | 'storeUrl' | 'storeSchema'> = {
+  storePoolSize: 2,
+  storeStatementTimeoutMs: 30_000,
+  searchThreads: 0,
+  workerNice: 0,
+  vectorIndexMinChunks: 20_000,
+};
+
+function kbRecord(id: string, name: string, collection: string, rebuild: RebuildRecord | null): KnowledgeBaseRecord {
+  return {
+    id,
+    accountId: 'default',
+    name,
+    description: null,
+    embedding: { provider: 'local', model: null, dimensions: null, base_url: null },
+    secret: null,
+    chunking: { chunk_size: 500, chunk_overlap: 50 },
+    createdAt: Date.UTC(2030, 0, 1),
+    collection,
+    rebuild,
+  };
+}
+
+const doc = (id: string, embedding: number[]): DocumentInput => ({
+  id,
+  content: `document ${id}`,
+  contentHash: `hash-${id}`,
+  metadata: { id },
+  chunks: [{ index: 0, text: `document ${id}`, embedding: new Float32Array(embedding) }],
+});
 
 /** Deterministic words (mulberry32), so documents differ in more than a number and scores rarely tie. */
 function wordsOf(seed: number, count: number): string[] {
@@ -237,6 +276,69 @@ describe('kbsync store copy (embedded store into PostgreSQL)', { skip }, () => {
       assert.equal((await target.app.services.store.listApiKeys(acme.id)).length, 1);
     } finally {
       await target.close();
+    }
+  });
+
+  it('copies each knowledge base from its collection and carries the collection and rebuild record; refuses an active rebuild', async () => {
+    // Set up through the ports: one knowledge base whose rebuild swapped (its collection is the
+    // former shadow, and the retired collection under its id still holds old documents), one plain.
+    const dir = tempDir('kbsync-copy-collections-');
+    const db = openSqliteFile(`${dir}/kbsync.db`);
+    const from: StorePair = { control: new SqliteControlStore(db), vectors: new SqliteVectorStore(db) };
+    const target = (schema: string) =>
+      openStores({ ...STORE_SETTINGS, dataDir: dir, storeUrl: database.url, storeSchema: schema });
+    const opened: Array<{ close(): Promise<void> }> = [];
+    try {
+      const swapped = kbRecord('kb_swapped_1', 'swapped_kb', 'kb_shadow_1', {
+        status: 'succeeded',
+        collection: 'kb_shadow_1',
+        embedding: { provider: 'openai', model: 'text-embedding-3-large', dimensions: 3, base_url: null },
+        secret: 'v1:enc:bmV3',
+        chunking: { chunk_size: 300, chunk_overlap: 30 },
+        documentsDone: 2,
+        documentsTotal: 2,
+        cursor: 'b',
+        startedAt: Date.UTC(2031, 0, 1),
+        finishedAt: Date.UTC(2031, 0, 2),
+        error: null,
+        owner: null,
+        leaseExpiresAt: null,
+      });
+      const plain = kbRecord('kb_plain_1', 'plain_kb', 'kb_plain_1', null);
+      for (const kb of [swapped, plain]) assert.equal(await from.control.insertKnowledgeBase(kb), 'ok');
+      await from.vectors.createCollection('kb_shadow_1', 3);
+      await from.vectors.upsertDocuments('kb_shadow_1', [doc('a', [1, 0, 0]), doc('b', [0, 1, 0])]);
+      await from.vectors.createCollection('kb_swapped_1', 2); // retired: not referenced, not copied
+      await from.vectors.upsertDocuments('kb_swapped_1', [doc('old', [1, 1])]);
+      await from.vectors.createCollection('kb_plain_1', 3);
+      await from.vectors.upsertDocuments('kb_plain_1', [doc('p', [0, 0, 1])]);
+
+      const to = await target('kbsync_copy_collections');
+      opened.push(to);
+      const pair: StorePair = { control: to.controlStore, vectors: to.vectorStore };
+      const counts = await copyStore(from, pair);
+      assert.equal(counts.knowledge_bases, 2);
+      assert.equal(counts.documents, 3, 'the collections the knowledge bases use, not the retired one');
+      assert.deepEqual(await pair.control.getKnowledgeBase('default', 'swapped_kb'), swapped, 'collection and rebuild carried');
+      assert.deepEqual(await pair.control.getKnowledgeBase('default', 'plain_kb'), plain);
+      const copied = await pair.vectors.exportDocuments('kb_shadow_1', { limit: 10, after: null });
+      assert.deepEqual(copied, await from.vectors.exportDocuments('kb_shadow_1', { limit: 10, after: null }), 'vectors as stored');
+      await assert.rejects(pair.vectors.counts('kb_swapped_1'), (err: { code?: string }) => err.code === 'NOT_FOUND');
+
+      // A rebuild running in the source refuses the copy, before anything is written.
+      assert.equal(await from.control.startRebuild('default', 'plain_kb', swapped.rebuild!), 'ok');
+      const fresh = await target('kbsync_copy_refused');
+      opened.push(fresh);
+      await assert.rejects(
+        copyStore(from, { control: fresh.controlStore, vectors: fresh.vectorStore }),
+        (err: StoreCopyError) =>
+          err instanceof StoreCopyError && /being rebuilt/.test(err.message) && err.details.some((d) => d.includes("'plain_kb'") && d.includes('running')),
+      );
+      assert.deepEqual(await fresh.controlStore.listKnowledgeBases('default'), [], 'nothing written');
+    } finally {
+      for (const o of opened) await o.close();
+      db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

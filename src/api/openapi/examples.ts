@@ -58,6 +58,12 @@ export const SEED_JOB = {
     embedding_tokens: 0,
     embedding_requests: 0,
   },
+  lag_seconds: null,
+  lag_behind: null,
+  lag_measured_at: null,
+  webhook_url: null,
+  alert_lag_seconds: null,
+  webhook_secret: 'whsec_3q2-7wEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
 };
 
 export const RUN = {
@@ -112,6 +118,25 @@ export const KNOWLEDGE_BASE = {
   document_count: 300,
   chunk_count: 300,
   totals: { embedding_tokens: 5412, embedding_requests: 1, cost: null },
+  rebuild: null,
+};
+
+/** PATCH /knowledge_bases/{kb}: smaller chunks (only chunks whose text changes are embedded again). */
+export const PATCH_KNOWLEDGE_BASE = { chunking: { chunk_size: 500, chunk_overlap: 50 } };
+
+/** The knowledge base while that change is being built. */
+export const KNOWLEDGE_BASE_REBUILDING = {
+  ...KNOWLEDGE_BASE,
+  rebuild: {
+    status: 'running',
+    documents_done: 128,
+    documents_total: 300,
+    started_at: '2025-06-19T12:05:00.000Z',
+    finished_at: null,
+    error: null,
+    embedding: { provider: 'local', model: 'universal-sentence-encoder-lite', dimensions: 512, base_url: null },
+    chunking: { chunk_size: 500, chunk_overlap: 50 },
+  },
 };
 
 /** POST /jobs/{job}/estimate: a backfill of 10,000 rows on a knowledge base priced at 0.02 per million tokens. */

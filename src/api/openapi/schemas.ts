@@ -175,12 +175,24 @@ const Job = object(
     ),
     watermark: watermark('The last synced position; null before the first run placed it'),
     totals: ref('Totals'),
+    lag_seconds: nullable(
+      count(
+        'How far the knowledge base is behind the source: now − the filter value of the oldest row not yet synced, 0 when caught up. Null when never measured, or when behind on a filter column that is not a time (lag_behind says so)',
+      ),
+    ),
+    lag_behind: nullable({ type: 'boolean', description: 'Whether a row lay past the watermark when lag was measured; null: never measured' }),
+    lag_measured_at: nullable(time('When lag was measured (the last run or check; GET /jobs/{job}: now, unless the source could not answer)')),
+    webhook_url: nullable(string('Receives the job\'s events (run.failed, job.failed, job.lagging) as signed JSON POSTs')),
+    alert_lag_seconds: nullable(integer('Lag past which a job.lagging event is sent', { minimum: 1 })),
+    webhook_secret: string(
+      'Only in the answer to create, once: the HMAC-SHA256 key of X-Kbsync-Signature (sha256=<hex of the body>); stored encrypted, never returned again',
+    ),
     progress,
     warnings: strings(
       'Only in answers to create, PATCH and resume: what the job will not do (e.g. never run)',
     ),
   },
-  { optional: ['progress', 'warnings'], description: 'A job: what it syncs, its schedule and its state' },
+  { optional: ['progress', 'warnings', 'webhook_secret'], description: 'A job: what it syncs, its schedule and its state' },
 );
 
 const Run = object(
@@ -244,6 +256,20 @@ const Failure = object(
     attempts: integer('Runs in which the row failed', { minimum: 1 }),
   },
   { description: 'A source row that could not be synced' },
+);
+
+const WebhookDelivery = object(
+  {
+    delivery_id: string(undefined, { pattern: '^whd_' }),
+    event: string(undefined, { enum: ['run.failed', 'job.failed', 'job.lagging'] }),
+    status: string('pending: to be sent (again); delivered: a 2xx answer; failed: attempts used up', { enum: ['pending', 'delivered', 'failed'] }),
+    attempts: count('POSTs made so far'),
+    last_error: nullable(string('Why the last attempt failed (HTTP status, timeout, connection error)')),
+    created_at: time(),
+    delivered_at: nullable(time()),
+    next_attempt_at: nullable(time('When a pending delivery is sent next')),
+  },
+  { description: "One event for a job's webhook_url and how its delivery went" },
 );
 
 const Database = object(
@@ -332,6 +358,31 @@ const KnowledgeBase = object(
         }),
       },
       { description: 'What the runs of its jobs have embedded so far (a deleted job leaves the sum)' },
+    ),
+    rebuild: nullable(
+      object(
+        {
+          status: string('running: filling the shadow (queries answer from the current index); swapping: replacing it', {
+            enum: ['running', 'swapping', 'succeeded', 'failed', 'cancelled'],
+          }),
+          documents_done: count('Documents the rebuild has passed (copied, or already in the shadow)'),
+          documents_total: count('Documents in the knowledge base when it started (grows with what jobs add meanwhile)'),
+          started_at: time(),
+          finished_at: nullable(time()),
+          error: nullable(object({ code: string(), message: string() })),
+          embedding: object({
+            provider: string(undefined, { enum: ['local', 'openai'] }),
+            model: nullable(string()),
+            dimensions: nullable(integer(undefined, { minimum: 1 })),
+            base_url: nullable(string()),
+          }),
+          chunking: object({ chunk_size: integer(undefined, { minimum: 1 }), chunk_overlap: count() }),
+        },
+        {
+          description:
+            'The latest model or chunking change (PATCH): a shadow index built while queries use the current one, then swapped in; null if none',
+        },
+      ),
     ),
   },
   { description: 'A knowledge base with its counts' },
@@ -430,6 +481,7 @@ export const COMPONENTS = {
   Totals,
   Run,
   Failure,
+  WebhookDelivery,
   Estimate,
   Database,
   Table,

@@ -6,7 +6,7 @@ import { ok } from '../envelope.js';
 import { ESTIMATE, PATCH_JOB, RUN, SEED_JOB, SEED_JOB_REQUEST } from '../openapi/examples.js';
 import { operation } from '../openapi/operation.js';
 import { dataOf, ref } from '../openapi/schemas.js';
-import { presentEstimate, presentFailure, presentJob, presentRun } from '../present.js';
+import { isStale, presentEstimate, presentFailure, presentJob, presentRun, presentWebhook } from '../present.js';
 import { parseQuery } from '../query.js';
 import { accountOf } from '../server.js';
 
@@ -53,12 +53,13 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
   const { jobs } = services;
 
   const create = async (request: FastifyRequest, reply: FastifyReply) => {
-    const { job, warnings, estimate } = await jobs.create(accountOf(request), request.body);
+    const { job, warnings, estimate, webhookSecret } = await jobs.create(accountOf(request), request.body);
     if (estimate) return ok(reply, 'Dry run: nothing was created', presentEstimate(estimate));
     return ok(
       reply,
       'Job created successfully',
-      { ...presentJob(job), ...(warnings.length ? { warnings } : {}) },
+      // The webhook secret is shown this once; it is stored encrypted and never returned again.
+      { ...presentJob(job), ...(webhookSecret ? { webhook_secret: webhookSecret } : {}), ...(warnings.length ? { warnings } : {}) },
       201,
     );
   };
@@ -88,7 +89,7 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
         method: 'GET',
         summary: 'List jobs',
         description:
-          "The account's jobs in creation order, a page at a time; filter by `status` or `kb_name`.",
+          "The account's jobs in creation order, a page at a time; filter by `status` or `kb_name`, and with `stale_after` only jobs whose stored `lag_seconds` is greater (a page may then hold fewer than `limit`: follow `next_cursor`).",
         query: ListJobsQuery,
         ok: { status: 200, description: 'A page of jobs', data: dataOf.list('jobs', ref('Job'), true) },
         errors: { 400: 'Invalid query parameters (INVALID_REQUEST)' },
@@ -102,7 +103,10 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
         limit: q.limit ?? 50,
         cursor: q.cursor ?? null,
       });
-      return ok(reply, 'Jobs', { jobs: page.items.map(presentJob), next_cursor: page.next });
+      const now = Date.now();
+      // On the stored measurement (no source query per listed job); see core/lag.ts.
+      const items = q.stale_after === undefined ? page.items : page.items.filter((j) => isStale(j, q.stale_after!, now));
+      return ok(reply, 'Jobs', { jobs: items.map((j) => presentJob(j, now)), next_cursor: page.next });
     },
   );
 
@@ -115,14 +119,15 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
         method: 'GET',
         summary: 'Get a job',
         description:
-          'One job by id or name: its configuration, status, next run, last run, watermark and totals.',
+          'One job by id or name: its configuration, status, next run, last run, watermark and totals, with `lag_seconds` measured now by one bounded source query (the stored measurement, with its `lag_measured_at`, when the source cannot answer).',
         params: job,
         ok: { status: 200, description: 'The job', data: ref('Job') },
         errors: { 404: NO_JOB },
       }),
     },
     async (request: JobParams, reply) => {
-      return ok(reply, 'Job', presentJob(await jobs.get(accountOf(request), request.params.job)));
+      const job = await jobs.getWithFreshLag(accountOf(request), request.params.job, whenClientGone(request, reply));
+      return ok(reply, 'Job', presentJob(job));
     },
   );
 
@@ -150,8 +155,8 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
       }),
     },
     async (request: JobParams, reply) => {
-      const { job, warnings } = await jobs.patch(accountOf(request), request.params.job, request.body);
-      return ok(reply, 'Job updated', { ...presentJob(job), ...(warnings.length ? { warnings } : {}) });
+      const { job, warnings, webhookSecret } = await jobs.patch(accountOf(request), request.params.job, request.body);
+      return ok(reply, 'Job updated', { ...presentJob(job), ...(webhookSecret ? { webhook_secret: webhookSecret } : {}), ...(warnings.length ? { warnings } : {}) });
     },
   );
 
@@ -307,6 +312,29 @@ export const jobRoutes = (services: Services) => async (app: FastifyInstance) =>
       const signal = whenClientGone(request, reply);
       const estimate = await jobs.estimate(accountOf(request), request.params.job, request.body, signal);
       return ok(reply, 'Estimate of the next run', presentEstimate(estimate));
+    },
+  );
+
+  app.get(
+    '/jobs/:job/webhooks',
+    {
+      schema: operation({
+        operationId: 'listJobWebhooks',
+        tag,
+        method: 'GET',
+        summary: "List the job's webhook deliveries",
+        description:
+          "Events sent (or being sent) to the job's webhook_url, newest first: `pending` (retried with backoff), `delivered` (a 2xx answer) or `failed` (attempts used up).",
+        params: job,
+        query: PageQuery,
+        ok: { status: 200, description: 'A page of deliveries', data: dataOf.list('webhooks', ref('WebhookDelivery'), true) },
+        errors: { 400: 'Invalid query parameters (INVALID_REQUEST)', 404: NO_JOB },
+      }),
+    },
+    async (request: JobParams, reply) => {
+      const q = parseQuery(PageQuery, request.query);
+      const page = await jobs.webhooks(accountOf(request), request.params.job, { limit: q.limit ?? 50, cursor: q.cursor ?? null });
+      return ok(reply, 'Webhook deliveries', { webhooks: page.items.map(presentWebhook), next_cursor: page.next });
     },
   );
 

@@ -1,12 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app.js';
-import { CreateKnowledgeBaseBody, PageQuery, QueryBody, UpsertDocumentsBody } from '../../core/schemas.js';
+import { CreateKnowledgeBaseBody, PageQuery, PatchKnowledgeBaseBody, QueryBody, UpsertDocumentsBody } from '../../core/schemas.js';
 import type { KnowledgeBaseRecord } from '../../store/port.js';
 import { clientSignal } from '../admission.js';
 import { ok } from '../envelope.js';
 import {
   CREATE_KNOWLEDGE_BASE,
   KNOWLEDGE_BASE,
+  KNOWLEDGE_BASE_REBUILDING,
+  PATCH_KNOWLEDGE_BASE,
   QUERY,
   QUERY_RESULTS,
   UPSERT_DOCUMENTS,
@@ -56,7 +58,7 @@ const createSpec = {
 } as const;
 
 export const knowledgeBaseRoutes = (services: Services) => async (app: FastifyInstance) => {
-  const { kbs, engine, store } = services;
+  const { kbs, engine, store, rebuilds } = services;
 
   // With what its jobs' runs have embedded so far (jobs/estimates.ts).
   const present = async (record: KnowledgeBaseRecord) =>
@@ -137,6 +139,62 @@ export const knowledgeBaseRoutes = (services: Services) => async (app: FastifyIn
     },
     async (request: KbParams, reply) => {
       return ok(reply, 'Knowledge base', await present(await kbs.get(accountOf(request), request.params.kb)));
+    },
+  );
+
+  app.patch(
+    '/knowledge_bases/:kb',
+    {
+      schema: operation({
+        operationId: 'updateKnowledgeBase',
+        tag,
+        method: 'PATCH',
+        summary: 'Change a knowledge base (model, chunking, description)',
+        description:
+          'A new `embedding` (the whole configuration, as on create; without `api_key`, an OpenAI-compatible provider at the same address keeps its key) ' +
+          'or `chunking` starts a rebuild into a shadow index: queries keep answering from the current index and model, jobs keep syncing into both, ' +
+          'and when the shadow holds every document it replaces the current index at once. Each document is embedded once with the new model; ' +
+          'a chunking change alone embeds only chunks whose text changed. `rebuild` on the knowledge base shows the progress. `description` alone is written at once.',
+        params: kb,
+        body: { schema: PatchKnowledgeBaseBody, description: 'What to change', example: PATCH_KNOWLEDGE_BASE },
+        ok: {
+          status: 200,
+          description: 'The knowledge base, with `rebuild` when one started',
+          data: ref('KnowledgeBase'),
+          example: KNOWLEDGE_BASE_REBUILDING,
+        },
+        errors: {
+          400: 'Invalid change (INVALID_REQUEST), or the new embedding provider refused or did not answer the probe (CONNECTION_FAILED)',
+          404: NO_KB,
+          409: 'A rebuild is already running (CONFLICT): wait for it or cancel it',
+          503: PROVIDER_DOWN,
+        },
+      }),
+    },
+    async (request: KbParams, reply) => {
+      const record = await rebuilds.patch(accountOf(request), request.params.kb, request.body);
+      return ok(reply, record.rebuild?.status === 'running' ? 'Rebuild started' : 'Knowledge base updated', await present(record));
+    },
+  );
+
+  app.post(
+    '/knowledge_bases/:kb/rebuild/cancel',
+    {
+      schema: operation({
+        operationId: 'cancelKnowledgeBaseRebuild',
+        tag,
+        method: 'POST',
+        summary: 'Cancel a rebuild',
+        description:
+          'Stops a running rebuild and drops its shadow index; the knowledge base keeps its model, chunking and index. Too late once it is swapping.',
+        params: kb,
+        ok: { status: 200, description: 'The knowledge base, its rebuild cancelled', data: ref('KnowledgeBase') },
+        errors: { 404: NO_KB, 409: 'No rebuild is running, or it is already swapping (CONFLICT)' },
+      }),
+    },
+    async (request: KbParams, reply) => {
+      const record = await rebuilds.cancel(accountOf(request), request.params.kb);
+      return ok(reply, 'Rebuild cancelled', await present(record));
     },
   );
 

@@ -31,12 +31,19 @@ import {
   type JobRecord,
   type JobStatus,
   type KnowledgeBaseRecord,
+  type KnowledgeBaseSettings,
   type LeaseRecord,
   type Page,
+  type RebuildRecord,
+  type RebuildStatus,
   type RunRecord,
+  type WebhookDelivery,
+  type WebhookOutcome,
 } from '../port.js';
 import * as accounts from './control-accounts.js';
 import * as failedRows from './control-failures.js';
+import * as knowledgeBases from './control-knowledge-bases.js';
+import * as webhooks from './control-webhooks.js';
 import { accountLockKey, jobParams, num, numOrNull, page } from './control-rows.js';
 import { applyMigrations } from './migrations.js';
 import { inTransaction, openPostgres, type OpenOptions, type PostgresDatabase, sqlState } from './open.js';
@@ -80,7 +87,7 @@ export class PostgresControlStore implements ControlStore {
     this.ownsDb = options.ownsDb ?? false;
   }
 
-  // --- databases and knowledge bases --------------------------------------------------------
+  // --- databases and knowledge bases (control-knowledge-bases.ts) ----------------------------
 
   insertDatabase(record: DatabaseRecord): Promise<'ok' | 'duplicate'> {
     return this.insertNamed('databases', record);
@@ -99,19 +106,58 @@ export class PostgresControlStore implements ControlStore {
   }
 
   insertKnowledgeBase(record: KnowledgeBaseRecord): Promise<'ok' | 'duplicate'> {
-    return this.insertNamed('knowledge_bases', record);
+    return knowledgeBases.insert(this.db.pool, record);
   }
 
   getKnowledgeBase(accountId: string, name: string): Promise<KnowledgeBaseRecord | null> {
-    return this.getNamed('knowledge_bases', accountId, name);
+    return knowledgeBases.get(this.db.pool, accountId, name);
   }
 
   listKnowledgeBases(accountId: string): Promise<KnowledgeBaseRecord[]> {
-    return this.listNamed('knowledge_bases', accountId);
+    return knowledgeBases.list(this.db.pool, accountId);
   }
 
   deleteKnowledgeBase(accountId: string, name: string): Promise<boolean> {
     return this.deleteUnused('knowledge_bases', 'kb_name', accountId, name);
+  }
+
+  getKnowledgeBaseById(id: string): Promise<KnowledgeBaseRecord | null> {
+    return knowledgeBases.getById(this.db.pool, id);
+  }
+
+  updateKnowledgeBaseSettings(accountId: string, name: string, settings: KnowledgeBaseSettings): Promise<boolean> {
+    return knowledgeBases.updateSettings(this.db.pool, accountId, name, settings);
+  }
+
+  // --- rebuilds (control-knowledge-bases.ts) ------------------------------------------------
+
+  startRebuild(accountId: string, name: string, rebuild: RebuildRecord, description?: string | null): Promise<'ok' | 'not_found' | 'busy'> {
+    return knowledgeBases.startRebuild(this.db.pool, accountId, name, rebuild, description);
+  }
+
+  claimRebuild(owner: string, now: number, leaseMs: number): Promise<KnowledgeBaseRecord | null> {
+    return knowledgeBases.claimRebuild(this.db.pool, owner, now, leaseMs);
+  }
+
+  saveRebuildProgress(
+    kbId: string,
+    owner: string,
+    progress: { documentsDone: number; documentsTotal: number; cursor: string | null; leaseExpiresAt: number },
+  ): Promise<RebuildStatus | null> {
+    return knowledgeBases.saveRebuildProgress(this.db.pool, kbId, owner, progress);
+  }
+
+  transitionRebuild(
+    kbId: string,
+    from: readonly RebuildStatus[],
+    to: RebuildStatus,
+    options: { owner?: string; finishedAt?: number; error?: { code: string; message: string } | null },
+  ): Promise<boolean> {
+    return knowledgeBases.transitionRebuild(this.db.pool, kbId, from, to, options);
+  }
+
+  finishRebuild(kbId: string, owner: string, finishedAt: number): Promise<boolean> {
+    return knowledgeBases.finishRebuild(this.db.pool, kbId, owner, finishedAt);
   }
 
   // --- jobs ---------------------------------------------------------------------------------
@@ -277,6 +323,24 @@ export class PostgresControlStore implements ControlStore {
 
   listRunningRuns(): Promise<RunRecord[]> {
     return this.bodies("SELECT body FROM runs WHERE status = 'running'", []);
+  }
+
+  // --- webhook deliveries (control-webhooks.ts) ---------------------------------------------
+
+  enqueueWebhook(delivery: WebhookDelivery): Promise<void> {
+    return webhooks.enqueue(this.db.pool, delivery);
+  }
+
+  claimWebhooks(owner: string, now: number, holdMs: number, limit: number): Promise<WebhookDelivery[]> {
+    return webhooks.claim(this.db.pool, owner, now, holdMs, limit);
+  }
+
+  settleWebhook(id: string, owner: string, outcome: WebhookOutcome): Promise<boolean> {
+    return webhooks.settle(this.db.pool, id, owner, outcome);
+  }
+
+  listWebhooks(jobId: string, p: { limit: number; cursor: string | null }): Promise<Page<WebhookDelivery>> {
+    return webhooks.list(this.db.pool, jobId, p);
   }
 
   // --- failed rows (control-failures.ts) -----------------------------------------------------

@@ -194,6 +194,67 @@ export const MIGRATIONS: readonly PgMigration[] = [
         VALUES ('default', 'default', (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
     `,
   },
+  {
+    id: 4,
+    name: "webhook deliveries: a job's events for its webhook_url, claimed by one process at a time",
+    // As the SQLite store's migration 10; the payload is kept as text, byte for byte as signed.
+    sql: `
+      CREATE TABLE webhook_deliveries (
+        id text COLLATE "C" PRIMARY KEY,
+        job_id text COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        event text NOT NULL,
+        url text NOT NULL,
+        payload text NOT NULL,
+        status text NOT NULL,
+        attempts integer NOT NULL,
+        last_error text,
+        created_at bigint NOT NULL,
+        delivered_at bigint,
+        next_attempt_at bigint NOT NULL,
+        claimed_by text,
+        claimed_until bigint
+      );
+      CREATE INDEX webhook_deliveries_by_job ON webhook_deliveries (job_id, id);
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+    `,
+  },
+  {
+    id: 5,
+    name: 'vector store: rebuild shadows, retired collections, last write time (deferred HNSW builds)',
+    // shadow: the collection a rebuild fills (vector-shadow.ts), one per collection and the shadow
+    // of one collection at most (UNIQUE); deleting the shadow's row unlinks it. retired_for: the
+    // shadow that replaced this collection (promoteShadow); non-null means retired. written_at:
+    // when a write last changed the collection's chunks, so an HNSW build waits for a bulk load to
+    // pause (vector-index.ts). Existing collections keep the HNSW index they were created with.
+    sql: `
+      ALTER TABLE kb_collections
+        ADD COLUMN shadow text UNIQUE REFERENCES kb_collections (kb_id) ON DELETE SET NULL,
+        ADD COLUMN retired_for text,
+        ADD COLUMN written_at timestamptz;
+    `,
+  },
+  {
+    id: 6,
+    name: 'knowledge bases: the collection they read and write, and their latest rebuild (store/kb-rows.ts)',
+    // As the SQLite store's migration 12: the collection backfilled with the id (a NULL one, written
+    // by a process of the previous version during a rolling upgrade, still reads as the id); a
+    // partial index over active rebuilds for the claim.
+    sql: `
+      ALTER TABLE knowledge_bases
+        ADD COLUMN collection text COLLATE "C",
+        ADD COLUMN rebuild json,
+        ADD COLUMN rebuild_status text,
+        ADD COLUMN rebuild_owner text,
+        ADD COLUMN rebuild_lease_expires_at bigint,
+        ADD COLUMN rebuild_documents_done bigint,
+        ADD COLUMN rebuild_documents_total bigint,
+        ADD COLUMN rebuild_cursor text COLLATE "C",
+        ADD COLUMN rebuild_finished_at bigint,
+        ADD COLUMN rebuild_error json;
+      UPDATE knowledge_bases SET collection = id;
+      CREATE INDEX knowledge_bases_rebuilding ON knowledge_bases (id) WHERE rebuild_status IN ('running', 'swapping');
+    `,
+  },
 ];
 
 /**

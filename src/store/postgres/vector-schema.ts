@@ -25,6 +25,15 @@
  * Vector index by dimensions: HNSW on `vector` up to 2000 (pgvector's limit), on a `halfvec` cast
  * up to 4000 (the column keeps full precision; scores are computed from it), none above (exact
  * scans only). Cosine distance (`vector_cosine_ops`); m and ef_construction below.
+ *
+ * The HNSW index is not made with the tables: a collection gets it once it holds the store's
+ * `indexMinChunks` (10,000 by default; below that every search is an exact scan anyway), built by
+ * vector-index.ts with CREATE INDEX CONCURRENTLY after a bulk load pauses. Maintaining the graph on
+ * every insert from the first chunk made a backfill 30 times slower than into SQLite (issue 11);
+ * one build over the loaded rows costs a fraction of that. A store whose threshold is 0 makes it
+ * with the tables, still empty. Searches use it only while it is valid (collectionLookupSql), so a
+ * collection between the threshold and the build's end, or with an INVALID index a crashed build
+ * left, is scanned exactly. Collections created before this keep the index they were made with.
  */
 
 export const MAX_DIMENSIONS = 8192;
@@ -78,8 +87,17 @@ export function checkDimensions(dimensions: number): void {
   }
 }
 
-/** The DDL of a collection's tables and indexes; IF NOT EXISTS, so it also repairs a lost one. */
-export function createCollectionSql(collectionId: number, dimensions: number): string[] {
+/** The HNSW index's name: vector-index.ts checks and builds it by this name, searches test its validity. */
+export function vectorIndexName(collectionId: number): string {
+  return `${collectionTables(collectionId).chunks}_hnsw`;
+}
+
+/**
+ * The DDL of a collection's tables and indexes; IF NOT EXISTS, so it also repairs a lost one. The
+ * HNSW index only with `withVectorIndex` (a store that indexes from the first chunk); otherwise
+ * vector-index.ts builds it later.
+ */
+export function createCollectionSql(collectionId: number, dimensions: number, withVectorIndex = false): string[] {
   checkDimensions(dimensions);
   const t = collectionTables(collectionId);
   return [
@@ -113,18 +131,22 @@ export function createCollectionSql(collectionId: number, dimensions: number): s
     // MAIN keeps it in the row unless the row cannot fit a page, and the raised TOAST target keeps
     // a 512-d chunk's text and keyword vector in the row too.
     `ALTER TABLE ${t.chunks} ALTER COLUMN embedding SET STORAGE MAIN`,
-    ...(vectorIndexSql(collectionId, dimensions) ?? []),
+    ...((withVectorIndex ? vectorIndexSql(collectionId, dimensions) : null) ?? []),
     `CREATE INDEX IF NOT EXISTS ${t.chunks}_tsv ON ${t.chunks} USING gin (tsv)`,
     // Equality filters (`metadata @> {...}`), for the exact plan of a selective filter.
     `CREATE INDEX IF NOT EXISTS ${t.chunks}_metadata ON ${t.chunks} USING gin (metadata jsonb_path_ops)`,
   ];
 }
 
-/** The HNSW index of a collection, or null for dimensions no HNSW index takes. */
+/**
+ * The HNSW index of a collection, or null for dimensions no HNSW index takes. `concurrently`: CREATE
+ * INDEX CONCURRENTLY (outside a transaction), which lets writes go on during the build.
+ */
 export function vectorIndexSql(
   collectionId: number,
   dimensions: number,
   ifNotExists = true,
+  concurrently = false,
 ): string[] | null {
   const t = collectionTables(collectionId);
   const kind = indexKind(dimensions);
@@ -134,7 +156,7 @@ export function vectorIndexSql(
       ? `(embedding::halfvec(${dimensions})) halfvec_cosine_ops`
       : 'embedding vector_cosine_ops';
   return [
-    `CREATE INDEX ${ifNotExists ? 'IF NOT EXISTS ' : ''}${t.chunks}_hnsw ON ${t.chunks} USING hnsw (${column}) WITH (m = ${HNSW_M}, ef_construction = ${HNSW_EF_CONSTRUCTION})`,
+    `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}${ifNotExists ? 'IF NOT EXISTS ' : ''}${vectorIndexName(collectionId)} ON ${t.chunks} USING hnsw (${column}) WITH (m = ${HNSW_M}, ef_construction = ${HNSW_EF_CONSTRUCTION})`,
   ];
 }
 

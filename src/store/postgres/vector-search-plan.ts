@@ -4,8 +4,11 @@
  *
  * - exact: ranks every admitted chunk by exact cosine, the HNSW index switched off for the
  *   statement (enable_indexscan; a GIN bitmap scan still serves an equality filter). For
- *   collections under `indexMinChunks`, where it is cheap and its recall perfect, and for
- *   dimensions no HNSW index takes.
+ *   collections under `indexMinChunks`, where it is cheap and its recall perfect, for dimensions
+ *   no HNSW index takes, and for a collection without a valid HNSW index: it gets one only past
+ *   `indexMinChunks`, built after its writes pause (vector-index.ts), and a crashed build leaves an
+ *   INVALID one until it is rebuilt. The index plans below would then scan and sort all the same,
+ *   under settings meant for an index.
  * - index: HNSW (cosine), `hnsw.ef_search` = max(topK, efSearch) capped at pgvector's 1000, with
  *   `hnsw.iterative_scan = relaxed_order` so a top K above ef_search keeps the scan walking the
  *   graph. Relaxed order may return neighbours slightly out of order: they are re-sorted by their
@@ -58,11 +61,13 @@ export interface PlanInput {
   dimensions: number;
   filtered: boolean;
   indexMinChunks: number;
+  /** Whether the collection's HNSW index exists and is valid (collectionLookupSql). */
+  indexed: boolean;
 }
 
 /** The first plan: exact, index, or (with a filter) a sample that decides between the two. */
 export function choosePlan(input: PlanInput): 'exact' | 'index' | 'sample' {
-  if (indexKind(input.dimensions) === 'none' || input.chunks < input.indexMinChunks) return 'exact';
+  if (!input.indexed || indexKind(input.dimensions) === 'none' || input.chunks < input.indexMinChunks) return 'exact';
   return input.filtered ? 'sample' : 'index';
 }
 

@@ -11,16 +11,24 @@
  * does not conflict with, so no lock upgrade can deadlock). Documents are written in id order, so
  * two batches touching the same documents lock them in the same order; a deadlock or serialization
  * failure that happens anyway (a delete racing an upsert) is retried.
+ *
+ * Rebuilds (vector-shadow.ts): a write also locks its collection's shadow (KEY SHARE, after the
+ * collection) and writes it in the same transaction; what links, unlinks or retires takes the
+ * collection's row FOR UPDATE, which waits for the writes in flight and makes later ones see the
+ * change (vector-collections.ts). The HNSW index is built late, outside any write (vector-index.ts).
  */
 import type pg from 'pg';
 import { conflict, notFound } from '../../core/errors.js';
 import type {
+  CollectionState,
   DocumentInput,
   KeyHashBucket,
   Metadata,
   MetadataFilter,
   MetadataUpdate,
   SearchHit,
+  ShadowDifferences,
+  ShadowWrite,
   StoredDocument,
   VectorStore,
 } from '../vector-port.js';
@@ -43,14 +51,18 @@ import {
   setKeyHashes,
 } from './vector-keys.js';
 import { keywordPhrases, keywordSearchSql } from './vector-keyword-query.js';
+import { type Collection, lockForWrite, lookupCollection, type RowLock } from './vector-collections.js';
+import { readDocumentPage, readDocumentsById } from './vector-documents.js';
 import {
-  type CollectionTables,
-  checkDimensions,
-  collectionTables,
-  createCollectionSql,
-  dropCollectionSql,
-  vectorParam,
-} from './vector-schema.js';
+  cancelIndexBuild,
+  checkWorkMem,
+  DEFAULT_INDEX_MAX_DEFER_MS,
+  DEFAULT_INDEX_QUIET_MS,
+  DEFAULT_MAINTENANCE_WORK_MEM,
+  VectorIndexBuilder,
+} from './vector-index.js';
+import { checkDimensions, createCollectionSql, dropCollectionSql, vectorParam } from './vector-schema.js';
+import * as shadows from './vector-shadow.js';
 import {
   choosePlan,
   DEFAULT_EF_SEARCH,
@@ -66,23 +78,23 @@ import {
   samplePercent,
   type VectorPlan,
 } from './vector-search-plan.js';
-import {
-  addCounts,
-  deleteChunks,
-  insertChunks,
-  lastById,
-  lockDocuments,
-  type Queryable,
-  storableIds,
-  updateMetadata,
-  upsertDocumentRows,
-} from './vector-writes.js';
+import { addCounts, type Queryable, removeDocuments, storableIds, writeDocuments } from './vector-writes.js';
 
 export { MAX_PAGE_LIMIT, MAX_TOP_K } from './vector-input.js';
 
 export interface PostgresVectorStoreOptions {
-  /** Collections with at least this many chunks search the HNSW index; smaller ones scan exactly (0: always the index). */
+  /**
+   * Collections with at least this many chunks get an HNSW index (built once their writes pause,
+   * vector-index.ts) and search it; smaller ones scan exactly (0: the index is made with the tables
+   * and answers every search; Infinity: never an index).
+   */
   indexMinChunks?: number;
+  /** How long a collection's writes must pause before its index is built (default 5 s). */
+  indexQuietMs?: number;
+  /** The longest a due index build waits for writes to pause (default 10 minutes). */
+  indexMaxDeferMs?: number;
+  /** maintenance_work_mem of an index build (default 1200MB). */
+  indexBuildMemory?: string;
   /** hnsw.ef_search of an index search (at least top K, at most 1000). */
   efSearch?: number;
   /**
@@ -93,13 +105,6 @@ export interface PostgresVectorStoreOptions {
   filteredExactMax?: number;
   /** Close the database with the store (the factory's store owns its pool). */
   ownsDb?: boolean;
-}
-
-interface Collection {
-  id: number;
-  dimensions: number;
-  chunks: number;
-  tables: CollectionTables;
 }
 
 interface HitRow {
@@ -133,14 +138,19 @@ export async function openPostgresVectorStore(
   options: Omit<PostgresVectorStoreOptions, 'ownsDb'> & OpenOptions = {},
 ): Promise<PostgresVectorStore> {
   const db = openPostgres(url, schema, options);
+  let store: PostgresVectorStore | null = null;
   try {
     await applyMigrations(db);
     await checkVectorType(db);
+    store = new PostgresVectorStore(db, { ...options, ownsDb: true });
+    // Indexes a stopped process left unbuilt, or a crashed build left INVALID.
+    await store.indexes.resume();
   } catch (err) {
+    await store?.indexes.close();
     await db.close();
     throw err;
   }
-  return new PostgresVectorStore(db, { ...options, ownsDb: true });
+  return store;
 }
 
 /** pgvector's type must resolve on the store's search_path (the extension may live elsewhere). */
@@ -162,6 +172,8 @@ export class PostgresVectorStore implements VectorStore {
   readonly #indexMinChunks: number;
   readonly #efSearch: number;
   readonly #filteredExactMax: number;
+  /** The late HNSW builds of this store's collections (vector-index.ts). */
+  readonly indexes: VectorIndexBuilder;
   /**
    * The plan that answered each vector search, by name, since this store was made (tests and the
    * benchmark read it); a fallback counts as filtered-exact only.
@@ -190,9 +202,18 @@ export class PostgresVectorStore implements VectorStore {
       throw new RangeError(`filteredExactMax must be a whole number, got ${exactMax}`);
     }
     this.#filteredExactMax = exactMax;
+    const quietMs = options.indexQuietMs ?? DEFAULT_INDEX_QUIET_MS;
+    const maxDeferMs = options.indexMaxDeferMs ?? DEFAULT_INDEX_MAX_DEFER_MS;
+    for (const [name, v] of [['indexQuietMs', quietMs], ['indexMaxDeferMs', maxDeferMs]] as const) {
+      if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a whole number of ms, got ${v}`);
+    }
+    const memory = options.indexBuildMemory ?? DEFAULT_MAINTENANCE_WORK_MEM;
+    checkWorkMem(memory);
+    this.indexes = new VectorIndexBuilder(db, { minChunks, quietMs, maxDeferMs, maintenanceWorkMem: memory });
   }
 
   async close(): Promise<void> {
+    await this.indexes.close();
     if (this.#ownsDb) await this.#db.close();
   }
 
@@ -218,8 +239,9 @@ export class PostgresVectorStore implements VectorStore {
         }
         id = existing.id;
       }
-      // IF NOT EXISTS: also repairs a collection whose tables were lost.
-      for (const sql of createCollectionSql(id, dimensions)) await client.query(sql);
+      // IF NOT EXISTS: also repairs a collection whose tables were lost. The HNSW index comes
+      // with the tables only when the store indexes from the first chunk (vector-index.ts).
+      for (const sql of createCollectionSql(id, dimensions, this.#indexMinChunks <= 0)) await client.query(sql);
     });
   }
 
@@ -228,8 +250,13 @@ export class PostgresVectorStore implements VectorStore {
     await this.#write(async (client) => {
       const c = await this.#lookup(client, kbId, 'FOR UPDATE');
       if (c === null) return;
-      for (const sql of dropCollectionSql(c.id)) await client.query(sql);
-      await client.query('DELETE FROM kb_collections WHERE id = $1', [c.id]);
+      const shadow = c.shadow === null ? null : await this.#lookup(client, c.shadow, 'FOR UPDATE');
+      for (const target of shadow === null ? [c] : [c, shadow]) {
+        await cancelIndexBuild(client, this.#db.schema, target.id);
+        for (const sql of dropCollectionSql(target.id)) await client.query(sql);
+        // The collection's row first: it references its shadow's.
+        await client.query('DELETE FROM kb_collections WHERE id = $1', [target.id]);
+      }
     });
   }
 
@@ -251,41 +278,29 @@ export class PostgresVectorStore implements VectorStore {
     kbId: string,
     docs: DocumentInput[],
     metadataOnly: MetadataUpdate[] = [],
+    shadow?: ShadowWrite,
   ): Promise<number> {
     checkKbId(kbId);
     const updatedAt = new Date();
-    return this.#write(async (client) => {
-      const c = await this.#requireCollection(client, kbId, 'FOR KEY SHARE');
+    const grown: Grown = [];
+    const updated = await this.#write(async (client) => {
+      grown.length = 0;
+      const { collection: c, shadow: s } = await this.#lockForWrite(client, kbId, shadow?.collection ?? null);
       // All checked before anything is written; a bad document fails the whole batch.
       for (const doc of docs) checkDocument(doc, c.dimensions);
-      const latest = lastById(docs);
-      let added = { chunks: 0, tokens: 0 };
-      let removed = { chunks: 0, tokens: 0 };
-      if (latest.length > 0) {
-        // Locks the document rows (in id order) before their chunks are replaced.
-        await upsertDocumentRows(client, c.tables, latest, updatedAt);
-        removed = await deleteChunks(
-          client,
-          c.tables,
-          latest.map((d) => d.id),
-        );
-        added = await insertChunks(client, c.tables, c.dimensions, latest);
-      }
-      // An id PostgreSQL cannot store names no stored document: nothing to update.
-      const updates = lastById(metadataOnly.filter((u) => storableIds([u.id]).length === 1));
-      let updated = 0;
-      if (updates.length > 0) {
-        // Locked first, so the chunk copies are set on the chunks a writer in flight leaves.
-        await lockDocuments(
-          client,
-          c.tables,
-          updates.map((u) => u.id),
-        );
-        updated = await updateMetadata(client, c.tables, updates, updatedAt);
-      }
-      await addCounts(client, c.id, added.chunks - removed.chunks, added.tokens - removed.tokens);
-      return updated;
+      if (s !== null) for (const doc of shadow?.docs ?? []) checkDocument(doc, s.dimensions);
+      const own = await writeDocuments(client, c.tables, c.dimensions, docs, metadataOnly, updatedAt);
+      const theirs =
+        s === null || shadow === undefined
+          ? null
+          : await writeDocuments(client, s.tables, s.dimensions, shadow.docs, shadow.metadataOnly, updatedAt);
+      // The counts last, the collection's before its shadow's (the lock order).
+      grown.push([c, await addCounts(client, c.id, own.chunks, own.tokens)]);
+      if (s !== null && theirs !== null) grown.push([s, await addCounts(client, s.id, theirs.chunks, theirs.tokens)]);
+      return own.updated;
     });
+    this.#afterCommit(grown);
+    return updated;
   }
 
   async deleteDocument(kbId: string, id: string): Promise<boolean> {
@@ -295,20 +310,81 @@ export class PostgresVectorStore implements VectorStore {
   async deleteDocuments(kbId: string, ids: string[]): Promise<number> {
     checkKbId(kbId);
     return this.#write(async (client) => {
-      const c = await this.#requireCollection(client, kbId, 'FOR KEY SHARE');
+      const { collection: c, shadow: s } = await this.#lockForWrite(client, kbId);
       if (ids.length === 0) return 0;
       const sorted = [...new Set(storableIds(ids))].sort();
-      // The document rows first: an upsert of one of them in flight finishes before its chunks
-      // are counted and deleted here, so the counts subtracted are the ones stored.
-      await lockDocuments(client, c.tables, sorted);
-      const removed = await deleteChunks(client, c.tables, sorted);
-      const { rowCount } = await client.query(
-        `DELETE FROM ${c.tables.documents} WHERE doc_id = ANY ($1::text[])`,
-        [sorted],
-      );
-      await addCounts(client, c.id, -removed.chunks, -removed.tokens);
-      return rowCount ?? 0;
+      const own = await removeDocuments(client, c.tables, sorted);
+      const theirs = s === null ? null : await removeDocuments(client, s.tables, sorted);
+      await addCounts(client, c.id, own.chunks, own.tokens);
+      if (s !== null && theirs !== null) await addCounts(client, s.id, theirs.chunks, theirs.tokens);
+      return own.removed;
     });
+  }
+
+  async collectionState(kbId: string): Promise<CollectionState | null> {
+    checkKbId(kbId);
+    const c = await this.#lookup(this.#db.pool, kbId);
+    return c === null ? null : { dimensions: c.dimensions, shadow: c.shadow, retired: c.retiredFor !== null };
+  }
+
+  async startShadow(kbId: string, shadowId: string, dimensions: number): Promise<void> {
+    checkKbId(kbId);
+    await this.#write((client) => shadows.startShadow(client, kbId, shadowId, dimensions, this.#indexMinChunks <= 0));
+  }
+
+  async dropShadow(kbId: string, shadowId: string): Promise<void> {
+    checkKbId(kbId);
+    checkKbId(shadowId);
+    await this.#write((client) =>
+      shadows.dropShadow(client, kbId, shadowId, (id) => cancelIndexBuild(client, this.#db.schema, id)),
+    );
+  }
+
+  async copyToShadow(
+    kbId: string,
+    shadowId: string,
+    docs: DocumentInput[],
+    expected: ReadonlyMap<string, string>,
+  ): Promise<number> {
+    checkKbId(kbId);
+    checkKbId(shadowId);
+    const updatedAt = new Date();
+    const done = await this.#write((client) => shadows.copyToShadow(client, kbId, shadowId, docs, expected, updatedAt));
+    this.#afterCommit([[done.shadow, done.chunks]]);
+    return done.inserted;
+  }
+
+  async shadowDifferences(kbId: string, shadowId: string, limit: number): Promise<ShadowDifferences> {
+    checkKbId(kbId);
+    checkKbId(shadowId);
+    // One snapshot for both collections' lists.
+    return this.#read(kbId, () =>
+      inTransaction(this.#db.pool, async (client) => {
+        await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        return shadows.shadowDifferences(client, kbId, shadowId, limit);
+      }),
+    );
+  }
+
+  async promoteShadow(kbId: string, shadowId: string): Promise<boolean> {
+    checkKbId(kbId);
+    checkKbId(shadowId);
+    return this.#write((client) => shadows.promoteShadow(client, kbId, shadowId));
+  }
+
+  async retiredCollections(): Promise<string[]> {
+    return shadows.retiredCollections(this.#db.pool);
+  }
+
+  async getDocuments(kbId: string, ids: string[]): Promise<DocumentInput[]> {
+    checkKbId(kbId);
+    return this.#read(kbId, () =>
+      inTransaction(this.#db.pool, async (client) => {
+        await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const c = await this.#requireCollection(client, kbId);
+        return readDocumentsById(client, c.tables, ids);
+      }),
+    );
   }
 
   async keyHashBuckets(kbId: string, digits: number, within: string[] | null): Promise<KeyHashBucket[]> {
@@ -333,8 +409,10 @@ export class PostgresVectorStore implements VectorStore {
   async setKeyHashes(kbId: string, hashes: Array<{ id: string; keyHash: string }>): Promise<void> {
     checkKbId(kbId);
     await this.#write(async (client) => {
-      const c = await this.#requireCollection(client, kbId, 'FOR KEY SHARE');
+      // A write like any other: refused when retired, and it reaches the shadow (the same ids).
+      const { collection: c, shadow: s } = await this.#lockForWrite(client, kbId);
       await setKeyHashes(client, c.tables, hashes);
+      if (s !== null) await setKeyHashes(client, s.tables, hashes);
     });
   }
 
@@ -368,35 +446,8 @@ export class PostgresVectorStore implements VectorStore {
       inTransaction(this.#db.pool, async (client) => {
         await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const c = await this.#requireCollection(client, kbId);
-        const docs = await client.query<DocumentRow & { key_hash: string | null }>(
-          `SELECT doc_id, content, content_hash, metadata, chunk_count, updated_at, key_hash FROM ${c.tables.documents}
-           WHERE $1::text IS NULL OR doc_id > $1 ORDER BY doc_id LIMIT $2`,
-          [page.after === null ? null : pgText(page.after), page.limit + 1],
-        );
-        const rows = docs.rows.slice(0, page.limit);
-        const chunks = await client.query<{ doc_id: string; chunk_index: number; text: string; embedding: string }>(
-          `SELECT doc_id, chunk_index, text, embedding::text AS embedding FROM ${c.tables.chunks}
-           WHERE doc_id = ANY($1::text[]) ORDER BY doc_id, chunk_index`,
-          [rows.map((r) => r.doc_id)],
-        );
-        const byDoc = new Map<string, DocumentInput['chunks']>();
-        for (const ch of chunks.rows) {
-          const list = byDoc.get(ch.doc_id) ?? [];
-          // pgvector prints each float4 in the shortest form that reads back to the same value.
-          list.push({ index: ch.chunk_index, text: ch.text, embedding: Float32Array.from(JSON.parse(ch.embedding) as number[]) });
-          byDoc.set(ch.doc_id, list);
-        }
-        const documents = rows.map(
-          (row): DocumentInput => ({
-            id: row.doc_id,
-            content: row.content,
-            contentHash: row.content_hash,
-            metadata: row.metadata,
-            chunks: byDoc.get(row.doc_id) ?? [],
-            ...(row.key_hash !== null ? { keyHash: row.key_hash } : {}),
-          }),
-        );
-        return { dimensions: c.dimensions, documents, next: docs.rows.length > page.limit ? (documents.at(-1)?.id ?? null) : null };
+        const { documents, more } = await readDocumentPage(client, c.tables, page);
+        return { dimensions: c.dimensions, documents, next: more ? (documents.at(-1)?.id ?? null) : null };
       }),
     );
   }
@@ -434,7 +485,10 @@ export class PostgresVectorStore implements VectorStore {
       dimensions: c.dimensions,
       filtered: options.filter !== undefined && Object.keys(options.filter).length > 0,
       indexMinChunks: this.#indexMinChunks,
+      indexed: c.indexed,
     });
+    // A collection past the threshold without its index (a load still running, a dead build).
+    this.indexes.consider(c);
     let plan: VectorPlan = first === 'sample' ? 'index-filtered' : first;
     const rows = await this.#read(kbId, () =>
       inTransaction(this.#db.pool, async (client) => {
@@ -495,23 +549,30 @@ export class PostgresVectorStore implements VectorStore {
       : 'index-filtered';
   }
 
-  async #lookup(client: Queryable, kbId: string, lock = ''): Promise<Collection | null> {
-    const { rows } = await client.query(
-      `SELECT id, dimensions, chunk_count FROM kb_collections WHERE kb_id = $1 ${lock}`,
-      [kbId],
-    );
-    const row = rows[0];
-    if (row === undefined) return null;
-    const id = Number(row.id);
-    return {
-      id,
-      dimensions: Number(row.dimensions),
-      chunks: Number(row.chunk_count),
-      tables: collectionTables(id),
-    };
+  async #lookup(client: Queryable, kbId: string, lock: RowLock = ''): Promise<Collection | null> {
+    return lookupCollection(client, kbId, lock);
   }
 
-  async #requireCollection(client: Queryable, kbId: string, lock = ''): Promise<Collection> {
+  /** The collection a write goes to, and its shadow, locked (vector-collections.ts lockForWrite). */
+  async #lockForWrite(
+    client: Queryable,
+    kbId: string,
+    expectedShadow?: string | null,
+  ): Promise<{ collection: Collection; shadow: Collection | null }> {
+    const locked = await lockForWrite(client, kbId, expectedShadow);
+    if (locked === null) throw notFound('knowledge base', kbId);
+    return locked;
+  }
+
+  /**
+   * After a write committed, leaving each collection with so many chunks (null: unchanged): an
+   * index may now be due. Not before the commit: a build must count the chunks written.
+   */
+  #afterCommit(grown: Grown): void {
+    for (const [c, chunks] of grown) if (chunks !== null) this.indexes.consider({ ...c, chunks });
+  }
+
+  async #requireCollection(client: Queryable, kbId: string, lock: RowLock = ''): Promise<Collection> {
     checkKbId(kbId);
     const c = await this.#lookup(client, kbId, lock);
     if (c === null) throw notFound('knowledge base', kbId);
@@ -539,6 +600,9 @@ export class PostgresVectorStore implements VectorStore {
     }
   }
 }
+
+/** Collections a write changed, with their chunk counts after it (addCounts). */
+type Grown = Array<[Collection, number | null]>;
 
 function toHit(row: HitRow, score: number): SearchHit {
   return {

@@ -164,16 +164,113 @@ export async function updateMetadata(
   return Number(rows[0].n);
 }
 
-/** The last statement of a write: the registry row is locked from here to the commit only. */
+/**
+ * The last statement of a write: the registry row is locked from here to the commit only. Also
+ * stamps the write's time (the clock's, near the commit, not the transaction's start), which an
+ * HNSW build waits to be a few seconds old (vector-index.ts). Answers the new chunk count, or null
+ * when nothing changed.
+ */
 export async function addCounts(
   client: Queryable,
   collectionId: number,
   chunks: number,
   tokens: number,
-): Promise<void> {
-  if (chunks === 0 && tokens === 0) return;
-  await client.query(
-    'UPDATE kb_collections SET chunk_count = chunk_count + $1, token_count = token_count + $2 WHERE id = $3',
+): Promise<number | null> {
+  if (chunks === 0 && tokens === 0) return null;
+  const { rows } = await client.query(
+    `UPDATE kb_collections SET chunk_count = chunk_count + $1, token_count = token_count + $2, written_at = clock_timestamp()
+     WHERE id = $3 RETURNING chunk_count`,
     [chunks, tokens, collectionId],
   );
+  return rows[0] === undefined ? null : Number(rows[0].chunk_count);
+}
+
+/** A change in a collection's chunks and words, to add to its registry row (addCounts). */
+export interface CountChange {
+  chunks: number;
+  tokens: number;
+}
+
+/**
+ * The document part of upsertDocuments in one collection (checked by the caller): replaces `docs`
+ * with their chunks and sets the metadata of the existing `metadataOnly` documents. Answers how
+ * many of those existed, and the change in chunks and words.
+ */
+export async function writeDocuments(
+  client: Queryable,
+  t: CollectionTables,
+  dimensions: number,
+  docs: DocumentInput[],
+  metadataOnly: MetadataUpdate[],
+  updatedAt: Date,
+): Promise<CountChange & { updated: number }> {
+  const latest = lastById(docs);
+  let added = { chunks: 0, tokens: 0 };
+  let removed = { chunks: 0, tokens: 0 };
+  if (latest.length > 0) {
+    // Locks the document rows (in id order) before their chunks are replaced.
+    await upsertDocumentRows(client, t, latest, updatedAt);
+    removed = await deleteChunks(
+      client,
+      t,
+      latest.map((d) => d.id),
+    );
+    added = await insertChunks(client, t, dimensions, latest);
+  }
+  // An id PostgreSQL cannot store names no stored document: nothing to update.
+  const updates = lastById(metadataOnly.filter((u) => storableIds([u.id]).length === 1));
+  let updated = 0;
+  if (updates.length > 0) {
+    // Locked first, so the chunk copies are set on the chunks a writer in flight leaves.
+    await lockDocuments(
+      client,
+      t,
+      updates.map((u) => u.id),
+    );
+    updated = await updateMetadata(client, t, updates, updatedAt);
+  }
+  return { updated, chunks: added.chunks - removed.chunks, tokens: added.tokens - removed.tokens };
+}
+
+/** Deletes these documents (sorted, storable ids) and their chunks; answers how many existed, and the change. */
+export async function removeDocuments(
+  client: Queryable,
+  t: CollectionTables,
+  sortedIds: string[],
+): Promise<CountChange & { removed: number }> {
+  // The document rows first: an upsert of one of them in flight finishes before its chunks
+  // are counted and deleted here, so the counts subtracted are the ones stored.
+  await lockDocuments(client, t, sortedIds);
+  const gone = await deleteChunks(client, t, sortedIds);
+  const { rowCount } = await client.query(`DELETE FROM ${t.documents} WHERE doc_id = ANY ($1::text[])`, [sortedIds]);
+  return { removed: rowCount ?? 0, chunks: -gone.chunks, tokens: -gone.tokens };
+}
+
+/**
+ * Inserts the document rows (sorted by id) that the collection does not hold yet, leaving those it
+ * holds as they are (a rebuild's copy, vector-shadow.ts); answers the ids inserted.
+ */
+export async function insertNewDocumentRows(
+  client: Queryable,
+  t: CollectionTables,
+  docs: DocumentInput[],
+  updatedAt: Date,
+): Promise<Set<string>> {
+  const { rows } = await client.query(
+    `INSERT INTO ${t.documents} (doc_id, content, content_hash, metadata, chunk_count, key_hash, key_term, updated_at)
+     SELECT u.*, $8::timestamptz
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::bigint[]) AS u
+     ON CONFLICT (doc_id) DO NOTHING RETURNING doc_id`,
+    [
+      docs.map((d) => d.id),
+      docs.map((d) => pgText(d.content)),
+      docs.map((d) => d.contentHash),
+      docs.map((d) => JSON.stringify(pgMetadata(d.metadata))),
+      docs.map((d) => d.chunks.length),
+      docs.map((d) => d.keyHash ?? null),
+      docs.map((d) => termOf(d.keyHash)),
+      updatedAt,
+    ],
+  );
+  return new Set(rows.map((r) => r.doc_id as string));
 }

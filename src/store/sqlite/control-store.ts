@@ -17,11 +17,18 @@ import {
   type JobRecord,
   type JobStatus,
   type KnowledgeBaseRecord,
+  type KnowledgeBaseSettings,
   type LeaseRecord,
   type Page,
+  type RebuildRecord,
+  type RebuildStatus,
   type RunRecord,
+  type WebhookDelivery,
+  type WebhookOutcome,
 } from '../port.js';
+import { SqliteKnowledgeBases } from './control-knowledge-bases.js';
 import { applyMigrations } from './migrations.js';
+import { WEBHOOK_COLUMNS, type WebhookRow, webhookFromRow, webhookParams } from '../webhook-rows.js';
 
 const isUniqueViolation = (err: unknown): boolean =>
   err instanceof Error && (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
@@ -81,11 +88,13 @@ export class SqliteControlStore implements ControlStore {
   private readonly ownsDb: boolean;
   /** Statements of the paths every scheduled run takes, prepared once (a run with nothing new is a handful of them). */
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly knowledgeBases: SqliteKnowledgeBases;
 
   constructor(db: Database.Database, options: { ownsDb?: boolean } = {}) {
     this.db = db;
     this.ownsDb = options.ownsDb ?? false;
     applyMigrations(db);
+    this.knowledgeBases = new SqliteKnowledgeBases(db);
   }
 
   // --- databases ---------------------------------------------------------------------------
@@ -109,19 +118,63 @@ export class SqliteControlStore implements ControlStore {
   // --- knowledge bases ---------------------------------------------------------------------
 
   async insertKnowledgeBase(record: KnowledgeBaseRecord): Promise<'ok' | 'duplicate'> {
-    return this.insertNamed('knowledge_bases', record);
+    return this.knowledgeBases.insert(record);
   }
 
   async getKnowledgeBase(accountId: string, name: string): Promise<KnowledgeBaseRecord | null> {
-    return this.getNamed('knowledge_bases', accountId, name);
+    return this.knowledgeBases.get(accountId, name);
   }
 
   async listKnowledgeBases(accountId: string): Promise<KnowledgeBaseRecord[]> {
-    return this.listNamed('knowledge_bases', accountId);
+    return this.knowledgeBases.list(accountId);
   }
 
   async deleteKnowledgeBase(accountId: string, name: string): Promise<boolean> {
     return this.deleteUnused('knowledge_bases', 'kb_name', accountId, name);
+  }
+
+  async getKnowledgeBaseById(id: string): Promise<KnowledgeBaseRecord | null> {
+    return this.knowledgeBases.getById(id);
+  }
+
+  async updateKnowledgeBaseSettings(accountId: string, name: string, settings: KnowledgeBaseSettings): Promise<boolean> {
+    return this.knowledgeBases.updateSettings(accountId, name, settings);
+  }
+
+  // --- rebuilds (control-knowledge-bases.ts) -------------------------------------------------
+
+  async startRebuild(
+    accountId: string,
+    name: string,
+    rebuild: RebuildRecord,
+    description?: string | null,
+  ): Promise<'ok' | 'not_found' | 'busy'> {
+    return this.knowledgeBases.startRebuild(accountId, name, rebuild, description);
+  }
+
+  async claimRebuild(owner: string, now: number, leaseMs: number): Promise<KnowledgeBaseRecord | null> {
+    return this.knowledgeBases.claimRebuild(owner, now, leaseMs);
+  }
+
+  async saveRebuildProgress(
+    kbId: string,
+    owner: string,
+    progress: { documentsDone: number; documentsTotal: number; cursor: string | null; leaseExpiresAt: number },
+  ): Promise<RebuildStatus | null> {
+    return this.knowledgeBases.saveRebuildProgress(kbId, owner, progress);
+  }
+
+  async transitionRebuild(
+    kbId: string,
+    from: readonly RebuildStatus[],
+    to: RebuildStatus,
+    options: { owner?: string; finishedAt?: number; error?: { code: string; message: string } | null },
+  ): Promise<boolean> {
+    return this.knowledgeBases.transitionRebuild(kbId, from, to, options);
+  }
+
+  async finishRebuild(kbId: string, owner: string, finishedAt: number): Promise<boolean> {
+    return this.knowledgeBases.finishRebuild(kbId, owner, finishedAt);
   }
 
   // --- jobs --------------------------------------------------------------------------------
@@ -390,6 +443,66 @@ export class SqliteControlStore implements ControlStore {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM job_failures WHERE job_id = ?').get(jobId) as { n: number }).n;
   }
 
+  // --- webhook deliveries (store/webhook-rows.ts) -------------------------------------------
+
+  async enqueueWebhook(d: WebhookDelivery): Promise<void> {
+    // INSERT … SELECT: a job deleted meanwhile queues nothing (rather than failing on the key).
+    this.db
+      .prepare(
+        `INSERT INTO webhook_deliveries (${WEBHOOK_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?)`,
+      )
+      .run(...webhookParams(d), d.jobId);
+  }
+
+  async claimWebhooks(owner: string, now: number, holdMs: number, limit: number): Promise<WebhookDelivery[]> {
+    // Every process polls: when nothing is due (the usual case), no write lock is taken.
+    const due = this.db
+      .prepare("SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) LIMIT 1")
+      .get(now, now);
+    if (due === undefined) return [];
+    // IMMEDIATE: the write lock is taken before the read, so another process's claim waits and
+    // then sees these rows claimed.
+    const tx = this.db.transaction((): WebhookDelivery[] => {
+      const rows = this.db
+        .prepare(
+          `SELECT ${WEBHOOK_COLUMNS} FROM webhook_deliveries
+           WHERE status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)
+           ORDER BY next_attempt_at, id LIMIT ?`,
+        )
+        .all(now, now, limit) as WebhookRow[];
+      const claim = this.db.prepare('UPDATE webhook_deliveries SET claimed_by = ?, claimed_until = ? WHERE id = ?');
+      for (const r of rows) claim.run(owner, now + holdMs, r.id);
+      return rows.map(webhookFromRow);
+    });
+    return tx.immediate();
+  }
+
+  async settleWebhook(id: string, owner: string, o: WebhookOutcome): Promise<boolean> {
+    return (
+      this.db
+        .prepare(
+          `UPDATE webhook_deliveries SET status = ?, attempts = ?, last_error = ?, delivered_at = ?, next_attempt_at = ?,
+             claimed_by = NULL, claimed_until = NULL
+           WHERE id = ? AND claimed_by = ?`,
+        )
+        .run(o.status, o.attempts, o.lastError, o.deliveredAt, o.nextAttemptAt, id, owner).changes > 0
+    );
+  }
+
+  async listWebhooks(jobId: string, page: { limit: number; cursor: string | null }): Promise<Page<WebhookDelivery>> {
+    const rows = (
+      page.cursor === null
+        ? this.db
+            .prepare(`SELECT ${WEBHOOK_COLUMNS} FROM webhook_deliveries WHERE job_id = ? ORDER BY id DESC LIMIT ?`)
+            .all(jobId, page.limit + 1)
+        : this.db
+            .prepare(`SELECT ${WEBHOOK_COLUMNS} FROM webhook_deliveries WHERE job_id = ? AND id < ? ORDER BY id DESC LIMIT ?`)
+            .all(jobId, page.cursor, page.limit + 1)
+    ) as WebhookRow[];
+    const items = rows.slice(0, page.limit).map(webhookFromRow);
+    return { items, next: rows.length > page.limit ? (items.at(-1)?.id ?? null) : null };
+  }
+
   // --- leases ------------------------------------------------------------------------------
 
   async acquireLease(
@@ -504,7 +617,7 @@ export class SqliteControlStore implements ControlStore {
     return [r.id, r.accountId, r.name, r.status, r.kbName, r.databaseName, r.nextRunMs, JSON.stringify(r)] as const;
   }
 
-  private insertNamed(table: 'databases' | 'knowledge_bases', record: { id: string; accountId: string; name: string }) {
+  private insertNamed(table: 'databases', record: { id: string; accountId: string; name: string }) {
     try {
       this.db
         .prepare(`INSERT INTO ${table} (id, account_id, name, body) VALUES (?, ?, ?, ?)`)
@@ -516,7 +629,7 @@ export class SqliteControlStore implements ControlStore {
     }
   }
 
-  private getNamed<T>(table: 'databases' | 'knowledge_bases', accountId: string, name: string): T | null {
+  private getNamed<T>(table: 'databases', accountId: string, name: string): T | null {
     return parse<T>(this.prepared(`SELECT body FROM ${table} WHERE account_id = ? AND name = ?`).get(accountId, name) as { body: string } | undefined);
   }
 
@@ -530,7 +643,7 @@ export class SqliteControlStore implements ControlStore {
     return statement;
   }
 
-  private listNamed<T>(table: 'databases' | 'knowledge_bases', accountId: string): T[] {
+  private listNamed<T>(table: 'databases', accountId: string): T[] {
     const rows = this.db.prepare(`SELECT body FROM ${table} WHERE account_id = ? ORDER BY name`).all(accountId) as {
       body: string;
     }[];

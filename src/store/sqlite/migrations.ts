@@ -204,6 +204,64 @@ export const MIGRATIONS: readonly Migration[] = [
       for (const c of collections) buildCandidateIndex(db, c.id, c.dimensions);
     },
   },
+  {
+    id: 10,
+    name: "webhook deliveries: a job's events for its webhook_url, claimed by one process at a time",
+    sql: `
+      CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        event TEXT NOT NULL,
+        url TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        delivered_at INTEGER,
+        next_attempt_at INTEGER NOT NULL,
+        claimed_by TEXT,
+        claimed_until INTEGER
+      );
+      CREATE INDEX webhook_deliveries_by_job ON webhook_deliveries (job_id, id);
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+    `,
+  },
+  {
+    id: 11,
+    name: 'knowledge bases: rebuilds, a shadow collection linked to its collection, and retired collections',
+    // `shadow`: kb_id of the collection every write must also reach while a rebuild fills it.
+    // `replaced_by`: kb_id of the shadow that replaced this collection (promoteShadow); non-null
+    // means retired (writes refused, reads answered until it is dropped), and naming the successor
+    // lets a repeated promote answer true for the same swap only. Both NULL for every existing
+    // collection, so nothing about them changes.
+    sql: `
+      ALTER TABLE kb_collections ADD COLUMN shadow TEXT;
+      ALTER TABLE kb_collections ADD COLUMN replaced_by TEXT;
+    `,
+  },
+  {
+    id: 12,
+    name: "knowledge bases: the collection they read and write, and their latest rebuild (store/kb-rows.ts)",
+    // Every existing knowledge base reads and writes the collection named by its id and never had a
+    // rebuild. The collection is backfilled; a NULL one (written by a process of the previous
+    // version during an upgrade) still reads as the id. Claims look only at active rebuilds, so
+    // the partial index stays as small as the rebuilds going on.
+    sql: `
+      ALTER TABLE knowledge_bases ADD COLUMN collection TEXT;
+      UPDATE knowledge_bases SET collection = id;
+      ALTER TABLE knowledge_bases ADD COLUMN rebuild TEXT;
+      ALTER TABLE knowledge_bases ADD COLUMN rebuild_status TEXT;
+      ALTER TABLE knowledge_bases ADD COLUMN rebuild_owner TEXT;
+      ALTER TABLE knowledge_bases ADD COLUMN rebuild_lease_expires_at INTEGER;
+      ALTER TABLE knowledge_bases ADD COLUMN rebuild_documents_done INTEGER;
+      ALTER TABLE knowledge_bases ADD COLUMN rebuild_documents_total INTEGER;
+      ALTER TABLE knowledge_bases ADD COLUMN rebuild_cursor TEXT;
+      ALTER TABLE knowledge_bases ADD COLUMN rebuild_finished_at INTEGER;
+      ALTER TABLE knowledge_bases ADD COLUMN rebuild_error TEXT;
+      CREATE INDEX knowledge_bases_rebuilding ON knowledge_bases (id) WHERE rebuild_status IN ('running', 'swapping');
+    `,
+  },
 ];
 
 export function applyMigrations(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number[] {

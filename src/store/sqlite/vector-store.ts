@@ -13,23 +13,25 @@
  */
 import type Database from 'better-sqlite3';
 import { conflict, notFound } from '../../core/errors.js';
-import { keyHashTerm } from '../../core/hash.js';
-import type {
-  DocumentInput,
-  KeyHashBucket,
-  Metadata,
-  MetadataFilter,
-  MetadataUpdate,
-  SearchHit,
-  StoredDocument,
-  VectorStore,
+import {
+  CollectionsChanged,
+  type CollectionState,
+  type DocumentInput,
+  type KeyHashBucket,
+  type Metadata,
+  type MetadataFilter,
+  type MetadataUpdate,
+  type SearchHit,
+  type ShadowDifferences,
+  type ShadowWrite,
+  type StoredDocument,
+  type VectorStore,
 } from '../vector-port.js';
 import { compileMetadataFilter } from './metadata-filter.js';
 import { applyMigrations } from './migrations.js';
 import { type SqliteReader, SqliteReadError } from './reader.js';
 import { buildCandidateIndex } from './vector-index-build.js';
 import {
-  checkDocument,
   checkEmbedding,
   checkHexDigits,
   checkKbId,
@@ -40,7 +42,6 @@ import {
 } from './vector-input.js';
 import { toFtsMatchExpression } from './vector-keyword-query.js';
 import {
-  type CollectionTables,
   canQuantize,
   collectionTables,
   createCollectionTables,
@@ -49,16 +50,11 @@ import {
 } from './vector-schema.js';
 import { type HitRow, type SqliteVectorStoreOptions, VectorSearch } from './vector-search.js';
 import type { VectorPlan } from './vector-search-plan.js';
+import type { Collection } from './vector-collection.js';
+import { ShadowRebuilds } from './vector-shadow.js';
+import { CollectionWriter, termOf } from './vector-write.js';
 
 export { MAX_PAGE_LIMIT, MAX_TOP_K } from './vector-input.js';
-
-interface Collection {
-  id: number;
-  dimensions: number;
-  /** Chunks stored (kb_collections.chunk_count, kept in step with every write). */
-  chunks: number;
-  tables: CollectionTables;
-}
 
 export type { SqliteVectorStoreOptions };
 
@@ -71,6 +67,8 @@ interface DocumentRow {
   updated_at: string;
 }
 
+type ExportRow = DocumentRow & { key_hash: string | null };
+
 /** Filter and keyword statements differ by filter shape; more shapes than this are rebuilt on demand. */
 const STATEMENTS_PER_COLLECTION = 256;
 
@@ -78,6 +76,8 @@ export class SqliteVectorStore implements VectorStore {
   readonly #db: Database.Database;
   readonly #statementsByCollection = new Map<number, Map<string, Database.Statement>>();
   readonly #s: ReturnType<typeof prepareStatic>;
+  readonly #rebuilds: ShadowRebuilds;
+  readonly #writer: CollectionWriter;
   /** Searches run here, off the event loop, when set (reader.ts); else on the main connection. */
   #reader: SqliteReader | null = null;
   readonly #vectorSearch: VectorSearch;
@@ -88,6 +88,17 @@ export class SqliteVectorStore implements VectorStore {
     // The shared kb_ tables come with the numbered migrations (idempotent when already applied).
     applyMigrations(db);
     this.#s = prepareStatic(db);
+    this.#writer = new CollectionWriter(db, (c, key, sql) => this.#statement(c, key, sql));
+    this.#rebuilds = new ShadowRebuilds({
+      db,
+      writer: this.#writer,
+      find: (kbId) => this.#findCollection(kbId),
+      require: (kbId) => this.#requireCollection(kbId),
+      writable: (kbId) => this.#writableCollection(kbId),
+      linkedShadow: (c) => this.#linkedShadow(c),
+      createOrRepair: (kbId, dimensions) => this.#createOrRepair(kbId, dimensions),
+      drop: (c) => this.#drop(c),
+    });
     this.#vectorSearch = new VectorSearch(options);
   }
 
@@ -103,33 +114,35 @@ export class SqliteVectorStore implements VectorStore {
       return await this.#reader.all<T>(sql, params);
     } catch (err) {
       // Dropped between the lookup and the search.
-      if (err instanceof SqliteReadError && /no such table/.test(err.message)) throw notFound('knowledge base', kbId);
+      if (err instanceof SqliteReadError && /no such table/.test(err.message))
+        throw notFound('knowledge base', kbId);
       throw err;
     }
   }
 
   async createCollection(kbId: string, dimensions: number): Promise<void> {
     checkKbId(kbId);
-    this.#db
-      .transaction(() => {
-        const existing = this.#findCollection(kbId);
-        if (existing !== null) {
-          if (existing.dimensions !== dimensions) {
-            throw conflict('Knowledge base already exists with other dimensions', [
-              `collection '${kbId}' has ${existing.dimensions} dimensions, not ${dimensions}`,
-            ]);
-          }
-          // Repairs a collection whose virtual tables were lost (e.g. a restore of a partial file);
-          // a lost candidate index is rebuilt from the float vectors.
-          const indexLost = canQuantize(dimensions) && !this.#tableExists(existing.tables.floats);
-          createCollectionTables(this.#db, existing.id, dimensions);
-          if (indexLost) buildCandidateIndex(this.#db, existing.id, dimensions);
-          return;
-        }
-        const info = this.#s.insertCollection.run(kbId, dimensions, new Date().toISOString());
-        createCollectionTables(this.#db, Number(info.lastInsertRowid), dimensions);
-      })
-      .immediate();
+    this.#db.transaction(() => this.#createOrRepair(kbId, dimensions)).immediate();
+  }
+
+  /** createCollection's work; the caller holds the transaction. */
+  #createOrRepair(kbId: string, dimensions: number): void {
+    const existing = this.#findCollection(kbId);
+    if (existing !== null) {
+      if (existing.dimensions !== dimensions) {
+        throw conflict('Knowledge base already exists with other dimensions', [
+          `collection '${kbId}' has ${existing.dimensions} dimensions, not ${dimensions}`,
+        ]);
+      }
+      // Repairs a collection whose virtual tables were lost (e.g. a restore of a partial file);
+      // a lost candidate index is rebuilt from the float vectors.
+      const indexLost = canQuantize(dimensions) && !this.#tableExists(existing.tables.floats);
+      createCollectionTables(this.#db, existing.id, dimensions);
+      if (indexLost) buildCandidateIndex(this.#db, existing.id, dimensions);
+      return;
+    }
+    const info = this.#s.insertCollection.run(kbId, dimensions, new Date().toISOString());
+    createCollectionTables(this.#db, Number(info.lastInsertRowid), dimensions);
   }
 
   async dropCollection(kbId: string): Promise<void> {
@@ -138,14 +151,23 @@ export class SqliteVectorStore implements VectorStore {
       .transaction(() => {
         const c = this.#findCollection(kbId);
         if (c === null) return;
-        this.#s.deleteCollectionChunks.run(c.id);
-        this.#s.deleteCollectionDocuments.run(c.id);
-        this.#s.deleteCollection.run(c.id);
-        this.#statementsByCollection.delete(c.id);
-        this.#vectorSearch.forget(c.id);
-        dropCollectionTables(this.#db, c.id);
+        const shadow = c.shadow === null ? null : this.#findCollection(c.shadow);
+        if (shadow !== null) this.#drop(shadow);
+        // Dropped while it is itself a shadow: its collection's writes stop carrying a part for it.
+        this.#rebuilds.unlinkShadowNamed(kbId);
+        this.#drop(c);
       })
       .immediate();
+  }
+
+  /** Deletes one collection's rows and tables; the caller holds the transaction. */
+  #drop(c: Collection): void {
+    this.#s.deleteCollectionChunks.run(c.id);
+    this.#s.deleteCollectionDocuments.run(c.id);
+    this.#s.deleteCollection.run(c.id);
+    this.#statementsByCollection.delete(c.id);
+    this.#vectorSearch.forget(c.id);
+    dropCollectionTables(this.#db, c.id);
   }
 
   async getContentHashes(kbId: string, ids: string[]): Promise<Map<string, string>> {
@@ -161,64 +183,29 @@ export class SqliteVectorStore implements VectorStore {
     return hashes;
   }
 
-  async upsertDocuments(kbId: string, docs: DocumentInput[], metadataOnly: MetadataUpdate[] = []): Promise<number> {
+  async upsertDocuments(
+    kbId: string,
+    docs: DocumentInput[],
+    metadataOnly: MetadataUpdate[] = [],
+    shadow?: ShadowWrite,
+  ): Promise<number> {
     checkKbId(kbId);
     const updatedAt = new Date().toISOString();
     return this.#db
       .transaction(() => {
-        const c = this.#requireCollection(kbId);
-        const insertVector = this.#statement(
-          c,
-          'insertVector',
-          `INSERT INTO ${c.tables.vectors}(rowid, embedding) VALUES (?, ?)`,
-        );
-        const insertKeywords = this.#statement(
-          c,
-          'insertKeywords',
-          `INSERT INTO ${c.tables.keywords}(rowid, text) VALUES (?, ?)`,
-        );
-        const index = this.#indexWriters(c);
-        let chunkDelta = 0;
-        for (const doc of docs) {
-          // Checked one by one inside the transaction: a bad document late in the batch rolls back
-          // the documents already written before it.
-          checkDocument(doc, c.dimensions);
-          chunkDelta -= this.#removeChunks(c, doc.id);
-          this.#s.upsertDocument.run(
-            c.id,
-            doc.id,
-            doc.content,
-            doc.contentHash,
-            JSON.stringify(doc.metadata),
-            doc.chunks.length,
-            updatedAt,
-            doc.keyHash ?? null,
-            termOf(doc.keyHash),
+        const c = this.#writableCollection(kbId);
+        // Read in the write's own transaction: a rebuild that started, was cancelled or swapped
+        // since the caller read the knowledge base is seen here, before anything is written.
+        if (c.shadow !== (shadow?.collection ?? null)) {
+          throw new CollectionsChanged(
+            c.shadow === null
+              ? `collection '${kbId}' has no shadow '${shadow?.collection}' (a rebuild ended)`
+              : `collection '${kbId}' has shadow '${c.shadow}', which the write did not carry (a rebuild started)`,
           );
-          for (const chunk of doc.chunks) {
-            // vec0 accepts only an integer rowid; a JS number would bind as REAL.
-            const rowid = BigInt(
-              this.#s.insertChunk.run(c.id, doc.id, chunk.index, chunk.text).lastInsertRowid,
-            );
-            const blob = vectorBlob(chunk.embedding);
-            insertVector.run(rowid, blob);
-            insertKeywords.run(rowid, chunk.text);
-            index?.insert(rowid, blob);
-          }
-          chunkDelta += doc.chunks.length;
         }
-        if (chunkDelta !== 0) this.#s.addChunkCount.run(chunkDelta, c.id);
-        let updated = 0;
-        for (const item of metadataOnly) {
-          updated += this.#s.updateMetadata.run(
-            JSON.stringify(item.metadata),
-            item.contentHash,
-            updatedAt,
-            item.keyHash ?? null,
-            termOf(item.keyHash),
-            c.id,
-            item.id,
-          ).changes;
+        const updated = this.#writer.upsert(c, docs, metadataOnly, updatedAt);
+        if (shadow !== undefined) {
+          this.#writer.upsert(this.#linkedShadow(c), shadow.docs, shadow.metadataOnly, updatedAt);
         }
         return updated;
       })
@@ -226,15 +213,7 @@ export class SqliteVectorStore implements VectorStore {
   }
 
   async deleteDocument(kbId: string, id: string): Promise<boolean> {
-    checkKbId(kbId);
-    return this.#db
-      .transaction(() => {
-        const c = this.#requireCollection(kbId);
-        const removed = this.#removeChunks(c, id);
-        if (removed > 0) this.#s.addChunkCount.run(-removed, c.id);
-        return this.#s.deleteDocument.run(c.id, id).changes > 0;
-      })
-      .immediate();
+    return (await this.deleteDocuments(kbId, [id])) > 0;
   }
 
   async deleteDocuments(kbId: string, ids: string[]): Promise<number> {
@@ -242,17 +221,47 @@ export class SqliteVectorStore implements VectorStore {
     if (ids.length === 0) return 0;
     return this.#db
       .transaction(() => {
-        const c = this.#requireCollection(kbId);
-        let deleted = 0;
-        let removed = 0;
-        for (const id of ids) {
-          removed += this.#removeChunks(c, id);
-          deleted += this.#s.deleteDocument.run(c.id, id).changes;
-        }
-        if (removed > 0) this.#s.addChunkCount.run(-removed, c.id);
+        const c = this.#writableCollection(kbId);
+        const deleted = this.#writer.delete(c, ids);
+        if (c.shadow !== null) this.#writer.delete(this.#linkedShadow(c), ids);
         return deleted;
       })
       .immediate();
+  }
+
+  // --- Rebuilds: a shadow collection linked to its collection (vector-shadow.ts) ---
+
+  collectionState(kbId: string): Promise<CollectionState | null> {
+    return this.#rebuilds.collectionState(kbId);
+  }
+
+  startShadow(kbId: string, shadowId: string, dimensions: number): Promise<void> {
+    return this.#rebuilds.startShadow(kbId, shadowId, dimensions);
+  }
+
+  dropShadow(kbId: string, shadowId: string): Promise<void> {
+    return this.#rebuilds.dropShadow(kbId, shadowId);
+  }
+
+  copyToShadow(
+    kbId: string,
+    shadowId: string,
+    docs: DocumentInput[],
+    expected: ReadonlyMap<string, string>,
+  ): Promise<number> {
+    return this.#rebuilds.copyToShadow(kbId, shadowId, docs, expected);
+  }
+
+  shadowDifferences(kbId: string, shadowId: string, limit: number): Promise<ShadowDifferences> {
+    return this.#rebuilds.shadowDifferences(kbId, shadowId, limit);
+  }
+
+  promoteShadow(kbId: string, shadowId: string): Promise<boolean> {
+    return this.#rebuilds.promoteShadow(kbId, shadowId);
+  }
+
+  retiredCollections(): Promise<string[]> {
+    return this.#rebuilds.retiredCollections();
   }
 
   async keyHashBuckets(kbId: string, digits: number, within: string[] | null): Promise<KeyHashBucket[]> {
@@ -280,7 +289,11 @@ export class SqliteVectorStore implements VectorStore {
     return this.#s.idsInKeyBuckets.all(JSON.stringify(buckets), c.id, buckets[0]!.length) as string[];
   }
 
-  async documentsWithoutKeyHash(kbId: string, sourceTable: string, page: { after: string | null; limit: number }): Promise<string[]> {
+  async documentsWithoutKeyHash(
+    kbId: string,
+    sourceTable: string,
+    page: { after: string | null; limit: number },
+  ): Promise<string[]> {
     const c = this.#requireCollection(kbId);
     return this.#s.withoutKeyHash.all(c.id, page.after ?? '', sourceTable, page.limit) as string[];
   }
@@ -289,7 +302,7 @@ export class SqliteVectorStore implements VectorStore {
     checkKbId(kbId);
     this.#db
       .transaction(() => {
-        const c = this.#requireCollection(kbId);
+        const c = this.#writableCollection(kbId);
         for (const h of hashes) this.#s.setKeyHash.run(h.keyHash, termOf(h.keyHash), c.id, h.id);
       })
       .immediate();
@@ -318,37 +331,51 @@ export class SqliteVectorStore implements VectorStore {
   ): Promise<{ dimensions: number; documents: DocumentInput[]; next: string | null }> {
     const c = this.#requireCollection(kbId);
     checkPageLimit(page.limit);
+    // One read transaction, so a page's documents and chunks agree even while a run writes.
+    return this.#db.transaction(() => {
+      const rows = this.#s.exportPage.all(c.id, page.after, page.after, page.limit + 1) as ExportRow[];
+      const documents = rows.slice(0, page.limit).map((row) => this.#toDocumentInput(c, row));
+      return {
+        dimensions: c.dimensions,
+        documents,
+        next: rows.length > page.limit ? (documents.at(-1)?.id ?? null) : null,
+      };
+    })();
+  }
+
+  async getDocuments(kbId: string, ids: string[]): Promise<DocumentInput[]> {
+    const c = this.#requireCollection(kbId);
+    if (ids.length === 0) return [];
+    return this.#db.transaction(() => {
+      const rows = this.#s.documentsById.all(c.id, JSON.stringify(ids)) as ExportRow[];
+      return rows.map((row) => this.#toDocumentInput(c, row));
+    })();
+  }
+
+  /** A stored document with its chunks and the vectors bit for bit, as a write would take it back. */
+  #toDocumentInput(c: Collection, row: ExportRow): DocumentInput {
     const chunksOf = this.#statement(
       c,
       'exportChunks',
       `SELECT ch.chunk_index, ch.text, v.embedding FROM kb_chunks ch JOIN ${c.tables.vectors} v ON v.rowid = ch.id
        WHERE ch.collection_id = ? AND ch.doc_id = ? ORDER BY ch.chunk_index`,
     );
-    // One read transaction, so a page's documents and chunks agree even while a run writes.
-    return this.#db.transaction(() => {
-      const rows = this.#s.exportPage.all(c.id, page.after, page.after, page.limit + 1) as Array<
-        DocumentRow & { key_hash: string | null }
-      >;
-      const documents = rows.slice(0, page.limit).map((row): DocumentInput => {
-        const chunks = (chunksOf.all(c.id, row.doc_id) as Array<{ chunk_index: number; text: string; embedding: Buffer }>).map(
-          (ch) => ({
-            index: ch.chunk_index,
-            text: ch.text,
-            // Copied out of the driver's buffer: it may be reused by the next row.
-            embedding: new Float32Array(new Uint8Array(ch.embedding).buffer),
-          }),
-        );
-        return {
-          id: row.doc_id,
-          content: row.content,
-          contentHash: row.content_hash,
-          metadata: JSON.parse(row.metadata) as Metadata,
-          chunks,
-          ...(row.key_hash !== null ? { keyHash: row.key_hash } : {}),
-        };
-      });
-      return { dimensions: c.dimensions, documents, next: rows.length > page.limit ? (documents.at(-1)?.id ?? null) : null };
-    })();
+    const chunks = (
+      chunksOf.all(c.id, row.doc_id) as Array<{ chunk_index: number; text: string; embedding: Buffer }>
+    ).map((ch) => ({
+      index: ch.chunk_index,
+      text: ch.text,
+      // Copied out of the driver's buffer: it may be reused by the next row.
+      embedding: new Float32Array(new Uint8Array(ch.embedding).buffer),
+    }));
+    return {
+      id: row.doc_id,
+      content: row.content,
+      contentHash: row.content_hash,
+      metadata: JSON.parse(row.metadata) as Metadata,
+      chunks,
+      ...(row.key_hash !== null ? { keyHash: row.key_hash } : {}),
+    };
   }
 
   async counts(kbId: string): Promise<{ documents: number; chunks: number }> {
@@ -372,11 +399,16 @@ export class SqliteVectorStore implements VectorStore {
     const c = this.#requireCollection(kbId);
     checkTopK(options.topK);
     checkEmbedding(embedding, c.dimensions, 'query embedding');
-    const filter = options.filter === undefined ? undefined : compileMetadataFilter(options.filter, 'd.metadata');
+    const filter =
+      options.filter === undefined ? undefined : compileMetadataFilter(options.filter, 'd.metadata');
     // Cosine similarity is undefined for a zero vector; sqlite-vec would rank every row NULL.
     if (isZero(embedding)) return [];
-    const rows = await this.#vectorSearch.search(c, vectorBlob(embedding), options.topK, filter, (sql, params) =>
-      this.#search(kbId, c, sql, params),
+    const rows = await this.#vectorSearch.search(
+      c,
+      vectorBlob(embedding),
+      options.topK,
+      filter,
+      (sql, params) => this.#search(kbId, c, sql, params),
     );
     // Float rounding can step a hair outside [-1, 1] for (anti)parallel vectors.
     return rows.map((r) => toHit(r, Math.min(1, Math.max(-1, r.score ?? -1))));
@@ -417,31 +449,48 @@ export class SqliteVectorStore implements VectorStore {
   }
 
   #findCollection(kbId: string): Collection | null {
-    const row = this.#s.getCollection.get(kbId) as { id: number; dimensions: number; chunk_count: number } | undefined;
+    const row = this.#s.getCollection.get(kbId) as
+      | {
+          id: number;
+          dimensions: number;
+          chunk_count: number;
+          shadow: string | null;
+          replaced_by: string | null;
+        }
+      | undefined;
     return row === undefined
       ? null
-      : { id: row.id, dimensions: row.dimensions, chunks: row.chunk_count, tables: collectionTables(row.id) };
+      : {
+          id: row.id,
+          dimensions: row.dimensions,
+          chunks: row.chunk_count,
+          tables: collectionTables(row.id),
+          shadow: row.shadow,
+          replacedBy: row.replaced_by,
+        };
+  }
+
+  /** The collection a write goes to, inside the write's transaction: it exists and is not retired. */
+  #writableCollection(kbId: string): Collection {
+    const c = this.#requireCollection(kbId);
+    if (c.replacedBy !== null) {
+      throw new CollectionsChanged(
+        `collection '${kbId}' was replaced by '${c.replacedBy}' (a rebuild swapped it)`,
+      );
+    }
+    return c;
+  }
+
+  /** The shadow `c` links to; dropCollection and dropShadow clear a link with its shadow, so it exists. */
+  #linkedShadow(c: Collection): Collection {
+    const shadow = c.shadow === null ? null : this.#findCollection(c.shadow);
+    if (shadow === null)
+      throw new Error(`collection ${c.id} links to shadow '${String(c.shadow)}', which does not exist`);
+    return shadow;
   }
 
   #tableExists(name: string): boolean {
     return this.#s.tableExists.get(name) !== undefined;
-  }
-
-  /** Writes a chunk's sign bits and float copy (the candidate index); null without an index. */
-  #indexWriters(c: Collection): { insert(rowid: bigint, blob: Buffer): void } | null {
-    if (!canQuantize(c.dimensions)) return null;
-    const bits = this.#statement(
-      c,
-      'insertBits',
-      `INSERT INTO ${c.tables.bits}(rowid, embedding) VALUES (?, vec_quantize_binary(vec_f32(?)))`,
-    );
-    const floats = this.#statement(c, 'insertFloats', `INSERT INTO ${c.tables.floats}(id, embedding) VALUES (?, ?)`);
-    return {
-      insert(rowid, blob) {
-        bits.run(rowid, blob);
-        floats.run(rowid, blob);
-      },
-    };
   }
 
   #requireCollection(kbId: string): Collection {
@@ -451,41 +500,8 @@ export class SqliteVectorStore implements VectorStore {
     return c;
   }
 
-  /**
-   * Deletes a document's chunk rows, vectors (both index tables too) and keyword rows, keeping the
-   * document row; answers how many chunks it removed.
-   */
-  #removeChunks(c: Collection, docId: string): number {
-    const ids = this.#s.chunkIdsOfDocument.all(c.id, docId) as Array<number | bigint>;
-    if (ids.length === 0) return 0;
-    const deleteVector = this.#statement(
-      c,
-      'deleteVector',
-      `DELETE FROM ${c.tables.vectors} WHERE rowid = ?`,
-    );
-    const deleteKeywords = this.#statement(
-      c,
-      'deleteKeywords',
-      `DELETE FROM ${c.tables.keywords} WHERE rowid = ?`,
-    );
-    const index = canQuantize(c.dimensions)
-      ? {
-          bits: this.#statement(c, 'deleteBits', `DELETE FROM ${c.tables.bits} WHERE rowid = ?`),
-          floats: this.#statement(c, 'deleteFloats', `DELETE FROM ${c.tables.floats} WHERE id = ?`),
-        }
-      : null;
-    for (const id of ids) {
-      deleteVector.run(BigInt(id));
-      deleteKeywords.run(id);
-      index?.bits.run(BigInt(id));
-      index?.floats.run(id);
-    }
-    this.#s.deleteChunksOfDocument.run(c.id, docId);
-    return ids.length;
-  }
-
   /** Per-collection statements, cached: their SQL names the collection's own virtual tables. */
-  #statement(c: Collection, key: string, sql: string): Database.Statement {
+  #statement(c: { id: number }, key: string, sql: string): Database.Statement {
     let cache = this.#statementsByCollection.get(c.id);
     if (cache === undefined) {
       cache = new Map();
@@ -503,18 +519,14 @@ export class SqliteVectorStore implements VectorStore {
 
 function prepareStatic(db: Database.Database) {
   return {
-    getCollection: db.prepare('SELECT id, dimensions, chunk_count FROM kb_collections WHERE kb_id = ?'),
-    addChunkCount: db.prepare('UPDATE kb_collections SET chunk_count = chunk_count + ? WHERE id = ?'),
+    getCollection: db.prepare(
+      'SELECT id, dimensions, chunk_count, shadow, replaced_by FROM kb_collections WHERE kb_id = ?',
+    ),
     tableExists: db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"),
     insertCollection: db.prepare(
       'INSERT INTO kb_collections (kb_id, dimensions, created_at) VALUES (?, ?, ?)',
     ),
     deleteCollection: db.prepare('DELETE FROM kb_collections WHERE id = ?'),
-    updateMetadata: db.prepare(
-      `UPDATE kb_documents SET metadata = ?, content_hash = ?, updated_at = ?,
-         key_hash = coalesce(?, key_hash), key_term = coalesce(?, key_term)
-       WHERE collection_id = ? AND doc_id = ?`,
-    ),
     // Sums as BigInt: past ~2 million documents a sum of 32-bit terms is beyond 2^53.
     keyBuckets: db
       .prepare(
@@ -523,7 +535,9 @@ function prepareStatic(db: Database.Database) {
       )
       .safeIntegers(true),
     keyTotal: db
-      .prepare('SELECT count(*) AS n, sum(key_term) AS s FROM kb_documents WHERE collection_id = ? AND key_hash IS NOT NULL')
+      .prepare(
+        'SELECT count(*) AS n, sum(key_term) AS s FROM kb_documents WHERE collection_id = ? AND key_hash IS NOT NULL',
+      )
       .safeIntegers(true),
     keyBucketsWithin: db
       .prepare(
@@ -550,23 +564,11 @@ function prepareStatic(db: Database.Database) {
          ORDER BY doc_id LIMIT ?`,
       )
       .pluck(),
-    setKeyHash: db.prepare('UPDATE kb_documents SET key_hash = ?, key_term = ? WHERE collection_id = ? AND doc_id = ?'),
+    setKeyHash: db.prepare(
+      'UPDATE kb_documents SET key_hash = ?, key_term = ? WHERE collection_id = ? AND doc_id = ?',
+    ),
     deleteCollectionChunks: db.prepare('DELETE FROM kb_chunks WHERE collection_id = ?'),
     deleteCollectionDocuments: db.prepare('DELETE FROM kb_documents WHERE collection_id = ?'),
-    upsertDocument: db.prepare(
-      `INSERT INTO kb_documents (collection_id, doc_id, content, content_hash, metadata, chunk_count, updated_at, key_hash, key_term)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (collection_id, doc_id) DO UPDATE SET
-         content = excluded.content, content_hash = excluded.content_hash, metadata = excluded.metadata,
-         chunk_count = excluded.chunk_count, updated_at = excluded.updated_at,
-         key_hash = coalesce(excluded.key_hash, key_hash), key_term = coalesce(excluded.key_term, key_term)`,
-    ),
-    deleteDocument: db.prepare('DELETE FROM kb_documents WHERE collection_id = ? AND doc_id = ?'),
-    insertChunk: db.prepare(
-      'INSERT INTO kb_chunks (collection_id, doc_id, chunk_index, text) VALUES (?, ?, ?, ?)',
-    ),
-    chunkIdsOfDocument: db.prepare('SELECT id FROM kb_chunks WHERE collection_id = ? AND doc_id = ?').pluck(),
-    deleteChunksOfDocument: db.prepare('DELETE FROM kb_chunks WHERE collection_id = ? AND doc_id = ?'),
     contentHashes: db.prepare(
       `SELECT doc_id, content_hash FROM kb_documents
        WHERE collection_id = ? AND doc_id IN (SELECT value FROM json_each(?))`,
@@ -583,16 +585,15 @@ function prepareStatic(db: Database.Database) {
       `SELECT doc_id, content, content_hash, metadata, chunk_count, updated_at, key_hash FROM kb_documents
        WHERE collection_id = ? AND (? IS NULL OR doc_id > ?) ORDER BY doc_id LIMIT ?`,
     ),
+    documentsById: db.prepare(
+      `SELECT doc_id, content, content_hash, metadata, chunk_count, updated_at, key_hash FROM kb_documents
+       WHERE collection_id = ? AND doc_id IN (SELECT value FROM json_each(?)) ORDER BY doc_id`,
+    ),
     listAfter: db.prepare(
       `SELECT doc_id, content, content_hash, metadata, chunk_count, updated_at FROM kb_documents
        WHERE collection_id = ? AND doc_id > ? ORDER BY doc_id LIMIT ?`,
     ),
   };
-}
-
-/** A key hash's checksum term (core/hash.ts keyHashTerm), or null for a document without one. */
-function termOf(keyHash: string | undefined): number | null {
-  return keyHash === undefined ? null : keyHashTerm(keyHash);
 }
 
 function toHit(row: HitRow, score: number): SearchHit {
@@ -615,4 +616,3 @@ function toStoredDocument(row: DocumentRow): StoredDocument {
     updatedAt: row.updated_at,
   };
 }
-
