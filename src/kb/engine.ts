@@ -203,13 +203,16 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
     options: { isolate: boolean; signal?: AbortSignal; onProgress?: (documentsDone: number) => void },
   ): Promise<UpsertCounts> {
     if (docs.length === 0) return Promise.resolve({ added: 0, updated: 0, unchanged: 0, chunksWritten: 0 });
-    return this.withView(kb.id, (view) => this.writeOnce(view, docs, options));
+    // Vectors already obtained survive a redo after CollectionsChanged: no text is paid for twice.
+    const memo: Memo = new Map();
+    return this.withView(kb.id, (view) => this.writeOnce(view, docs, options, memo));
   }
 
   private async writeOnce(
     view: WriteView,
     docs: SyncedDocument[],
     options: { isolate: boolean; signal?: AbortSignal; onProgress?: (documentsDone: number) => void },
+    memo: Memo,
   ): Promise<UpsertCounts> {
     const counts: UpsertCounts = { added: 0, updated: 0, unchanged: 0, chunksWritten: 0 };
     // What to do with each document, decided as an estimate decides it (changes.ts).
@@ -230,7 +233,7 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
     if (toEmbed.length > 0) {
       const chunked = toEmbed.map(({ chunks }) => chunks);
       const embedded = await embedPerDocument(
-        this.providerFor(view.current),
+        remembering(this.providerFor(view.current), view.current.collection, memo),
         chunked.map((chunks) => chunks.map((c) => c.text)),
         { ...options, ...(onProgress ? { onProgress: (done: number) => onProgress(settled + done) } : {}) },
         usage,
@@ -250,7 +253,18 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
     }
     // The shadow's part: only what the shadow lacks or holds otherwise, under its own chunking.
     const refused = new Set(failed.map((f) => f.id));
-    const shadow = view.shadow === null ? undefined : await this.shadowPart(view.shadow, docs.filter((d) => !refused.has(d.id)), options, usage);
+    let shadow: ShadowWrite | undefined;
+    if (view.shadow !== null) {
+      try {
+        shadow = await this.shadowPart(view.shadow, docs.filter((d) => !refused.has(d.id)), options, usage, memo);
+      } catch (err) {
+        if (options.signal?.aborted) throw err;
+        // The new model failing (rate limit, outage, a revoked key) must not stop the knowledge
+        // base itself: this batch is written without its shadow part, and the rebuild's repair
+        // copies whatever the shadow then lacks or holds in an older version before its swap.
+        shadow = { collection: view.shadow.collection, docs: [], metadataOnly: [] };
+      }
+    }
     if (usage.requests > 0 || usage.tokens > 0) {
       counts.embeddingTokens = usage.tokens;
       counts.embeddingRequests = usage.requests;
@@ -272,13 +286,14 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
     docs: SyncedDocument[],
     options: { signal?: AbortSignal },
     usage: EmbeddingUsage,
+    memo: Memo,
   ): Promise<ShadowWrite> {
     const changes = await this.changes(shadow, docs);
     const out: ShadowWrite = { collection: shadow.collection, docs: [], metadataOnly: metadataUpdates(changes) };
     if (changes.toEmbed.length === 0) return out;
     const chunked = changes.toEmbed.map(({ chunks }) => chunks);
     const embedded = await embedPerDocument(
-      this.providerFor(shadow),
+      remembering(this.providerFor(shadow), shadow.collection, memo),
       chunked.map((chunks) => chunks.map((c) => c.text)),
       { isolate: true, ...(options.signal ? { signal: options.signal } : {}) },
       usage,
@@ -300,7 +315,8 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
   async embeddingCosts(kb: KnowledgeBaseRecord, docs: SyncedDocument[]): Promise<Map<string, DocumentCost>> {
     const costs = new Map<string, DocumentCost>();
     if (docs.length === 0) return costs;
-    const changes = await this.changes(kb, docs);
+    // The collection current now (a run's snapshot may predate a rebuild's swap).
+    const changes = await this.changes((await this.view(kb.id)).current, docs);
     const nothing = (outcome: DocumentCost['outcome']): DocumentCost => ({ outcome, tokens: 0, chunks: 0 });
     for (const doc of changes.unchanged) costs.set(doc.id, nothing('unchanged'));
     for (const { doc } of changes.metadataOnly) costs.set(doc.id, nothing('metadata'));
@@ -472,6 +488,35 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
       ...(apiKey !== null ? { api_key: apiKey } : {}),
     };
   }
+}
+
+/** Vectors by collection and text, kept across the attempts of one write. */
+type Memo = Map<string, Float32Array>;
+
+/**
+ * The provider, asked only for texts `memo` does not hold for this collection (one collection, one
+ * model: the same text has the same vector); what it answers is kept in `memo`.
+ */
+function remembering(provider: EmbeddingProvider, collection: string, memo: Memo): EmbeddingProvider {
+  const key = (text: string) => `${collection}\u0000${text}`;
+  return {
+    id: provider.id,
+    dimensions: () => provider.dimensions(),
+    close: async () => undefined,
+    async embed(texts, options) {
+      const missing = texts.filter((t) => !memo.has(key(t)));
+      if (missing.length === 0) {
+        // Nothing sent: nothing to meter (meteredEmbed would otherwise count the texts).
+        options?.onUsage?.({ tokens: 0, requests: 0 });
+      } else {
+        const vectors = await provider.embed(missing, options);
+        missing.forEach((t, i) => {
+          memo.set(key(t), vectors[i]!);
+        });
+      }
+      return texts.map((t) => memo.get(key(t))!);
+    },
+  };
 }
 
 /** A change's metadata-only documents as the store takes them. */

@@ -49,7 +49,7 @@ export const DEFAULT_REBUILD_OPTIONS: RebuildOptions = {
   pollMs: 2_000,
   leaseMs: 30_000,
   pageSize: 64,
-  dropGraceMs: 5_000,
+  dropGraceMs: 60_000,
   retryAttempts: 5,
   retryBaseMs: 1_000,
 };
@@ -117,6 +117,10 @@ export class Rebuilds {
       ]);
     }
     try {
+      // No other rebuild is active now (startRebuild checked it), so a shadow still linked is a
+      // leftover of a cancel or failure cut short: it goes before the new one is linked.
+      const leftover = (await this.vectors.collectionState(record.collection))?.shadow;
+      if (leftover && leftover !== rebuild.collection) await this.vectors.dropShadow(record.collection, leftover);
       await this.vectors.startShadow(record.collection, rebuild.collection, dimensions);
     } catch (err) {
       await this.store.transitionRebuild(record.id, ['running'], 'failed', {
@@ -151,7 +155,7 @@ export class Rebuilds {
     }
     this.#aborts.get(record.id)?.abort(new Stopped('cancelled'));
     await this.vectors.dropShadow(record.collection, rebuild.collection);
-    await this.engine.forgetProvider(rebuild.collection);
+    this.#later(() => this.engine.forgetProvider(rebuild.collection));
     this.logger.info({ kb: name }, 'rebuild cancelled');
     return this.registry.get(accountId, name);
   }
@@ -171,6 +175,16 @@ export class Rebuilds {
       .finally(() => {
         this.#working = null;
       });
+  }
+
+  /** After the grace period (a provider may still be in use by a write or query that started before). */
+  #later(fn: () => Promise<void>): void {
+    const t = setTimeout(() => {
+      this.#drops.delete(t);
+      void fn().catch(() => undefined);
+    }, this.#options.dropGraceMs);
+    t.unref();
+    this.#drops.add(t);
   }
 
   async stop(): Promise<void> {
@@ -228,13 +242,20 @@ export class Rebuilds {
       if (abort.signal.aborted || err instanceof Stopped) return;
       const message = err instanceof Error ? err.message : String(err);
       this.logger.warn({ kb: kb.name, err }, 'rebuild failed');
-      if (await this.store.transitionRebuild(kb.id, ['running'], 'failed', {
-        owner: this.owner,
-        finishedAt: this.clock.now(),
-        error: { code: 'REBUILD_FAILED', message },
-      })) {
+      // Once the vector store has swapped, only the control store's half is left: the next holder
+      // of the lease finishes it. Before that, a swapping rebuild may fail like a running one
+      // (otherwise it would be retried, and fail, forever).
+      const swapped = (await this.vectors.collectionState(current.collection).catch(() => null))?.retired === true;
+      if (
+        !swapped &&
+        (await this.store.transitionRebuild(kb.id, ['running', 'swapping'], 'failed', {
+          owner: this.owner,
+          finishedAt: this.clock.now(),
+          error: { code: 'REBUILD_FAILED', message },
+        }))
+      ) {
         await this.vectors.dropShadow(current.collection, shadow.collection).catch(() => undefined);
-        await this.engine.forgetProvider(shadow.collection);
+        this.#later(() => this.engine.forgetProvider(shadow.collection));
       }
     } finally {
       clearInterval(renewer);
@@ -271,14 +292,14 @@ export class Rebuilds {
       signal.throwIfAborted();
       const diff = await this.vectors.shadowDifferences(current.collection, shadow.collection, this.#options.pageSize);
       if (diff.missing.length === 0 && diff.extra.length === 0) return;
-      if (diff.extra.length > 0) {
-        throw new Error(`the new index holds ${diff.extra.length}+ documents the knowledge base does not (e.g. '${diff.extra[0]}')`);
-      }
+      // In the shadow only (a write that could not reach the shadow, e.g. its provider failed for
+      // now), or there in another version: removed from the shadow, then copied afresh. A write
+      // landing meanwhile at worst costs one more embedding in the next round.
+      const held = await this.vectors.getContentHashes(shadow.collection, diff.missing);
+      const stale = [...diff.extra, ...diff.missing.filter((id) => held.has(id))];
+      if (stale.length > 0) await this.vectors.deleteDocuments(shadow.collection, stale);
       const docs = await this.vectors.getDocuments(current.collection, diff.missing);
-      const copied = await this.#retrying(() => this.#copy(current, shadow, docs, signal), signal);
-      if (copied === 0 && docs.length > 0) {
-        throw new Error(`document '${docs[0]!.id}' differs between the current and the new index and cannot be copied`);
-      }
+      await this.#retrying(() => this.#copy(current, shadow, docs, signal), signal);
     }
     throw new Error('the new index did not catch up with the writes after 20 rounds');
   }
@@ -345,15 +366,12 @@ export class Rebuilds {
     if (!(await this.store.finishRebuild(kb.id, this.owner, this.clock.now()))) return;
     this.logger.info({ kb: kb.name, collection: shadow.collection }, 'rebuild swapped in');
     // Queries that read the old configuration a moment ago still search the old collection.
-    const drop = setTimeout(() => {
-      this.#drops.delete(drop);
-      void this.vectors
+    this.#later(async () => {
+      await this.vectors
         .dropCollection(current.collection)
-        .then(() => this.engine.forgetProvider(current.collection))
         .catch((err) => this.logger.warn({ err, collection: current.collection }, 'could not drop a replaced collection'));
-    }, this.#options.dropGraceMs);
-    drop.unref();
-    this.#drops.add(drop);
+      await this.engine.forgetProvider(current.collection);
+    });
   }
 }
 

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { DEFAULT_ACCOUNT } from '../../src/api/server.js';
 import { sourcesDir, startTestApp, type TestApp } from '../helpers/app.js';
 import { type FakeOpenAIServer, startFakeOpenAIServer } from '../helpers/fake-openai.js';
 import { skipUnlessPgvector, type TempDatabase, withTempPostgresDatabase } from '../helpers/pgvector.js';
@@ -54,6 +55,9 @@ let b: FakeOpenAIServer;
 let database: TempDatabase | null = null;
 /** Milliseconds each of provider B's answers is held back (slows the rebuild so it can be watched). */
 let bDelayMs = 40;
+/** While set, provider A holds a request whose input contains HOLD-ME until it resolves. */
+let holdA: Promise<void> | null = null;
+let heldA = false;
 
 async function rebuildOf(kb: string): Promise<any> {
   const res = await t.request('GET', `/knowledge_bases/${kb}`);
@@ -70,7 +74,17 @@ const kbBody = (name: string, server: FakeOpenAIServer, model: string, dimension
 before(async () => {
   if (skip) return;
   database = backend === 'postgres' ? await withTempPostgresDatabase() : null;
-  a = await startFakeOpenAIServer({ apiKey: 'sk-test' });
+  a = await startFakeOpenAIServer({
+    apiKey: 'sk-test',
+    script: async (req) => {
+      const input = req.body?.input;
+      if (holdA && Array.isArray(input) && input.some((x) => String(x).includes('HOLD-ME'))) {
+        heldA = true;
+        await holdA;
+      }
+      return undefined;
+    },
+  });
   b = await startFakeOpenAIServer({
     apiKey: 'sk-test',
     script: async () => {
@@ -173,6 +187,10 @@ describe('changing the model of a knowledge base of 2,000 documents', () => {
     assert.equal(during.documents_added, 150);
     assert.equal(during.documents_updated, 30);
     assert.equal((await rebuildOf('notes_kb')).status, 'running', 'the sync ran while the rebuild was still running');
+    // The run wrote its new rows into the new index too, with model B, in the same transaction:
+    // the copy can only have seen them after that write, which had already put them there.
+    const bNow = new Set(inputs(b));
+    for (let i = ROWS + 1; i <= ROWS + 150; i++) assert.ok(bNow.has(`body: ${body(i)}`), `row ${i} reached the new index with the sync`);
 
     const finished = await waitFor('the rebuild to finish', async () => {
       const r = await rebuildOf('notes_kb');
@@ -268,6 +286,69 @@ describe('a chunking change alone', () => {
   });
 });
 
+describe('races with the start of a rebuild', () => {
+  it('a write that was embedding when the rebuild started is redone with the new index, not lost', async () => {
+    assert.equal((await t.request('POST', '/knowledge_bases', kbBody('race_kb', a, 'model-a', 256))).status, 201);
+    const docs = Array.from({ length: 40 }, (_, i) => ({ id: `r${i}`, content: body(i + 7000) }));
+    assert.equal((await t.request('POST', '/knowledge_bases/race_kb/documents', { documents: docs })).status, 200);
+    let release!: () => void;
+    holdA = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    heldA = false;
+    // A documents-API write embedding with model A when the rebuild starts: it was computed for
+    // the current index only, the store refuses it (the shadow is linked), and it is redone.
+    const write = t.request('POST', '/knowledge_bases/race_kb/documents', { documents: [{ id: 'held', content: 'HOLD-ME held write' }] });
+    await waitFor('the write to be embedding', async () => (heldA ? true : undefined), 30_000);
+    const patched = await t.request('PATCH', '/knowledge_bases/race_kb', {
+      embedding: { provider: 'openai', base_url: b.baseUrl, model: 'model-b', dimensions: 384, api_key: 'sk-test' },
+    });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    holdA = null;
+    release();
+    const res = await write;
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.data.added, 1);
+    const end = await waitFor('the rebuild', async () => {
+      const r = await rebuildOf('race_kb');
+      return r.status === 'running' || r.status === 'swapping' ? undefined : r;
+    });
+    assert.equal(end.status, 'succeeded', JSON.stringify(end));
+    const kb = (await t.request('GET', '/knowledge_bases/race_kb')).body.data;
+    assert.equal(kb.embedding.model, 'model-b');
+    assert.equal(kb.document_count, 41, 'the held write is in the new index');
+    const q = await t.request('POST', '/knowledge_bases/race_kb/query', { query: 'a HOLD-ME held write', top_k: 1 });
+    assert.equal(q.body.data.results[0].document_id, 'held');
+    assert.equal(inputs(b).filter((x) => x === 'HOLD-ME held write').length, 1, 'model B embedded it once');
+  });
+
+  it('a shadow left linked by a cancel cut short does not block writes or the next change', async () => {
+    assert.equal((await t.request('POST', '/knowledge_bases', kbBody('left_kb', a, 'model-a', 256))).status, 201);
+    const docs = Array.from({ length: 20 }, (_, i) => ({ id: `x${i}`, content: body(i + 8000) }));
+    assert.equal((await t.request('POST', '/knowledge_bases/left_kb/documents', { documents: docs })).status, 200);
+    bDelayMs = 400;
+    const patched = await t.request('PATCH', '/knowledge_bases/left_kb', {
+      embedding: { provider: 'openai', base_url: b.baseUrl, model: 'model-b', dimensions: 384, api_key: 'sk-test' },
+    });
+    assert.equal(patched.status, 200);
+    // The cancel's first half only (as if the process died before dropping the shadow).
+    const record = await t.app.services.kbs.get(DEFAULT_ACCOUNT, 'left_kb');
+    assert.ok(await t.app.services.store.transitionRebuild(record.id, ['running'], 'cancelled', { finishedAt: Date.now(), error: null }));
+    assert.equal((await t.app.services.vectors.collectionState(record.collection))?.shadow, record.rebuild?.collection);
+    bDelayMs = 40;
+    const write = await t.request('POST', '/knowledge_bases/left_kb/documents', { documents: [{ id: 'after', content: 'written after the cut-short cancel' }] });
+    assert.equal(write.status, 200, JSON.stringify(write.body));
+    const again = await t.request('PATCH', '/knowledge_bases/left_kb', { chunking: { chunk_size: 700, chunk_overlap: 70 } });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    const end = await waitFor('the next rebuild', async () => {
+      const r = await rebuildOf('left_kb');
+      return r.status === 'running' || r.status === 'swapping' ? undefined : r;
+    });
+    assert.equal(end.status, 'succeeded', JSON.stringify(end));
+    assert.equal((await t.request('GET', '/knowledge_bases/left_kb')).body.data.document_count, 21);
+  });
+});
+
 describe('cancel and validation', () => {
   it('a cancel drops the shadow and leaves the knowledge base as it was; another change may follow', async () => {
     const created = await t.request('POST', '/knowledge_bases', kbBody('cancel_kb', a, 'model-a', 256));
@@ -283,6 +364,10 @@ describe('cancel and validation', () => {
     assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
     assert.equal(cancelled.body.data.rebuild.status, 'cancelled');
     assert.equal(cancelled.body.data.embedding.model, 'model-a');
+    const record = await t.app.services.kbs.get(DEFAULT_ACCOUNT, 'cancel_kb');
+    assert.equal((await t.app.services.vectors.collectionState(record.collection))?.shadow, null, 'the shadow is unlinked');
+    assert.ok(record.rebuild);
+    assert.equal(await t.app.services.vectors.collectionState(record.rebuild.collection), null, 'and dropped');
     bDelayMs = 40;
     const twice = await t.request('POST', '/knowledge_bases/cancel_kb/rebuild/cancel');
     assert.equal(twice.status, 409);

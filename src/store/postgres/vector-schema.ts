@@ -36,6 +36,8 @@
  * left, is scanned exactly. Collections created before this keep the index they were made with.
  */
 
+import os from 'node:os';
+
 export const MAX_DIMENSIONS = 8192;
 /**
  * HNSW graph parameters. ef_construction 128, twice pgvector's default: on real local-model
@@ -175,6 +177,40 @@ export function vectorParam(embedding: Float32Array): Buffer {
   const out = Buffer.allocUnsafe(4 + 4 * embedding.length);
   out.writeInt16BE(embedding.length, 0);
   out.writeInt16BE(0, 2);
-  for (let i = 0; i < embedding.length; i++) out.writeFloatBE(embedding[i]!, 4 + 4 * i);
+  writeFloatsBE(out, 4, embedding);
   return out;
+}
+
+/**
+ * Vectors as one binary `vector[]` parameter (array_recv's format: 1 dimension, no NULLs, the
+ * element type's OID, the length and lower bound 1, then each element's byte length and
+ * vectorParam's bytes), so a batch of chunks is one parameter the server reads without parsing
+ * text. `oid` is pgvector's type in the database written to (array_recv refuses any other).
+ */
+export function vectorArrayParam(embeddings: Float32Array[], oid: number): Buffer {
+  let size = 20;
+  for (const e of embeddings) size += 8 + 4 * e.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = out.writeInt32BE(1, 0);
+  at = out.writeInt32BE(0, at);
+  at = out.writeUInt32BE(oid, at);
+  at = out.writeInt32BE(embeddings.length, at);
+  at = out.writeInt32BE(1, at);
+  for (const e of embeddings) {
+    at = out.writeInt32BE(4 + 4 * e.length, at);
+    at = out.writeInt16BE(e.length, at);
+    at = out.writeInt16BE(0, at);
+    at = writeFloatsBE(out, at, e);
+  }
+  return out;
+}
+
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+
+/** The floats big-endian at `at`: a copy of their bytes, swapped in place (native, unlike writeFloatBE per float). */
+function writeFloatsBE(out: Buffer, at: number, floats: Float32Array): number {
+  const end = at + 4 * floats.length;
+  Buffer.from(floats.buffer, floats.byteOffset, floats.byteLength).copy(out, at);
+  if (LITTLE_ENDIAN) out.subarray(at, end).swap32();
+  return end;
 }

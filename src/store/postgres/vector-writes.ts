@@ -12,12 +12,15 @@ import type pg from 'pg';
 import { keyHashTerm } from '../../core/hash.js';
 import type { DocumentInput, MetadataUpdate } from '../vector-port.js';
 import { pgMetadata, pgText } from './vector-input.js';
-import { type CollectionTables, vectorParam } from './vector-schema.js';
+import { type CollectionTables, vectorArrayParam } from './vector-schema.js';
 
 export type Queryable = Pick<pg.PoolClient, 'query'>;
 
-/** Chunk rows per INSERT statement: five parameters each, far below the protocol's 65,535. */
-const CHUNK_ROWS = 2000;
+/**
+ * Vector components per chunk INSERT statement (2,000 chunks at 512 dimensions, 244 at 8,192): one
+ * statement's vector parameter stays near 16 MB, far below the server's 1 GB limit on a value.
+ */
+const CHUNK_FLOATS = 1_024_000;
 
 /** The last version of each id, in id order (so concurrent batches lock rows in one order). */
 export function lastById<T extends { id: string }>(items: T[]): T[] {
@@ -52,21 +55,27 @@ export async function lockDocuments(
   );
 }
 
-/** Inserts or replaces document rows (sorted by id); a key hash left out keeps the stored one. */
+/**
+ * Inserts or replaces document rows (sorted by id); a key hash left out keeps the stored one.
+ * Answers the ids that were already stored (replaced, not inserted): only those can have chunks.
+ */
 export async function upsertDocumentRows(
   client: Queryable,
   t: CollectionTables,
   docs: DocumentInput[],
   updatedAt: Date,
-): Promise<void> {
-  await client.query(
+): Promise<Set<string>> {
+  // xmax is 0 on a row this statement inserted and set (our lock) on one it updated: the usual
+  // way to tell the two arms of ON CONFLICT DO UPDATE apart in one round trip.
+  const { rows } = await client.query(
     `INSERT INTO ${t.documents} AS d (doc_id, content, content_hash, metadata, chunk_count, key_hash, key_term, updated_at)
      SELECT u.*, $8::timestamptz
      FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::bigint[]) AS u
      ON CONFLICT (doc_id) DO UPDATE SET
        content = excluded.content, content_hash = excluded.content_hash, metadata = excluded.metadata,
        chunk_count = excluded.chunk_count, updated_at = excluded.updated_at,
-       key_hash = coalesce(excluded.key_hash, d.key_hash), key_term = coalesce(excluded.key_term, d.key_term)`,
+       key_hash = coalesce(excluded.key_hash, d.key_hash), key_term = coalesce(excluded.key_term, d.key_term)
+     RETURNING d.doc_id, d.xmax <> '0'::xid AS existed`,
     [
       docs.map((d) => d.id),
       docs.map((d) => pgText(d.content)),
@@ -78,6 +87,7 @@ export async function upsertDocumentRows(
       updatedAt,
     ],
   );
+  return new Set(rows.filter((r) => r.existed === true).map((r) => r.doc_id as string));
 }
 
 /** Deletes the chunks of these documents; answers how many, and their words. */
@@ -95,9 +105,10 @@ export async function deleteChunks(
 }
 
 /**
- * Inserts the documents' chunks, a VALUES row each: every vector is its own binary parameter
- * (vectorParam), which an array parameter cannot carry without the type's OID. Each chunk gets a
- * copy of its document's metadata (vector-schema.ts says why).
+ * Inserts the documents' chunks in one statement per CHUNK_FLOATS of vectors: each column is one
+ * array parameter (unnest), the vectors one binary `vector[]` (vectorArrayParam). A VALUES row of
+ * five parameters per chunk cost more to send, parse and plan than to insert (issue 11). Each
+ * chunk gets a copy of its document's metadata (vector-schema.ts says why).
  */
 export async function insertChunks(
   client: Queryable,
@@ -110,24 +121,49 @@ export async function insertChunks(
     return d.chunks.map((chunk) => ({ doc: d.id, chunk, metadata }));
   });
   const total = { chunks: 0, tokens: 0 };
-  for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
-    const params: unknown[] = [];
-    const values = rows.slice(start, start + CHUNK_ROWS).map((x) => {
-      params.push(x.doc, x.chunk.index, pgText(x.chunk.text), x.metadata, vectorParam(x.chunk.embedding));
-      const n = params.length;
-      return `($${n - 4}, $${n - 3}::int, $${n - 2}, $${n - 1}::jsonb, $${n}::vector(${dimensions}))`;
-    });
+  if (rows.length === 0) return total;
+  const oid = await vectorTypeOid(client);
+  const perStatement = Math.max(1, Math.floor(CHUNK_FLOATS / dimensions));
+  for (let start = 0; start < rows.length; start += perStatement) {
+    const part = rows.slice(start, start + perStatement);
     const { rows: result } = await client.query(
       `WITH i AS (
-         INSERT INTO ${t.chunks} (doc_id, chunk_index, text, metadata, embedding) VALUES ${values.join(', ')}
+         INSERT INTO ${t.chunks} (doc_id, chunk_index, text, metadata, embedding)
+         SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::vector(${dimensions})[])
          RETURNING tokens)
        SELECT count(*) AS n, coalesce(sum(tokens), 0) AS t FROM i`,
-      params,
+      [
+        part.map((x) => x.doc),
+        part.map((x) => x.chunk.index),
+        part.map((x) => pgText(x.chunk.text)),
+        part.map((x) => x.metadata),
+        vectorArrayParam(
+          part.map((x) => x.chunk.embedding),
+          oid,
+        ),
+      ],
     );
     total.chunks += Number(result[0].n);
     total.tokens += Number(result[0].t);
   }
   return total;
+}
+
+/**
+ * The OID of pgvector's type as the store's SQL resolves `vector`, which a binary array parameter
+ * must name. Looked up once per connection (a connection reaches one database); the type cannot
+ * change under a live collection, since dropping the extension drops every vector column with it.
+ */
+const vectorOids = new WeakMap<Queryable, Promise<number>>();
+export function vectorTypeOid(client: Queryable): Promise<number> {
+  let oid = vectorOids.get(client);
+  if (oid === undefined) {
+    oid = client.query("SELECT 'vector'::regtype::oid AS oid").then(({ rows }) => Number(rows[0].oid));
+    // A failed look-up (an aborted transaction) is not remembered: the next write asks again.
+    oid.catch(() => vectorOids.delete(client));
+    vectorOids.set(client, oid);
+  }
+  return oid;
 }
 
 /**
@@ -208,13 +244,11 @@ export async function writeDocuments(
   let added = { chunks: 0, tokens: 0 };
   let removed = { chunks: 0, tokens: 0 };
   if (latest.length > 0) {
-    // Locks the document rows (in id order) before their chunks are replaced.
-    await upsertDocumentRows(client, t, latest, updatedAt);
-    removed = await deleteChunks(
-      client,
-      t,
-      latest.map((d) => d.id),
-    );
+    // Locks the document rows (in id order) before their chunks are replaced. A row inserted just
+    // now has no chunks (they reference it, and a writer of the same id waits for this one), so
+    // only replaced documents' chunks are looked for: a backfill's batch skips the DELETE.
+    const existed = await upsertDocumentRows(client, t, latest, updatedAt);
+    if (existed.size > 0) removed = await deleteChunks(client, t, [...existed]);
     added = await insertChunks(client, t, dimensions, latest);
   }
   // An id PostgreSQL cannot store names no stored document: nothing to update.
