@@ -48,11 +48,12 @@ export async function lockDocuments(
   client: Queryable,
   t: CollectionTables,
   sortedIds: string[],
-): Promise<void> {
-  await client.query(
-    `SELECT 1 FROM ${t.documents} WHERE doc_id = ANY ($1::text[]) ORDER BY doc_id FOR UPDATE`,
+): Promise<string[]> {
+  const { rows } = await client.query(
+    `SELECT doc_id FROM ${t.documents} WHERE doc_id = ANY ($1::text[]) ORDER BY doc_id FOR UPDATE`,
     [sortedIds],
   );
+  return rows.map((r) => r.doc_id as string);
 }
 
 /**
@@ -274,9 +275,14 @@ export async function removeDocuments(
 ): Promise<CountChange & { removed: number }> {
   // The document rows first: an upsert of one of them in flight finishes before its chunks
   // are counted and deleted here, so the counts subtracted are the ones stored.
-  await lockDocuments(client, t, sortedIds);
-  const gone = await deleteChunks(client, t, sortedIds);
-  const { rowCount } = await client.query(`DELETE FROM ${t.documents} WHERE doc_id = ANY ($1::text[])`, [sortedIds]);
+  // Only the rows locked here are deleted: a document another transaction inserted meanwhile was
+  // invisible to the lock (and to the chunk delete) and becomes visible to a later statement;
+  // deleting its row would leave its chunks behind (a foreign-key error). Its insert counts as
+  // after this delete, as it would have had it committed a moment later.
+  const locked = await lockDocuments(client, t, sortedIds);
+  if (locked.length === 0) return { removed: 0, chunks: 0, tokens: 0 };
+  const gone = await deleteChunks(client, t, locked);
+  const { rowCount } = await client.query(`DELETE FROM ${t.documents} WHERE doc_id = ANY ($1::text[])`, [locked]);
   return { removed: rowCount ?? 0, chunks: -gone.chunks, tokens: -gone.tokens };
 }
 
