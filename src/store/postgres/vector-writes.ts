@@ -56,6 +56,20 @@ export async function lockDocuments(
   return rows.map((r) => r.doc_id as string);
 }
 
+/** $1-$8 of a document-row INSERT over unnest: one array per column, then the write's time. */
+function documentRowParams(docs: DocumentInput[], updatedAt: Date): unknown[] {
+  return [
+    docs.map((d) => d.id),
+    docs.map((d) => pgText(d.content)),
+    docs.map((d) => d.contentHash),
+    docs.map((d) => JSON.stringify(pgMetadata(d.metadata))),
+    docs.map((d) => d.chunks.length),
+    docs.map((d) => d.keyHash ?? null),
+    docs.map((d) => termOf(d.keyHash)),
+    updatedAt,
+  ];
+}
+
 /**
  * Inserts or replaces document rows (sorted by id); a key hash left out keeps the stored one.
  * Answers the ids that were already stored (replaced, not inserted): only those can have chunks.
@@ -77,16 +91,7 @@ export async function upsertDocumentRows(
        chunk_count = excluded.chunk_count, updated_at = excluded.updated_at,
        key_hash = coalesce(excluded.key_hash, d.key_hash), key_term = coalesce(excluded.key_term, d.key_term)
      RETURNING d.doc_id, d.xmax <> '0'::xid AS existed`,
-    [
-      docs.map((d) => d.id),
-      docs.map((d) => pgText(d.content)),
-      docs.map((d) => d.contentHash),
-      docs.map((d) => JSON.stringify(pgMetadata(d.metadata))),
-      docs.map((d) => d.chunks.length),
-      docs.map((d) => d.keyHash ?? null),
-      docs.map((d) => termOf(d.keyHash)),
-      updatedAt,
-    ],
+    documentRowParams(docs, updatedAt),
   );
   return new Set(rows.filter((r) => r.existed === true).map((r) => r.doc_id as string));
 }
@@ -301,16 +306,7 @@ export async function insertNewDocumentRows(
      SELECT u.*, $8::timestamptz
      FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::text[], $7::bigint[]) AS u
      ON CONFLICT (doc_id) DO NOTHING RETURNING doc_id`,
-    [
-      docs.map((d) => d.id),
-      docs.map((d) => pgText(d.content)),
-      docs.map((d) => d.contentHash),
-      docs.map((d) => JSON.stringify(pgMetadata(d.metadata))),
-      docs.map((d) => d.chunks.length),
-      docs.map((d) => d.keyHash ?? null),
-      docs.map((d) => termOf(d.keyHash)),
-      updatedAt,
-    ],
+    documentRowParams(docs, updatedAt),
   );
   return new Set(rows.map((r) => r.doc_id as string));
 }
