@@ -145,9 +145,9 @@ export class Scheduler {
     return {
       ...this.sync,
       sink: {
-        upsertDocuments: async (kb, docs, signal, onProgress) => {
+        upsertDocuments: async (kb, docs, options) => {
           const t0 = performance.now();
-          const counts = await sink.upsertDocuments(kb, docs, signal, onProgress);
+          const counts = await sink.upsertDocuments(kb, docs, options);
           this.logger.debug(
             {
               job: job.name,

@@ -21,7 +21,7 @@ import {
   type VectorStore,
 } from '../store/vector-port.js';
 import type { DocumentCost, EmbeddingCosts } from '../sync/budget.js';
-import type { DocumentSink, KnowledgeBaseKeys, SyncedDocument, UpsertCounts } from '../sync/run-sync.js';
+import type { DocumentSink, KnowledgeBaseKeys, SinkOptions, SyncedDocument, UpsertCounts } from '../sync/run-sync.js';
 import { classifyDocuments, type DocumentChanges, withinLimit } from './changes.js';
 import type { KnowledgeBaseHooks, KnowledgeBaseRegistry } from './registry.js';
 import { fuse, keywordRelevance, semanticRelevance } from './relevance.js';
@@ -63,6 +63,9 @@ export interface WriteView {
 
 /** How often a write re-reads the collections after CollectionsChanged (a rebuild started, swapped or ended). */
 const WRITE_ATTEMPTS = 6;
+
+/** `isolate: false` (the documents API): any failure fails the whole call, nothing is written. */
+type WriteOptions = SinkOptions & { isolate: boolean };
 
 export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
   /** Providers by collection: a rebuild's shadow embeds with its own model. */
@@ -182,13 +185,8 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
    * provider refuses) is reported in `failed` and the rest of the batch is written; a provider that
    * cannot be used at all (unreachable, rate-limited, wrong key or model) still throws.
    */
-  async upsertDocuments(
-    kb: KnowledgeBaseRecord,
-    docs: SyncedDocument[],
-    signal?: AbortSignal,
-    onProgress?: (documentsDone: number) => void,
-  ): Promise<UpsertCounts> {
-    return this.write(kb, docs, { isolate: true, ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) });
+  async upsertDocuments(kb: KnowledgeBaseRecord, docs: SyncedDocument[], options: SinkOptions = {}): Promise<UpsertCounts> {
+    return this.write(kb, docs, { isolate: true, ...options });
   }
 
   /**
@@ -197,23 +195,18 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
    * rebuild is filling a shadow, the same documents are also written there, under the shadow's
    * model and chunking, in the same store transaction.
    */
-  private write(
-    kb: KnowledgeBaseRecord,
-    docs: SyncedDocument[],
-    options: { isolate: boolean; signal?: AbortSignal; onProgress?: (documentsDone: number) => void },
-  ): Promise<UpsertCounts> {
-    if (docs.length === 0) return Promise.resolve({ added: 0, updated: 0, unchanged: 0, chunksWritten: 0 });
+  private async write(kb: KnowledgeBaseRecord, docs: SyncedDocument[], options: WriteOptions): Promise<UpsertCounts> {
+    if (docs.length === 0) {
+      options.onEmbedded?.();
+      await options.beforeWrite;
+      return { added: 0, updated: 0, unchanged: 0, chunksWritten: 0 };
+    }
     // Vectors already obtained survive a redo after CollectionsChanged: no text is paid for twice.
     const memo: Memo = new Map();
     return this.withView(kb.id, (view) => this.writeOnce(view, docs, options, memo));
   }
 
-  private async writeOnce(
-    view: WriteView,
-    docs: SyncedDocument[],
-    options: { isolate: boolean; signal?: AbortSignal; onProgress?: (documentsDone: number) => void },
-    memo: Memo,
-  ): Promise<UpsertCounts> {
+  private async writeOnce(view: WriteView, docs: SyncedDocument[], options: WriteOptions, memo: Memo): Promise<UpsertCounts> {
     const counts: UpsertCounts = { added: 0, updated: 0, unchanged: 0, chunksWritten: 0 };
     // What to do with each document, decided as an estimate decides it (changes.ts).
     const changes = await this.changes(view.current, docs);
@@ -269,6 +262,9 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
       counts.embeddingTokens = usage.tokens;
       counts.embeddingRequests = usage.requests;
     }
+    // The batch before this one (a run's pipeline) is written and checkpointed first.
+    options.onEmbedded?.();
+    await options.beforeWrite;
     // One transaction for the whole batch: re-embedded documents and metadata-only updates (and the shadow's).
     if (inputs.length > 0 || metadataOnly.length > 0 || (shadow && (shadow.docs.length > 0 || shadow.metadataOnly.length > 0))) {
       counts.updated += await this.vectors.upsertDocuments(view.current.collection, inputs, metadataOnly, shadow);

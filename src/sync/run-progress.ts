@@ -20,8 +20,11 @@ export interface ProgressOptions {
 
 export class RunProgressReporter {
   private estimate: number | null = null;
-  /** Rows of the batch being embedded that count as done (the batch's share embedded so far). */
-  private inBatch = 0;
+  /**
+   * Rows of each batch being embedded or written that count as done (its share embedded so far),
+   * by batch: a run has up to two batches in flight (sync/run-sync.ts, "pipeline").
+   */
+  private readonly inBatches = new Map<object, number>();
   private rate: Throughput;
   /** What the store last got, to write only when something moved (at first: what the run started with). */
   private written: { rows: number; estimate: number | null };
@@ -60,25 +63,31 @@ export class RunProgressReporter {
    */
   setEstimate(rows: number | null): void {
     this.estimate = rows;
-    this.rate = startThroughput(this.now(), this.run.rowsRead + this.inBatch);
+    this.rate = startThroughput(this.now(), this.run.rowsRead + this.inFlight());
   }
 
-  /** Rows of the batch being written that count as done so far; never goes back within a batch. */
-  batchProgress(rows: number): void {
-    this.inBatch = Math.max(this.inBatch, rows);
+  /** Rows of `batch` (any object naming it) that count as done so far; never goes back within a batch. */
+  batchProgress(batch: object, rows: number): void {
+    this.inBatches.set(batch, Math.max(this.inBatches.get(batch) ?? 0, rows));
   }
 
   /**
    * The progress now, also set on the run record (so a checkpoint writes it too). Called by the
-   * checkpoint after it added the batch's rows to the run: the batch then no longer counts apart.
+   * checkpoint of `written` after it added that batch's rows to the run: they no longer count apart.
    */
-  refresh(batchWritten = false): RunProgress {
-    if (batchWritten) this.inBatch = 0;
-    const done = this.run.rowsRead + this.inBatch;
+  refresh(written?: object): RunProgress {
+    if (written !== undefined) this.inBatches.delete(written);
+    const done = this.run.rowsRead + this.inFlight();
     this.rate = observeThroughput(this.rate, this.now(), done);
     const progress = runProgress(done, this.estimate, this.rate.rowsPerSecond);
     this.run.progress = progress;
     return progress;
+  }
+
+  private inFlight(): number {
+    let rows = 0;
+    for (const n of this.inBatches.values()) rows += n;
+    return rows;
   }
 
   /** The store has this progress (a checkpoint or a progress write wrote it). */

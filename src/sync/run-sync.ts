@@ -55,12 +55,22 @@ export interface DocumentSink {
    * Upserts one batch atomically; unchanged content is not re-embedded. `onProgress` is told how
    * many of `docs` are done as the batch is embedded (the run's progress moves inside a batch).
    */
-  upsertDocuments(
-    kb: KnowledgeBaseRecord,
-    docs: SyncedDocument[],
-    signal?: AbortSignal,
-    onProgress?: (documentsDone: number) => void,
-  ): Promise<UpsertCounts>;
+  upsertDocuments(kb: KnowledgeBaseRecord, docs: SyncedDocument[], options?: SinkOptions): Promise<UpsertCounts>;
+}
+
+export interface SinkOptions {
+  /** Stops the batch's embedding (nothing of it is written). */
+  signal?: AbortSignal;
+  /** Told how many of the documents are done as the batch is embedded. */
+  onProgress?: (documentsDone: number) => void;
+  /** Called once the batch needs nothing more from the provider, before anything of it is written. */
+  onEmbedded?: () => void;
+  /**
+   * Awaited after the batch is embedded and before anything of it is written: the run's pipeline
+   * embeds batch N+1 while batch N is written and checkpointed, and writes N+1 only after that.
+   * When it rejects, nothing of the batch is written and the rejection is thrown.
+   */
+  beforeWrite?: Promise<void>;
 }
 
 /** The knowledge base's side of delete reconciliation (the VectorStore answers it). */
@@ -175,9 +185,27 @@ interface BatchCounts extends UpsertCounts {
   deleted: number;
   /** Rows of the batch written: its first ones when the token budget cut it (sync/budget.ts); absent, all. */
   rows?: number;
+  /** The batch in the run's progress (RunProgressReporter.batchProgress), taken out by its checkpoint. */
+  batch?: object;
+}
+
+/** A batch of readRange's pipeline (SyncRun.startBatch). */
+interface PipelinedBatch {
+  /** True once the provider is done with the batch; false if the batch failed before that. */
+  embedded: Promise<boolean>;
+  done: Promise<void>;
+}
+
+/** A pipelined batch's gate: the batch before it failed, so this one is not written. */
+class EarlierBatchFailed extends Error {
+  constructor() {
+    super('the batch before this one was not written');
+  }
 }
 
 const NOTHING: BatchCounts = { added: 0, updated: 0, unchanged: 0, chunksWritten: 0, deleted: 0 };
+/** A checkpoint of no batch (reconciliation's deletes, the first run's watermark): no batch to take out. */
+const NO_BATCH = {};
 
 class SyncRun {
   private job: JobRecord;
@@ -299,6 +327,14 @@ class SyncRun {
     return this.run;
   }
 
+  /**
+   * Reads [start, until] in keyset batches and writes each, as a pipeline two batches deep: while
+   * batch N is written and checkpointed, batch N+1 is read and embedded (the source, the provider
+   * and the store each work while the others wait on theirs). Writes and checkpoints still happen
+   * one batch after the other and in order, so the watermark only ever covers written rows, and a
+   * stop or a failure leaves the batch being embedded unwritten, as when batches ran one at a time.
+   * With max_tokens_per_run a batch's admission depends on what the one before cost: one at a time.
+   */
   private async readRange(
     table: TableInfo,
     start: { after: KeysetPosition } | { atLeast: string } | null,
@@ -306,40 +342,92 @@ class SyncRun {
     advance: boolean,
   ): Promise<void> {
     let from = start;
-    for (;;) {
-      this.throwIfAborted();
-      const rows = await this.withRetry(() =>
-        this.source.readBatch({
-          table: { schema: table.schema, name: table.name },
-          columns: this.readColumns(),
-          filterColumn: this.job.filterColumn,
-          keyColumns: this.job.keyColumns,
-          from,
-          until,
-          limit: this.job.batchSize,
-          softDeleteColumn: this.job.softDeleteColumn ?? null,
-        }),
-      );
-      if (rows.length === 0) break;
-      const after = from !== null && 'after' in from ? from.after : null;
-      if (after !== null && rows.some((r) => samePosition(r.position, after))) {
-        // A keyset read must move strictly forward; a source that hands back the position it was
-        // asked to start after would make this loop forever (a key type read inexactly).
-        throw new PermanentSyncError(
-          'KEYSET_STUCK',
-          `reading '${this.job.sourceTable}' after position ${JSON.stringify(after)} returned that position again, so the run cannot move forward; a key or filter column's type is not read exactly — report this with the column types, and change filter_column or the key meanwhile`,
+    // The batch before the one being read: embedded, written and checkpointed, or being so.
+    let previous: PipelinedBatch = { embedded: Promise.resolve(true), done: Promise.resolve() };
+    try {
+      for (;;) {
+        this.throwIfAborted();
+        const rows = await this.withRetry(() =>
+          this.source.readBatch({
+            table: { schema: table.schema, name: table.name },
+            columns: this.readColumns(),
+            filterColumn: this.job.filterColumn,
+            keyColumns: this.job.keyColumns,
+            from,
+            until,
+            limit: this.job.batchSize,
+            softDeleteColumn: this.job.softDeleteColumn ?? null,
+          }),
         );
+        if (rows.length === 0) break;
+        const after = from !== null && 'after' in from ? from.after : null;
+        if (after !== null && rows.some((r) => samePosition(r.position, after))) {
+          // A keyset read must move strictly forward; a source that hands back the position it was
+          // asked to start after would make this loop forever (a key type read inexactly).
+          throw new PermanentSyncError(
+            'KEYSET_STUCK',
+            `reading '${this.job.sourceTable}' after position ${JSON.stringify(after)} returned that position again, so the run cannot move forward; a key or filter column's type is not read exactly — report this with the column types, and change filter_column or the key meanwhile`,
+          );
+        }
+        // The provider embeds one batch at a time: this one starts once the one before is embedded
+        // (that one is being written and checkpointed meanwhile).
+        // A batch that failed before the next one starts: the next one is not tried.
+        if (!(await previous.embedded)) await previous.done;
+        const before = previous.done;
+        const batch = this.startBatch(rows, advance, before);
+        previous = batch;
+        try {
+          // At most two batches in flight: the one before is done before the next read.
+          await before;
+        } catch (err) {
+          // This batch never writes (its gate failed); its embedding ends before the run does.
+          await batch.done.catch(() => undefined);
+          throw err;
+        }
+        if (this.budget.limited) await batch.done;
+        if (rows.length < this.job.batchSize) break;
+        from = { after: rows[rows.length - 1]!.position };
       }
-      const counts = await this.writeRows(rows);
-      const last = rows[rows.length - 1]!.position;
+    } catch (err) {
+      // The batch in flight is written and checkpointed (or fails) before the run stops.
+      await previous.done.catch(() => undefined);
+      throw err;
+    }
+    await previous.done;
+  }
+
+  /**
+   * One batch of readRange: embedded now, written and checkpointed once `before` is. `embedded`
+   * settles when the provider is done with it (or the batch ended sooner); `done`, when it is
+   * checkpointed, or rejects with why not.
+   */
+  private startBatch(rows: SourceRow[], advance: boolean, before: Promise<void>): PipelinedBatch {
+    // `embedded` is false when the batch failed before it was embedded.
+    const gate = before.then(
+      () => undefined,
+      () => {
+        throw new EarlierBatchFailed();
+      },
+    );
+    // Awaited by the sink later, maybe after it rejected: handled here, thrown there.
+    gate.catch(() => undefined);
+    let embedded: () => void = () => undefined;
+    const embeddedSignal = new Promise<void>((resolve) => {
+      embedded = resolve;
+    });
+    const done = (async () => {
+      const counts = await this.writeRows(rows, { beforeWrite: gate, onEmbedded: embedded });
       // With a token budget, only the batch's first rows may have been written: the checkpoint
       // covers those, and the run stops there (sync/budget.ts).
       const kept = counts.rows ?? rows.length;
       const upTo = kept > 0 ? rows[kept - 1]!.position : this.job.watermark;
       await this.checkpoint(advance ? upTo : this.job.watermark, counts, kept, advance && kept > 0);
-      if (rows.length < this.job.batchSize) break;
-      from = { after: last };
-    }
+    })();
+    const ended = done.then(
+      () => true,
+      () => false,
+    );
+    return { embedded: Promise.race([embeddedSignal.then(() => true), ended]), done };
   }
 
   /**
@@ -432,7 +520,11 @@ class SyncRun {
    * that cannot become a document are recorded as failures (the rest are written), and rows
    * written clear their earlier failures.
    */
-  private async writeRows(batch: SourceRow[]): Promise<BatchCounts> {
+  private async writeRows(
+    batch: SourceRow[],
+    pipeline: Pick<SinkOptions, 'beforeWrite' | 'onEmbedded'> = {},
+  ): Promise<BatchCounts> {
+    const { beforeWrite } = pipeline;
     // Without max_tokens_per_run, every row; with it, the first rows whose embedding fits what is left.
     const rows = await this.budget.admit(
       batch,
@@ -451,13 +543,25 @@ class SyncRun {
       else docs.push(doc);
     }
     let counts: UpsertCounts;
+    // Names this batch in the run's progress until its checkpoint.
+    const batchToken = {};
     try {
       const unique = dedupeById(docs);
       // Rows of the batch count as done as its documents are (rows that embed nothing along with them).
       const onProgress = (documentsDone: number) =>
-        this.progress.batchProgress(Math.floor((rows.length * documentsDone) / unique.length));
-      counts = await this.deps.sink.upsertDocuments(this.kb, unique, this.signal, onProgress);
+        this.progress.batchProgress(batchToken, Math.floor((rows.length * documentsDone) / unique.length));
+      counts = await this.deps.sink.upsertDocuments(this.kb, unique, {
+        signal: this.signal,
+        onProgress,
+        ...pipeline,
+      });
+      // Also when the sink had nothing to write: what follows writes too (deletes, failures).
+      await beforeWrite;
     } catch (err) {
+      // The batch before failed: this one was never written and its rows did not fail (one batch
+      // at a time, it would not have been tried).
+      if (err instanceof EarlierBatchFailed) throw err;
+      if (beforeWrite && !(await beforeWrite.then(() => true, () => false))) throw new EarlierBatchFailed();
       // Stopped while the batch was embedded: nothing of it was written, and its rows did not fail.
       this.throwIfAborted();
       // The batch is not written and the watermark stays before it; the run fails with the
@@ -480,7 +584,7 @@ class SyncRun {
       const failedIds = new Set(failed.map((f) => f.id));
       await this.deps.store.clearFailures(this.job.id, [...keyOf.keys()].filter((id) => !failedIds.has(id)));
     }
-    return { ...counts, deleted, rows: rows.length };
+    return { ...counts, deleted, rows: rows.length, batch: batchToken };
   }
 
   /** Re-reads the job's failed rows by key and writes them; rows gone from the source are forgotten. */
@@ -639,7 +743,7 @@ class SyncRun {
     counts: BatchCounts,
     rowsRead: number,
     advance: boolean,
-    reconcileFrom?: JobRecord['reconcileFrom'],
+    reconcileFrom: JobRecord['reconcileFrom'] | undefined,
   ): Promise<void> {
     const r = this.run;
     r.rowsRead += rowsRead;
@@ -651,7 +755,7 @@ class SyncRun {
     addRunUsage(r, counts);
     if (advance) r.watermarkEnd = watermark;
     // The checkpoint carries the progress too, the batch's rows now in rows_read.
-    const progress = this.progress.refresh(true);
+    const progress = this.progress.refresh(counts.batch ?? NO_BATCH);
     let stop = false;
     let stale = false;
     let lost = false;

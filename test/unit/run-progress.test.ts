@@ -78,10 +78,11 @@ describe('RunProgressReporter', () => {
     gate = new Promise<void>((resolve) => {
       open = resolve;
     });
-    reporter.batchProgress(10);
+    const first = {};
+    reporter.batchProgress(first, 10);
     await until('a write is in flight', () => inFlight === 1);
-    reporter.batchProgress(20);
-    reporter.batchProgress(15); // never back within a batch
+    reporter.batchProgress(first, 20);
+    reporter.batchProgress(first, 15); // never back within a batch
     await someTicks();
     assert.equal(inFlight, 1, 'no second write while one is in flight');
     open();
@@ -90,7 +91,7 @@ describe('RunProgressReporter', () => {
 
     // A checkpoint: the batch's rows are now in rows_read and count once.
     run.rowsRead = 50;
-    const checkpointed = reporter.refresh(true);
+    const checkpointed = reporter.refresh(first);
     assert.equal(checkpointed.rowsDone, 50);
     assert.equal(checkpointed.percent, 50);
     reporter.stored(checkpointed);
@@ -101,7 +102,7 @@ describe('RunProgressReporter', () => {
     gate = new Promise<void>((resolve) => {
       open = resolve;
     });
-    reporter.batchProgress(10);
+    reporter.batchProgress({}, 10);
     await until('a write is in flight', () => inFlight === 1);
     const stopped = reporter.stop();
     let done = false;
@@ -112,10 +113,28 @@ describe('RunProgressReporter', () => {
     assert.equal(done, false, 'stop() waits for the write in flight');
     open();
     await stopped;
-    reporter.batchProgress(40);
+    reporter.batchProgress({}, 40);
     await someTicks();
     assert.equal(writes.length, 3, 'nothing written after stop()');
     assert.equal(most, 1);
+  });
+
+  it('two batches in flight count each, and a checkpoint takes only its own batch out', () => {
+    const run = runRecord();
+    const reporter = new RunProgressReporter(run, async () => undefined, { intervalMs: 60_000 });
+    reporter.setEstimate(1000);
+    const written = {};
+    const embedding = {};
+    reporter.batchProgress(written, 100);
+    reporter.batchProgress(embedding, 30);
+    assert.equal(reporter.refresh().rowsDone, 130);
+    // The first batch is checkpointed: its 100 rows move into rows_read, the second's 30 stay.
+    run.rowsRead += 100;
+    assert.equal(reporter.refresh(written).rowsDone, 130);
+    reporter.batchProgress(embedding, 60);
+    assert.equal(reporter.refresh().rowsDone, 160);
+    run.rowsRead += 100;
+    assert.equal(reporter.refresh(embedding).rowsDone, 200);
   });
 
   it('a failed write is not the run\'s failure: the next sample tries again', async () => {
@@ -130,7 +149,7 @@ describe('RunProgressReporter', () => {
       { intervalMs: 5 },
     );
     reporter.start();
-    reporter.batchProgress(5);
+    reporter.batchProgress({}, 5);
     await until('a second attempt', () => attempts >= 2);
     await reporter.stop();
   });
