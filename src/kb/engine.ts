@@ -262,7 +262,10 @@ export class KnowledgeBaseEngine implements DocumentSink, EmbeddingCosts {
       counts.embeddingTokens = usage.tokens;
       counts.embeddingRequests = usage.requests;
     }
-    // The batch before this one (a run's pipeline) is written and checkpointed first.
+    // The batch before this one (a run's pipeline) is written and checkpointed first. The run's
+    // next batch starts embedding now; a redo after CollectionsChanged (a rebuild started or
+    // swapped while this batch waited) embeds its shadow part alongside it, the one time two
+    // batches of a run reach a provider at once.
     options.onEmbedded?.();
     await options.beforeWrite;
     // One transaction for the whole batch: re-embedded documents and metadata-only updates (and the shadow's).

@@ -344,6 +344,7 @@ class SyncRun {
     let from = start;
     // The batch before the one being read: embedded, written and checkpointed, or being so.
     let previous: PipelinedBatch = { embedded: Promise.resolve(true), done: Promise.resolve() };
+    let previousIds = new Set<string>();
     try {
       for (;;) {
         this.throwIfAborted();
@@ -370,9 +371,14 @@ class SyncRun {
           );
         }
         // The provider embeds one batch at a time: this one starts once the one before is embedded
-        // (that one is being written and checkpointed meanwhile).
-        // A batch that failed before the next one starts: the next one is not tried.
+        // (that one is being written and checkpointed meanwhile). A batch that failed before that:
+        // this one is not tried.
         if (!(await previous.embedded)) await previous.done;
+        // A row read again (its filter value moved forward within the run's bound since the batch
+        // before was read) must be judged against what that batch writes: wait for it.
+        const ids = rows.map((r) => documentIdFromKey(r.position.key));
+        if (ids.some((id) => previousIds.has(id))) await previous.done;
+        previousIds = new Set(ids);
         const before = previous.done;
         const batch = this.startBatch(rows, advance, before);
         previous = batch;
@@ -409,14 +415,19 @@ class SyncRun {
         throw new EarlierBatchFailed();
       },
     );
-    // Awaited by the sink later, maybe after it rejected: handled here, thrown there.
-    gate.catch(() => undefined);
+    // The batch before failed: this one's embedding stops at once (it can never be written).
+    const givenUp = new AbortController();
+    gate.catch(() => givenUp.abort());
     let embedded: () => void = () => undefined;
     const embeddedSignal = new Promise<void>((resolve) => {
       embedded = resolve;
     });
     const done = (async () => {
-      const counts = await this.writeRows(rows, { beforeWrite: gate, onEmbedded: embedded });
+      const counts = await this.writeRows(rows, {
+        beforeWrite: gate,
+        onEmbedded: embedded,
+        signal: AbortSignal.any([this.signal, givenUp.signal]),
+      });
       // With a token budget, only the batch's first rows may have been written: the checkpoint
       // covers those, and the run stops there (sync/budget.ts).
       const kept = counts.rows ?? rows.length;
@@ -522,9 +533,10 @@ class SyncRun {
    */
   private async writeRows(
     batch: SourceRow[],
-    pipeline: Pick<SinkOptions, 'beforeWrite' | 'onEmbedded'> = {},
+    pipeline: Pick<SinkOptions, 'beforeWrite' | 'onEmbedded' | 'signal'> = {},
   ): Promise<BatchCounts> {
-    const { beforeWrite } = pipeline;
+    const { beforeWrite, onEmbedded } = pipeline;
+    const signal = pipeline.signal ?? this.signal;
     // Without max_tokens_per_run, every row; with it, the first rows whose embedding fits what is left.
     const rows = await this.budget.admit(
       batch,
@@ -551,9 +563,10 @@ class SyncRun {
       const onProgress = (documentsDone: number) =>
         this.progress.batchProgress(batchToken, Math.floor((rows.length * documentsDone) / unique.length));
       counts = await this.deps.sink.upsertDocuments(this.kb, unique, {
-        signal: this.signal,
+        signal,
         onProgress,
-        ...pipeline,
+        ...(beforeWrite ? { beforeWrite } : {}),
+        ...(onEmbedded ? { onEmbedded } : {}),
       });
       // Also when the sink had nothing to write: what follows writes too (deletes, failures).
       await beforeWrite;
