@@ -24,6 +24,7 @@ import Database from 'better-sqlite3';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import type { EmbeddingProvider } from '../src/embeddings/port.js';
+import { openSqliteFile } from '../src/store/sqlite/open.js';
 import { buildCandidateIndex } from '../src/store/sqlite/vector-index-build.js';
 import { SqliteVectorStore } from '../src/store/sqlite/vector-store.js';
 import type { DocumentInput, MetadataFilter, SearchHit } from '../src/store/vector-port.js';
@@ -220,8 +221,8 @@ export async function benchSize(
     const insertSeconds = round((performance.now() - loadStarted) / 1000, 1);
 
     // Store level: two stores on one more connection, one always exact, one always the index.
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
+    // Opened as the app opens its store (memory map and all), so store level is what a reader sees.
+    const db = openSqliteFile(file);
     const exact = new SqliteVectorStore(db, { indexMinChunks: Number.POSITIVE_INFINITY });
     const indexed = new SqliteVectorStore(db, { indexMinChunks: 0 });
     const n = Math.min(args.queries, queryVectors.length);

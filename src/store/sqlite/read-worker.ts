@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { MMAP_BYTES } from './open.js';
 import * as sqliteVec from 'sqlite-vec';
 import { lowerThisThreadPriority } from '../../threads/priority.js';
 
@@ -18,6 +19,8 @@ const { file, nice } = workerData as { file: string; nice?: number };
 lowerThisThreadPriority(nice ?? 0);
 const db = new Database(file, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
+// As the main connection (open.ts): searches read the candidate index from a memory map.
+db.pragma(`mmap_size = ${MMAP_BYTES}`);
 sqliteVec.load(db);
 
 const statements = new Map<string, Database.Statement>();

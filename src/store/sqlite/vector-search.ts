@@ -81,7 +81,10 @@ export class VectorSearch {
     'filtered-exact': 0,
     'index-filtered': 0,
   };
+  /** Searches run again without a bound (every bound held fewer than k candidates). */
   unboundedReruns = 0;
+  /** Searches run again with a wider bound (the first held fewer than k candidates). */
+  widenedBounds = 0;
 
   constructor(options: SqliteVectorStoreOptions = {}) {
     const minChunks = options.indexMinChunks ?? DEFAULT_INDEX_MIN_CHUNKS;
@@ -151,9 +154,9 @@ export class VectorSearch {
   }
 
   /**
-   * A Hamming KNN (bounded by the collection's recent radius when there is one) and the exact
-   * rescoring; run again unbounded when the bound held fewer than the candidates wanted, so the
-   * candidates are always the nearest by Hamming distance.
+   * A Hamming KNN (bounded by the collection's recent radii when there are some) and the exact
+   * rescoring; run again with a wider bound, then unbounded, while a bound held fewer than the
+   * candidates wanted, so the candidates are always the nearest by Hamming distance.
    */
   async #indexSearch(
     c: SearchCollection,
@@ -164,10 +167,17 @@ export class VectorSearch {
   ): Promise<IndexRow[]> {
     const k = candidatesFor(topK);
     // With the filter in the scan the distances are those of the matching chunks only: no bound.
-    const radius = options.filterIn === 'scan' || c.chunks <= k ? undefined : this.#radii.bound(c.id, k);
-    let rows = await run<IndexRow>(...sqlOf(indexSql(c.tables, c.id, query, topK, { ...options, radius })));
-    if (radius !== undefined && (rows[0]?.found ?? 0) < k) {
-      this.unboundedReruns++;
+    const bounds = options.filterIn === 'scan' || c.chunks <= k ? [] : this.#radii.bounds(c.id, k);
+    let rows: IndexRow[] | undefined;
+    for (const [i, radius] of bounds.entries()) {
+      if (i > 0) this.widenedBounds++;
+      rows = await run<IndexRow>(...sqlOf(indexSql(c.tables, c.id, query, topK, { ...options, radius })));
+      // Fewer than k within the bound: the k nearest are not all there.
+      if ((rows[0]?.found ?? 0) < k) rows = undefined;
+      else break;
+    }
+    if (rows === undefined) {
+      if (bounds.length > 0) this.unboundedReruns++;
       rows = await run<IndexRow>(...sqlOf(indexSql(c.tables, c.id, query, topK, options)));
     }
     const first = rows[0];

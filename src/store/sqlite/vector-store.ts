@@ -424,6 +424,11 @@ export class SqliteVectorStore implements VectorStore {
     return this.#vectorSearch.unboundedReruns;
   }
 
+  /** Index searches run a second time with a wider Hamming bound (the first held too few candidates). */
+  get widenedBounds(): number {
+    return this.#vectorSearch.widenedBounds;
+  }
+
   async searchKeyword(
     kbId: string,
     query: string,
