@@ -204,8 +204,6 @@ class EarlierBatchFailed extends Error {
 }
 
 const NOTHING: BatchCounts = { added: 0, updated: 0, unchanged: 0, chunksWritten: 0, deleted: 0 };
-/** A checkpoint of no batch (reconciliation's deletes, the first run's watermark): no batch to take out. */
-const NO_BATCH = {};
 
 class SyncRun {
   private job: JobRecord;
@@ -768,7 +766,8 @@ class SyncRun {
     addRunUsage(r, counts);
     if (advance) r.watermarkEnd = watermark;
     // The checkpoint carries the progress too, the batch's rows now in rows_read.
-    const progress = this.progress.refresh(counts.batch ?? NO_BATCH);
+    // A checkpoint of no batch (reconciliation's deletes, the first run's watermark) takes none out.
+    const progress = this.progress.refresh(counts.batch);
     let stop = false;
     let stale = false;
     let lost = false;
