@@ -8,7 +8,7 @@
  * `os.availableParallelism()` threads, as the service runs it. A SQLite table of ROWS short
  * support-ticket rows (~170 characters) is synced through the real sync run and HTTP API
  * (`fastify.inject`). Only one app works at a time; throughput runs alternate lane/no lane
- * (A B B A) so drift on a shared machine hits both alike.
+ * (A B B A, then B A A B) so drift on a shared machine hits both alike.
  *
  *   npx tsx bench/query-lane.ts                   4,000 rows, every part
  *   npx tsx bench/query-lane.ts 1000              other sizes
@@ -29,6 +29,8 @@ const BATCH_SIZES = [500, 2000];
 const QUERY_GAP_MS = 100;
 const IDLE_QUERIES = 100;
 const PAUSES = 3;
+/** Rounds of four throughput passes per batch size (two with the lane, two without). */
+const THROUGHPUT_ROUNDS = 2;
 
 const QUERIES = [
   'parcel arrived damaged',
@@ -271,6 +273,8 @@ export interface QueryLaneResult {
     laneRowsPerSecond: number[];
     fifoRowsPerSecond: number[];
     ratio: number;
+    /** The ratio within each round of four passes: how far noise moves it. */
+    roundRatios: number[];
   }>;
   pause: Array<{
     lane: boolean;
@@ -338,7 +342,12 @@ export async function benchQueryLane(
     for (const batch of parts.includes('throughput') ? BATCH_SIZES : []) {
       const laneRps: number[] = [];
       const fifoRps: number[] = [];
-      for (const a of [lane, fifo, fifo, lane]) {
+      // Machine noise moves a pass by ±10% over a minute or so (measured: the same setting 78–110
+      // rows/s on one machine in one hour), so THROUGHPUT_ROUNDS rounds of A B B A, then B A A B.
+      const order = Array.from({ length: THROUGHPUT_ROUNDS }, (_, k) =>
+        k % 2 === 0 ? [lane, fifo, fifo, lane] : [fifo, lane, lane, fifo],
+      ).flat();
+      for (const a of order) {
         const r = await backfill(a, rows, batch, false);
         (a.lane ? laneRps : fifoRps).push(r1(r.rowsPerSecond));
         log(`throughput, batch ${batch}, ${a.lane ? 'lane' : 'fifo'}: ${r1(r.rowsPerSecond)} rows/s`);
@@ -349,6 +358,13 @@ export async function benchQueryLane(
         laneRowsPerSecond: laneRps,
         fifoRowsPerSecond: fifoRps,
         ratio: Math.round((mean(laneRps) / mean(fifoRps)) * 100) / 100,
+        roundRatios: Array.from(
+          { length: THROUGHPUT_ROUNDS },
+          (_, k) =>
+            Math.round(
+              (mean(laneRps.slice(2 * k, 2 * k + 2)) / mean(fifoRps.slice(2 * k, 2 * k + 2))) * 100,
+            ) / 100,
+        ),
       });
     }
 
@@ -417,13 +433,16 @@ export function printQueryLane(r: QueryLaneResult): void {
     })),
   ]);
   if (r.throughput.length > 0) {
-    console.log('\nBackfill throughput without queries (runs in the order lane, no lane, no lane, lane)');
+    console.log(
+      `\nBackfill throughput without queries (${THROUGHPUT_ROUNDS} rounds: lane, no lane, no lane, lane; then no lane, lane, lane, no lane)`,
+    );
     console.table(
       r.throughput.map((t) => ({
         batch: t.batch,
         'lane rows/s': t.laneRowsPerSecond.join(', '),
         'no lane rows/s': t.fifoRowsPerSecond.join(', '),
         'lane ÷ no lane': t.ratio,
+        'by round': t.roundRatios.join(', '),
       })),
     );
   }
