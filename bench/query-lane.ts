@@ -342,7 +342,7 @@ export async function benchQueryLane(
     for (const batch of parts.includes('throughput') ? BATCH_SIZES : []) {
       const laneRps: number[] = [];
       const fifoRps: number[] = [];
-      // Machine noise moves a pass by ±10% over a minute or so (measured: the same setting 78–110
+      // Machine noise moves a pass by ±15% within minutes (measured: the same setting 71–110
       // rows/s on one machine in one hour), so THROUGHPUT_ROUNDS rounds of A B B A, then B A A B.
       const order = Array.from({ length: THROUGHPUT_ROUNDS }, (_, k) =>
         k % 2 === 0 ? [lane, fifo, fifo, lane] : [fifo, lane, lane, fifo],
